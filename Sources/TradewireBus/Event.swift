@@ -1,0 +1,106 @@
+import Foundation
+import Synchronization
+import TradewireJSON
+
+/// The data an event carries. In-process handlers get the typed value; remote subscribers
+/// and history get its JSON, encoded at most once per event.
+public protocol EventPayload: JSONEncodable {
+    /// `object|array|string|number|boolean|null`, as recorded in history.
+    var jsonTypeName: String { get }
+}
+
+extension JSONValue: EventPayload {
+    public var jsonTypeName: String { typeName }
+}
+
+/// One published event. Immutable apart from its lazily computed, shared JSON encodings.
+public final class Event: Sendable {
+    /// Daemon-wide sequence number: strictly increasing from 1, never reused.
+    public let seq: Int
+    public let type: String
+    public let timestamp: Date
+    public let payload: any EventPayload
+    public let metadata: JSONObject
+    private let cache: Mutex<EncodingCache>
+
+    private struct EncodingCache {
+        var data: [UInt8]?
+        var event: [UInt8]?
+    }
+
+    public init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
+        self.seq = seq
+        self.type = type
+        self.timestamp = timestamp
+        self.payload = payload
+        self.metadata = metadata
+        self.cache = Mutex(EncodingCache())
+    }
+
+    /// The typed payload, when it is a `T`.
+    public func data<T>(as type: T.Type) -> T? { payload as? T }
+
+    /// The payload as compact JSON. Encoded once, then shared by every reader.
+    public var dataJSON: [UInt8] {
+        if let cached = cache.withLock({ $0.data }) { return cached }
+        var writer = JSONWriter(reservingCapacity: 128)
+        payload.encodeJSON(to: &writer)
+        let bytes = writer.bytes
+        return cache.withLock { cache in
+            if let existing = cache.data { return existing }
+            cache.data = bytes
+            return bytes
+        }
+    }
+
+    /// The event object of PROTOCOL §3 as compact JSON:
+    /// `{"seq","event_type","timestamp","data","metadata"}`. Computed once, then shared.
+    public var json: [UInt8] {
+        if let cached = cache.withLock({ $0.event }) { return cached }
+        let data = dataJSON
+        var writer = JSONWriter(reservingCapacity: data.count + 128)
+        writer.beginObject()
+        writer.field("seq", seq)
+        writer.field("event_type", type)
+        writer.field("timestamp", timestamp)
+        writer.key("data")
+        writer.writeRaw(data)
+        writer.field("metadata", metadata)
+        writer.endObject()
+        let bytes = writer.bytes
+        return cache.withLock { cache in
+            if let existing = cache.event { return existing }
+            cache.event = bytes
+            return bytes
+        }
+    }
+}
+
+extension Event: JSONEncodable {
+    public func encodeJSON(to writer: inout JSONWriter) { writer.writeRaw(json) }
+}
+
+/// A history entry: the event plus the facts recorded at publish time.
+public struct HistoryRecord: Sendable {
+    public let event: Event
+    /// Client subscriptions that matched when the event was published.
+    public let subscriberCount: Int
+
+    /// The record object of PROTOCOL §3 (the event's keys plus `subscriber_count` and
+    /// `data_type`); `includeData: false` leaves the `data` key out.
+    public func encodeJSON(to writer: inout JSONWriter, includeData: Bool) {
+        writer.beginObject()
+        writer.field("seq", event.seq)
+        writer.field("event_type", event.type)
+        writer.field("timestamp", event.timestamp)
+        if includeData {
+            writer.key("data")
+            writer.writeRaw(event.dataJSON)
+        }
+        writer.field("metadata", event.metadata)
+        writer.field("subscriber_count", subscriberCount)
+        writer.field("data_type", event.payload.jsonTypeName)
+        writer.endObject()
+    }
+
+}

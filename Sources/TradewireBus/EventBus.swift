@@ -1,0 +1,342 @@
+import DequeModule
+import Foundation
+import Logging
+import Synchronization
+import TradewireJSON
+
+/// The in-process event bus: daemon-wide seq numbers, glob subscriptions, a bounded history
+/// ring and lifetime counters.
+///
+/// Semantics kept from the reference: publishing records history even with no subscriber,
+/// awaits every in-process handler (run concurrently), and never fails because a handler
+/// did; subscribing the same owner to the same pattern twice is a no-op.
+///
+/// State lives behind one `Mutex` rather than an actor: a publish takes the lock once to
+/// assign its seq, record history and hand the event to synchronous sinks in seq order, so
+/// the hot path has no executor hop.
+public final class EventBus: Sendable {
+    /// Default history capacity.
+    public static let defaultHistoryCapacity = 1000
+    /// Distinct event types counted one by one in `publishedByType`; later ones share `(other)`.
+    public static let maximumTrackedTypes = 10_000
+
+    private let state: Mutex<State>
+    private let logger: Logger
+    private let clock: @Sendable () -> Date
+
+    private struct State {
+        var nextSeq = 1
+        var nextSubscriptionID = 1
+        var subscribers: [SubscriptionID: Subscriber] = [:]
+        var byOwnerAndPattern: [SubscriberOwner: [EventPattern: SubscriptionID]] = [:]
+        var clientPatternCounts: [String: Int] = [:]
+        var internalPatternCounts: [String: Int] = [:]
+        /// Per event type: the subscribers that match it (dropped whenever subscriptions change).
+        var matchCache: [String: [Subscriber]] = [:]
+        var history: Deque<HistoryRecord> = []
+        var historyCapacity: Int
+        var published = 0
+        var delivered = 0
+        var handlerErrors = 0
+        var publishedByType: [String: Int] = [:]
+
+        mutating func matching(_ type: String) -> [Subscriber] {
+            if let cached = matchCache[type] { return cached }
+            let found = subscribers.values.filter { $0.pattern.matches(type) }.sorted { $0.id.rawValue < $1.id.rawValue }
+            if matchCache.count >= 10_000 { matchCache.removeAll(keepingCapacity: true) }
+            matchCache[type] = found
+            return found
+        }
+    }
+
+    /// - Parameters:
+    ///   - historyCapacity: records kept in the history ring (at least 1).
+    ///   - clock: the timestamp source (injected for tests).
+    public init(
+        historyCapacity: Int = EventBus.defaultHistoryCapacity,
+        logger: Logger = Logger(label: "tradewire.bus"),
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        let capacity = max(1, historyCapacity)
+        var initial = State(historyCapacity: capacity)
+        initial.history.reserveCapacity(capacity)
+        self.state = Mutex(initial)
+        self.logger = logger
+        self.clock = clock
+    }
+
+    // MARK: subscriptions
+
+    /// Registers a subscriber. When `owner` already holds `pattern`, returns that subscription
+    /// unchanged (no replay). Otherwise, atomically with respect to publishes: calls `prelude`
+    /// with the new id and the replay gap (if the requested replay reaches further back than
+    /// history), delivers the replay to the handler, then goes live: no gap, no duplicate.
+    @discardableResult
+    public func subscribe(
+        _ pattern: EventPattern,
+        owner: SubscriberOwner,
+        handler: EventHandler,
+        replay: ReplayRequest? = nil,
+        prelude: (SubscriptionID, ReplayGap?) -> Void = { _, _ in }
+    ) -> SubscribeOutcome {
+        var replayed: [Event] = []
+        let outcome: SubscribeOutcome = state.withLock { state in
+            if let existing = state.byOwnerAndPattern[owner]?[pattern] {
+                return SubscribeOutcome(id: existing, created: false)
+            }
+            let id = SubscriptionID(rawValue: state.nextSubscriptionID)
+            state.nextSubscriptionID += 1
+            let subscriber = Subscriber(id: id, pattern: pattern, owner: owner, handler: handler)
+            var gap: ReplayGap?
+            if let replay {
+                let oldest = state.history.first?.event.seq ?? state.nextSeq
+                if replay.sinceSeq + 1 < oldest {
+                    gap = ReplayGap(firstSeq: replay.sinceSeq + 1, lastSeq: oldest - 1)
+                }
+                for record in state.history where record.event.seq > replay.sinceSeq && pattern.matches(record.event.type) {
+                    replayed.append(record.event)
+                }
+            }
+            prelude(id, gap)
+            if case .sync(let deliver) = handler {
+                for event in replayed {
+                    do { try deliver(event) } catch { state.handlerErrors += 1 }
+                    state.delivered += 1
+                }
+                replayed.removeAll()
+            }
+            state.subscribers[id] = subscriber
+            state.byOwnerAndPattern[owner, default: [:]][pattern] = id
+            if owner.isClient {
+                state.clientPatternCounts[pattern.text, default: 0] += 1
+            } else {
+                state.internalPatternCounts[pattern.text, default: 0] += 1
+            }
+            state.matchCache.removeAll(keepingCapacity: true)
+            return SubscribeOutcome(id: id, created: true)
+        }
+        if case .async(let handle) = handler, !replayed.isEmpty {
+            // Async replay is best effort and ordered; live events may interleave after it.
+            let logger = self.logger
+            Task {
+                for event in replayed {
+                    do { try await handle(event) } catch {
+                        logger.warning("bus.handler.failed", metadata: ["event.type": "\(event.type)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
+        logger.debug(
+            "bus.subscribed",
+            metadata: ["subscription": "\(outcome.id)", "pattern": "\(pattern)", "created": "\(outcome.created)"])
+        return outcome
+    }
+
+    /// Removes one subscription; `owner`, when given, must match (another connection's id removes nothing).
+    @discardableResult
+    public func unsubscribe(_ id: SubscriptionID, owner: SubscriberOwner? = nil) -> Bool {
+        state.withLock { state in
+            guard let subscriber = state.subscribers[id], owner == nil || subscriber.owner == owner else { return false }
+            Self.remove(subscriber, from: &state)
+            return true
+        }
+    }
+
+    /// Removes the owner's subscriptions whose pattern text equals `pattern` exactly.
+    @discardableResult
+    public func unsubscribe(pattern: String, owner: SubscriberOwner) -> Int {
+        state.withLock { state in
+            guard let byPattern = state.byOwnerAndPattern[owner] else { return 0 }
+            let doomed = byPattern.filter { $0.key.text == pattern }.compactMap { state.subscribers[$0.value] }
+            for subscriber in doomed { Self.remove(subscriber, from: &state) }
+            return doomed.count
+        }
+    }
+
+    /// Removes every subscription of an owner (a closed connection). Returns how many.
+    @discardableResult
+    public func unsubscribeAll(owner: SubscriberOwner) -> Int {
+        state.withLock { state in
+            guard let byPattern = state.byOwnerAndPattern[owner] else { return 0 }
+            let doomed = byPattern.values.compactMap { state.subscribers[$0] }
+            for subscriber in doomed { Self.remove(subscriber, from: &state) }
+            return doomed.count
+        }
+    }
+
+    private static func remove(_ subscriber: Subscriber, from state: inout State) {
+        state.subscribers[subscriber.id] = nil
+        state.byOwnerAndPattern[subscriber.owner]?[subscriber.pattern] = nil
+        if state.byOwnerAndPattern[subscriber.owner]?.isEmpty == true {
+            state.byOwnerAndPattern[subscriber.owner] = nil
+        }
+        // The pattern key stays with a zero count, as in the reference's get_stats.
+        if subscriber.owner.isClient {
+            state.clientPatternCounts[subscriber.pattern.text, default: 1] -= 1
+        } else {
+            state.internalPatternCounts[subscriber.pattern.text, default: 1] -= 1
+        }
+        state.matchCache.removeAll(keepingCapacity: true)
+    }
+
+    /// True when at least one client subscription matches `type` (lets a publisher encode a
+    /// large payload before publishing, outside the delivery lock).
+    public func hasClientSubscriber(for type: String) -> Bool {
+        state.withLock { state in state.matching(type).contains { $0.owner.isClient } }
+    }
+
+    // MARK: publishing
+
+    /// Publishes and awaits every matching in-process handler.
+    @discardableResult
+    public func publish(
+        _ type: String,
+        payload: any EventPayload = JSONValue.null,
+        metadata: JSONObject = [:]
+    ) async -> PublishedEvent {
+        let published = publishRecording(type, payload: payload, metadata: metadata)
+        await published.handlersFinished()
+        return published
+    }
+
+    /// The synchronous half of a publish: assigns the seq, records history, updates counters
+    /// and runs synchronous handlers (in seq order). The returned value's
+    /// ``PublishedEvent/handlersFinished()`` runs the async handlers; callers that need the
+    /// reference semantics must await it.
+    ///
+    /// `type` must already be a valid event type (see ``EventName/validateType(_:)``).
+    public func publishRecording(
+        _ type: String,
+        payload: any EventPayload,
+        metadata: JSONObject = [:]
+    ) -> PublishedEvent {
+        let timestamp = clock()
+        return state.withLock { state in
+            let event = Event(seq: state.nextSeq, type: type, timestamp: timestamp, payload: payload, metadata: metadata)
+            state.nextSeq += 1
+            let matched = state.matching(type)
+            var clients = 0
+            var pending: [@Sendable (Event) async throws -> Void] = []
+            for subscriber in matched {
+                if subscriber.owner.isClient { clients += 1 }
+                switch subscriber.handler {
+                case .sync(let deliver):
+                    do { try deliver(event) } catch {
+                        state.handlerErrors += 1
+                        logger.warning(
+                            "bus.handler.failed", metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+                    }
+                case .async(let handle):
+                    pending.append(handle)
+                }
+            }
+            state.delivered += matched.count
+            if state.history.count == state.historyCapacity { state.history.removeFirst() }
+            state.history.append(HistoryRecord(event: event, subscriberCount: clients))
+            state.published += 1
+            if state.publishedByType[type] != nil || state.publishedByType.count < Self.maximumTrackedTypes {
+                state.publishedByType[type, default: 0] += 1
+            } else {
+                state.publishedByType["(other)", default: 0] += 1
+            }
+            return PublishedEvent(event: event, clientSubscribers: clients, pending: pending, bus: self)
+        }
+    }
+
+    func recordHandlerErrors(_ count: Int) {
+        state.withLock { $0.handlerErrors += count }
+    }
+
+    var handlerLogger: Logger { logger }
+
+    // MARK: queries
+
+    /// History, oldest first: filtered by `pattern` and `sinceSeq`, then the last `limit`
+    /// (nil or 0: everything that matched).
+    public func history(matching pattern: EventPattern? = nil, sinceSeq: Int? = nil, limit: Int? = nil) -> HistoryPage {
+        state.withLock { state in
+            var records: [HistoryRecord] = []
+            for record in state.history {
+                if let sinceSeq, record.event.seq <= sinceSeq { continue }
+                if let pattern, !pattern.matches(record.event.type) { continue }
+                records.append(record)
+            }
+            if let limit, limit > 0, records.count > limit {
+                records.removeFirst(records.count - limit)
+            }
+            return HistoryPage(
+                records: records,
+                oldestSeq: state.history.first?.event.seq,
+                newestSeq: state.history.last?.event.seq,
+                capacity: state.historyCapacity)
+        }
+    }
+
+    /// Empties the history ring (counters and seq are kept).
+    public func clearHistory() {
+        state.withLock { $0.history.removeAll(keepingCapacity: true) }
+    }
+
+    public func statistics() -> BusStatistics {
+        state.withLock { state in
+            BusStatistics(
+                clientSubscriptionsByPattern: state.clientPatternCounts,
+                internalHandlersByPattern: state.internalPatternCounts.filter { $0.value > 0 },
+                eventsPublished: state.published,
+                eventsDelivered: state.delivered,
+                handlerErrors: state.handlerErrors,
+                publishedByType: state.publishedByType,
+                historySize: state.history.count,
+                historyCapacity: state.historyCapacity,
+                lastSeq: state.nextSeq - 1)
+        }
+    }
+}
+
+/// A recorded event whose async handlers may still be pending.
+public struct PublishedEvent: Sendable {
+    public let event: Event
+    /// Client subscriptions that matched.
+    public let clientSubscribers: Int
+    fileprivate let pending: [@Sendable (Event) async throws -> Void]
+    fileprivate let bus: EventBus
+
+    /// True when async in-process handlers matched and must be awaited.
+    public var hasPendingHandlers: Bool { !pending.isEmpty }
+
+    /// Runs the matched async handlers concurrently and returns when all have finished.
+    /// Errors are counted and logged, never thrown.
+    public func handlersFinished() async {
+        guard !pending.isEmpty else { return }
+        let event = self.event
+        if pending.count == 1 {
+            do { try await pending[0](event) } catch { fail(error) }
+            return
+        }
+        let failures = await withTaskGroup(of: Bool.self, returning: Int.self) { group in
+            for handle in pending {
+                group.addTask {
+                    do {
+                        try await handle(event)
+                        return true
+                    } catch {
+                        self.bus.handlerLogger.warning(
+                            "bus.handler.failed",
+                            metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+                        return false
+                    }
+                }
+            }
+            var failed = 0
+            for await ok in group where !ok { failed += 1 }
+            return failed
+        }
+        if failures > 0 { bus.recordHandlerErrors(failures) }
+    }
+
+    private func fail(_ error: any Error) {
+        bus.handlerLogger.warning(
+            "bus.handler.failed", metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+        bus.recordHandlerErrors(1)
+    }
+}

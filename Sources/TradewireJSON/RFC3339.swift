@@ -1,0 +1,163 @@
+import Foundation
+
+/// RFC 3339 timestamps in UTC with microseconds, written and read without `DateFormatter`
+/// (which is slow and not thread-safe to share).
+public enum RFC3339 {
+    /// `2026-11-25T14:20:08.123456Z`
+    public static func string(from date: Date) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27)
+        append(date, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the timestamp's characters (no quotes).
+    public static func append(_ date: Date, to bytes: inout [UInt8]) {
+        let interval = date.timeIntervalSince1970
+        var seconds = Int64(interval.rounded(.down))
+        var micros = Int64(((interval - Double(seconds)) * 1_000_000).rounded())
+        if micros >= 1_000_000 {
+            seconds += 1
+            micros -= 1_000_000
+        }
+        let days = floorDiv(seconds, 86_400)
+        let secondOfDay = seconds - days * 86_400
+        let (year, month, day) = civil(fromDays: days)
+        appendDigits(year, width: 4, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        appendDigits(month, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "-"))
+        appendDigits(day, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "T"))
+        appendDigits(secondOfDay / 3600, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        appendDigits(secondOfDay / 60 % 60, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        appendDigits(secondOfDay % 60, width: 2, to: &bytes)
+        bytes.append(UInt8(ascii: "."))
+        appendDigits(micros, width: 6, to: &bytes)
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with `Z`, `±HH:MM` or no zone
+    /// (read as UTC); a space may stand for the `T`. Returns nil for anything else.
+    public static func date(from string: String) -> Date? {
+        let b = Array(string.utf8)
+        var i = 0
+        func number(_ width: Int) -> Int64? {
+            guard i + width <= b.count else { return nil }
+            var value: Int64 = 0
+            for _ in 0..<width {
+                let d = b[i] &- UInt8(ascii: "0")
+                guard d < 10 else { return nil }
+                value = value * 10 + Int64(d)
+                i += 1
+            }
+            return value
+        }
+        func expect(_ c: Character) -> Bool {
+            guard i < b.count, b[i] == c.asciiValue! else { return false }
+            i += 1
+            return true
+        }
+        guard let year = number(4), expect("-"), let month = number(2), expect("-"), let day = number(2),
+            (1...12).contains(month), (1...31).contains(day)
+        else { return nil }
+        var seconds = days(fromCivil: year, month, day) * 86_400
+        var fraction = 0.0
+        if i < b.count {
+            guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else {
+                return nil
+            }
+            i += 1
+            guard let hour = number(2), expect(":"), let minute = number(2), hour < 24, minute < 60 else {
+                return nil
+            }
+            var second: Int64 = 0
+            if i < b.count, b[i] == UInt8(ascii: ":") {
+                i += 1
+                guard let s = number(2), s <= 60 else { return nil }
+                second = s
+                if i < b.count, b[i] == UInt8(ascii: ".") {
+                    i += 1
+                    var scale = 0.1
+                    let start = i
+                    while i < b.count, b[i] &- UInt8(ascii: "0") < 10 {
+                        fraction += Double(b[i] - UInt8(ascii: "0")) * scale
+                        scale /= 10
+                        i += 1
+                    }
+                    guard i > start else { return nil }
+                }
+            }
+            seconds += hour * 3600 + minute * 60 + second
+            if i < b.count {
+                if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+                    i += 1
+                } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+                    let sign: Int64 = b[i] == UInt8(ascii: "+") ? 1 : -1
+                    i += 1
+                    guard let oh = number(2) else { return nil }
+                    _ = expect(":")
+                    guard let om = number(2) else { return nil }
+                    seconds -= sign * (oh * 3600 + om * 60)
+                } else {
+                    return nil
+                }
+            }
+        }
+        guard i == b.count else { return nil }
+        return Date(timeIntervalSince1970: Double(seconds) + fraction)
+    }
+
+    /// The UTC calendar day (`YYYY-MM-DD`) of a date.
+    public static func day(of date: Date) -> String {
+        String(string(from: date).prefix(10))
+    }
+
+    // Howard Hinnant's civil-from-days / days-from-civil algorithms.
+    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
+        let z = z0 + 719_468
+        let era = floorDiv(z, 146_097)
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let y = yoe + era * 400
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (m <= 2 ? y + 1 : y, m, d)
+    }
+
+    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = floorDiv(y, 400)
+        let yoe = y - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : (a - b + 1) / b
+    }
+
+    private static func appendDigits(_ value: Int64, width: Int, to bytes: inout [UInt8]) {
+        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
+        var v = value
+        var i = width - 1
+        while i >= 0 {
+            digits[i] = UInt8(ascii: "0") + UInt8(v % 10)
+            v /= 10
+            i -= 1
+        }
+        bytes.append(contentsOf: digits)
+    }
+}
+
+extension Date: JSONEncodable {
+    /// Dates are written as RFC 3339 UTC strings with microseconds.
+    public func encodeJSON(to writer: inout JSONWriter) {
+        writer.write(RFC3339.string(from: self))
+    }
+}
