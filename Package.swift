@@ -10,10 +10,18 @@ let package = Package(
         .library(name: "TradewireBus", targets: ["TradewireBus"]),
         .library(name: "TradewireTrading", targets: ["TradewireTrading"]),
         .library(name: "TradewirePipeline", targets: ["TradewirePipeline"]),
+        .library(name: "TradewireRPC", targets: ["TradewireRPC"]),
+        .library(name: "TradewireServer", targets: ["TradewireServer"]),
+        .library(name: "TradewireClient", targets: ["TradewireClient"]),
+        .executable(name: "tradewired", targets: ["tradewired"]),
+        .executable(name: "tradewire", targets: ["tradewire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .target(name: "TradewireJSON"),
@@ -39,6 +47,45 @@ let package = Package(
                 "TradewireBus",
                 "TradewireTrading",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(name: "TradewireRPC", dependencies: ["TradewireJSON"]),
+        .target(
+            name: "TradewireServer",
+            dependencies: [
+                "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "TradewireClient",
+            dependencies: [
+                "TradewireJSON", "TradewireRPC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "tradewired",
+            dependencies: [
+                "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "tradewire",
+            dependencies: [
+                "TradewireClient", "TradewireJSON", "TradewireRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -48,6 +95,17 @@ let package = Package(
         ),
         .testTarget(name: "TradewireJSONTests", dependencies: ["TradewireJSON"]),
         .testTarget(name: "TradewireBusTests", dependencies: ["TradewireBus"]),
+        .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC"]),
+        .testTarget(
+            name: "TradewireServerTests",
+            dependencies: [
+                "TradewireServer", "TradewireClient", "TradewireRPC", "TradewirePipeline", "TradewireBus",
+                "TradewireTrading", "TradewireJSON",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "TradewireTradingTests",
             dependencies: ["TradewireTrading"],

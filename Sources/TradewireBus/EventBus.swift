@@ -179,6 +179,11 @@ public final class EventBus: Sendable {
         state.matchCache.removeAll(keepingCapacity: true)
     }
 
+    /// How many subscriptions an owner holds.
+    public func subscriptionCount(owner: SubscriberOwner) -> Int {
+        state.withLock { $0.byOwnerAndPattern[owner]?.count ?? 0 }
+    }
+
     /// True when at least one client subscription matches `type` (lets a publisher encode a
     /// large payload before publishing, outside the delivery lock).
     public func hasClientSubscriber(for type: String) -> Bool {

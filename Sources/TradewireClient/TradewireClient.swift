@@ -1,0 +1,249 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
+import TradewireJSON
+import TradewireRPC
+
+/// Why a client call failed.
+public enum ClientError: Error, Sendable, CustomStringConvertible {
+    /// The socket could not be reached.
+    case cannotConnect(path: String, reason: String)
+    /// The daemon answered with a JSON-RPC error.
+    case rpc(RPCError)
+    /// The connection closed before the answer arrived.
+    case connectionClosed
+    /// No answer within the timeout.
+    case timeout(method: String)
+    /// The daemon sent something that is not valid JSON-RPC.
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case .cannotConnect(let path, let reason):
+            "cannot connect to tradewired at \(path): \(reason). Start it with `make run` or `tradewired --socket \(path)`."
+        case .rpc(let error): error.message
+        case .connectionClosed: "the daemon closed the connection"
+        case .timeout(let method): "no answer to \(method) in time"
+        case .protocolViolation(let what): "protocol violation: \(what)"
+        }
+    }
+}
+
+/// A server notification (`event`, `events_dropped`, `shutdown`).
+public struct ServerNotification: Sendable {
+    public let method: String
+    public let params: JSONValue
+}
+
+/// An async JSON-RPC client for tradewired over its Unix socket.
+///
+/// Requests may be issued concurrently; responses are matched by id. Notifications arrive
+/// on ``notifications``.
+public final class TradewireClient: Sendable {
+    public let socketPath: String
+    private let channel: any Channel
+    private let state: Mutex<State>
+    private let group: MultiThreadedEventLoopGroup?
+    /// Server notifications, in arrival order; finishes when the connection closes.
+    public let notifications: AsyncStream<ServerNotification>
+
+    private struct State {
+        var nextID = 1
+        var pending: [Int: CheckedContinuation<JSONValue, any Error>] = [:]
+        var closed = false
+    }
+
+    /// Connects to `socketPath` (default: the PROTOCOL §1 rules).
+    public static func connect(
+        socketPath: String? = nil, maxMessageBytes: Int = 64 << 20,
+        eventLoopGroup: (any EventLoopGroup)? = nil
+    ) async throws(ClientError) -> TradewireClient {
+        let path = SocketPath.resolve(explicit: socketPath, environment: ProcessInfo.processInfo.environment)
+        let owned = eventLoopGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+        let group = eventLoopGroup ?? owned!
+        let (stream, continuation) = AsyncStream<ServerNotification>.makeStream(bufferingPolicy: .unbounded)
+        let box = ClientBox()
+        do {
+            let channel = try await ClientBootstrap(group: group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ClientHandler(maxMessageBytes: maxMessageBytes, box: box, notifications: continuation))
+                    }
+                }
+                .connect(unixDomainSocketPath: path).get()
+            let client = TradewireClient(path: path, channel: channel, group: owned, notifications: stream)
+            box.client.withLock { $0 = client }
+            return client
+        } catch {
+            try? await owned?.shutdownGracefully()
+            throw .cannotConnect(path: path, reason: String(describing: error))
+        }
+    }
+
+    private init(path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?, notifications: AsyncStream<ServerNotification>) {
+        self.socketPath = path
+        self.channel = channel
+        self.group = group
+        self.notifications = notifications
+        self.state = Mutex(State())
+    }
+
+    /// Calls a method with by-name params and returns its `result`.
+    public func call(_ method: String, _ params: JSONObject = [:], timeout: Duration? = nil) async throws(ClientError) -> JSONValue {
+        let id = state.withLock { s in
+            defer { s.nextID += 1 }
+            return s.nextID
+        }
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("jsonrpc", "2.0")
+        writer.field("id", id)
+        writer.field("method", method)
+        writer.field("params", params)
+        writer.endObject()
+        return try await send(raw: writer.bytes, id: id, method: method, timeout: timeout)
+    }
+
+    /// Sends a raw line (tests use this to send hostile input) and awaits the answer with `id`.
+    public func send(raw: [UInt8], id: Int, method: String = "raw", timeout: Duration? = nil) async throws(ClientError) -> JSONValue {
+        let timer: Task<Void, Never>? = timeout.map { timeout in
+            Task { [weak self] in
+                try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                self?.fail(id: id, with: ClientError.timeout(method: method))
+            }
+        }
+        defer { timer?.cancel() }
+        do {
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONValue, any Error>) in
+                let closed = state.withLock { s in
+                    if s.closed { return true }
+                    s.pending[id] = continuation
+                    return false
+                }
+                if closed {
+                    continuation.resume(throwing: ClientError.connectionClosed)
+                    return
+                }
+                var buffer = channel.allocator.buffer(capacity: raw.count + 1)
+                buffer.writeBytes(raw)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+                channel.writeAndFlush(buffer, promise: nil)
+            }
+        } catch let error as ClientError {
+            throw error
+        } catch {
+            throw .protocolViolation(String(describing: error))
+        }
+    }
+
+    /// Writes a raw line without waiting for anything.
+    public func sendRaw(_ line: [UInt8]) {
+        var buffer = channel.allocator.buffer(capacity: line.count + 1)
+        buffer.writeBytes(line)
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    fileprivate func fail(id: Int, with error: any Error) {
+        let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
+        continuation?.resume(throwing: error)
+    }
+
+    fileprivate func deliver(_ message: JSONValue) {
+        guard let id = message["id"]?.intValue else { return }
+        let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
+        guard let continuation else { return }
+        if let error = message["error"] {
+            let code = error["code"]?.intValue ?? 0
+            let text = error["message"]?.stringValue ?? "error"
+            let type = error["data"]?["type"]?.stringValue ?? ""
+            var details = error["data"]?.objectValue ?? [:]
+            details["type"] = nil
+            continuation.resume(throwing: ClientError.rpc(RPCError(code: code, message: text, type: type, details: details)))
+        } else {
+            continuation.resume(returning: message["result"] ?? .null)
+        }
+    }
+
+    fileprivate func closed() {
+        let pending = state.withLock { s in
+            s.closed = true
+            defer { s.pending = [:] }
+            return s.pending
+        }
+        for continuation in pending.values { continuation.resume(throwing: ClientError.connectionClosed) }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        try? await channel.close()
+        try? await group?.shutdownGracefully()
+    }
+
+    // MARK: convenience
+
+    public func ping() async throws(ClientError) -> Bool { try await call("ping")["pong"]?.boolValue == true }
+
+    /// Subscribes and returns the subscription id; events arrive on ``notifications``.
+    public func subscribe(_ pattern: String, sinceSeq: Int? = nil) async throws(ClientError) -> String {
+        var params: JSONObject = ["event_type": JSONValue(pattern)]
+        if let sinceSeq { params["since_seq"] = JSONValue(sinceSeq) }
+        let result = try await call("subscribe", params)
+        guard let id = result["subscription"]?.stringValue else { throw .protocolViolation("subscribe result has no id") }
+        return id
+    }
+
+    @discardableResult
+    public func publish(_ type: String, data: JSONValue = .null, metadata: JSONObject = [:]) async throws(ClientError) -> JSONValue {
+        var params: JSONObject = ["event_type": JSONValue(type), "data": data]
+        if !metadata.isEmpty { params["metadata"] = .object(metadata) }
+        return try await call("publish", params)
+    }
+}
+
+/// Lets the channel handler reach the client once it exists.
+final class ClientBox: Sendable {
+    let client = Mutex<TradewireClient?>(nil)
+}
+
+/// Frames lines and routes responses and notifications.
+final class ClientHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var framer: LineFramer
+    private let box: ClientBox
+    private let notifications: AsyncStream<ServerNotification>.Continuation
+
+    init(maxMessageBytes: Int, box: ClientBox, notifications: AsyncStream<ServerNotification>.Continuation) {
+        self.framer = LineFramer(maximumLineBytes: maxMessageBytes)
+        self.box = box
+        self.notifications = notifications
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        var lines: [[UInt8]] = []
+        buffer.withUnsafeReadableBytes { bytes in
+            framer.feed(bytes) { frame in if case .line(let line) = frame { lines.append(line) } }
+        }
+        let client = box.client.withLock { $0 }
+        for line in lines {
+            guard let message = try? JSONParser.parse(line) else { continue }
+            if case .array(let responses) = message {
+                for response in responses { client?.deliver(response) }
+            } else if let method = message["method"]?.stringValue, message["id"] == nil {
+                notifications.yield(ServerNotification(method: method, params: message["params"] ?? .null))
+            } else {
+                client?.deliver(message)
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        notifications.finish()
+        box.client.withLock { $0 }?.closed()
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Synchronization
+import TradewireJSON
+import TradewireTrading
+
+/// Everything one iteration has produced so far. Shared by the stages (and, in the
+/// event-driven orchestrator, found again from an event's `metadata.iteration_id`), so
+/// concurrent iterations never mix.
+final class IterationContext: Sendable {
+    enum Outcome: Sendable {
+        case completed(IterationResult)
+        case noMarketData([StageError])
+        case timedOut(PipelineStage)
+    }
+
+    struct Progress: Sendable {
+        var symbols: [String] = []
+        var marketData: [String: MarketData] = [:]
+        var signals: [TradingSignal] = []
+        var validated: [TradingSignal] = []
+        var approved: [TradingSignal] = []
+        var rejected: [TradingSignal] = []
+        var executions: [ExecutionResult] = []
+        var errors: [StageError] = []
+        var lastStage: PipelineStage = .none
+        var abandoned = false
+    }
+
+    let number: Int
+    let id: String
+    let request: IterationRequest
+    let startedAt: ContinuousClock.Instant
+    /// The "as of" time for market data and the trading day of the risk budget.
+    let asOf: Date
+    let progress: Mutex<Progress>
+    let outcome = OneShot<Outcome>()
+
+    init(number: Int, id: String, request: IterationRequest, asOf: Date) {
+        self.number = number
+        self.id = id
+        self.request = request
+        self.asOf = asOf
+        self.startedAt = .now
+        self.progress = Mutex(Progress())
+    }
+
+    /// `metadata.iteration` and `metadata.iteration_id`, stamped on every pipeline event.
+    var metadata: JSONObject { ["iteration": JSONValue(number), "iteration_id": JSONValue(id)] }
+
+    var elapsedSeconds: Double {
+        let d = ContinuousClock.now - startedAt
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    /// True once the deadline passed: later stages must not act (no trade after a timeout).
+    var isAbandoned: Bool { progress.withLock { $0.abandoned } }
+
+    func update(_ body: (inout Progress) -> Void) { progress.withLock { body(&$0) } }
+
+    func finished(_ stage: PipelineStage) { progress.withLock { $0.lastStage = max($0.lastStage, stage) } }
+
+    func record(_ errors: [StageError]) {
+        guard !errors.isEmpty else { return }
+        progress.withLock { $0.errors.append(contentsOf: errors) }
+    }
+}

@@ -1,0 +1,26 @@
+import TradewireTrading
+
+/// What one iteration should do (the parameters of `run_pipeline`).
+public struct IterationRequest: Sendable {
+    /// Symbols to fetch; nil means the configured list (or `marketData`'s keys when given).
+    public var symbols: [String]?
+    /// Market data supplied by the caller: the data stage uses it instead of the provider.
+    public var marketData: [String: MarketData]?
+    /// Replaces the strategy selector for this iteration.
+    public var strategy: StrategyName?
+    /// Nothing reaches the broker and no portfolio or risk-budget state changes.
+    public var dryRun: Bool
+    /// Deadline; nil means the configured default (300 s).
+    public var timeout: Duration?
+
+    public init(
+        symbols: [String]? = nil, marketData: [String: MarketData]? = nil, strategy: StrategyName? = nil,
+        dryRun: Bool = false, timeout: Duration? = nil
+    ) {
+        self.symbols = symbols
+        self.marketData = marketData
+        self.strategy = strategy
+        self.dryRun = dryRun
+        self.timeout = timeout
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Logging
+import Synchronization
+import TradewireBus
+import TradewireJSON
+import TradewireTrading
+
+/// What both orchestrators share: the bus, the stages, iteration numbering, live contexts
+/// and the deadline race.
+final class PipelineCore: Sendable {
+    let bus: EventBus
+    let stages: PipelineStages
+    let defaultSymbols: [String]
+    let defaultTimeout: Duration
+    let iterationIDPrefix: String
+    let logger: Logger
+    private let counter = Mutex(0)
+    private let live = Mutex<[String: IterationContext]>([:])
+
+    init(
+        bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics, defaultSymbols: [String],
+        defaultTimeout: Duration, iterationIDPrefix: String, clock: @escaping @Sendable () -> Date, logger: Logger
+    ) {
+        self.bus = bus
+        self.stages = PipelineStages(agents: agents, metrics: metrics, clock: clock, logger: logger)
+        self.defaultSymbols = defaultSymbols
+        self.defaultTimeout = defaultTimeout
+        self.iterationIDPrefix = iterationIDPrefix
+        self.logger = logger
+    }
+
+    var metrics: PipelineMetrics { stages.metrics }
+
+    func makeContext(_ request: IterationRequest) -> IterationContext {
+        let number = counter.withLock { n in
+            n += 1
+            return n
+        }
+        let id = "\(iterationIDPrefix)-\(number)"
+        let context = IterationContext(number: number, id: id, request: request, asOf: stages.clock())
+        let symbols: [String] =
+            if let symbols = request.symbols { symbols } else if let supplied = request.marketData {
+                Array(supplied.keys)
+            } else { defaultSymbols }
+        var seen = Set<String>()
+        let unique = symbols.filter { seen.insert($0).inserted }.sorted()
+        context.update { $0.symbols = unique }
+        live.withLock { $0[id] = context }
+        return context
+    }
+
+    func context(for event: Event) -> IterationContext? {
+        guard let id = event.metadata["iteration_id"]?.stringValue else { return nil }
+        return live.withLock { $0[id] }
+    }
+
+    /// Publishes a pipeline event stamped with the iteration's metadata (other metadata kept).
+    /// Pre-encodes large payloads outside the bus lock when a client subscriber will need them.
+    @discardableResult
+    func publish(
+        _ event: PipelineEvent, _ payload: PipelinePayload, for context: IterationContext, extra: JSONObject = [:]
+    ) async -> PublishedEvent {
+        var metadata = extra
+        metadata["iteration"] = JSONValue(context.number)
+        metadata["iteration_id"] = JSONValue(context.id)
+        return await bus.publish(event.rawValue, payload: payload, metadata: metadata)
+    }
+
+    /// Runs `body` for `context` and waits for its outcome or the deadline, whichever comes
+    /// first. `body` runs in its own task so that a hung handler cannot hold the caller past
+    /// the deadline; after a timeout the context is abandoned (no later stage trades).
+    func runWithDeadline(
+        _ context: IterationContext, timeout: Duration?, body: @escaping @Sendable () async -> Void
+    ) async -> IterationContext.Outcome {
+        let deadline = timeout ?? context.request.timeout ?? defaultTimeout
+        let work = Task { await body() }
+        let timer = Task {
+            try? await Task.sleep(for: deadline)
+            if !Task.isCancelled {
+                let stage = context.progress.withLock { p in
+                    p.abandoned = true
+                    return p.lastStage
+                }
+                context.outcome.fulfill(.timedOut(stage))
+            }
+        }
+        let outcome = await context.outcome.wait()
+        timer.cancel()
+        if case .timedOut = outcome { work.cancel() }
+        live.withLock { $0[context.id] = nil }
+        switch outcome {
+        case .completed(let result): stages.metrics.recordRun(durationSeconds: result.durationSeconds)
+        case .noMarketData: stages.metrics.recordFailure()
+        case .timedOut(let stage):
+            stages.metrics.recordTimeout()
+            logger.warning(
+                "pipeline.iteration.timeout",
+                metadata: ["iteration": "\(context.number)", "iteration.id": "\(context.id)", "stage": "\(stage.rawValue)"])
+        }
+        return outcome
+    }
+
+    /// A client's pipeline event: a new iteration seeded with the event's data and the event
+    /// recorded (seq assigned) now, in the caller's order; the returned reaction then lets
+    /// `react` run the later stages under the default deadline.
+    func publishClientEvent(
+        _ event: PipelineEvent, payload: PipelinePayload, metadata: JSONObject,
+        react: @escaping @Sendable (IterationContext, PublishedEvent) async -> Void
+    ) -> ClientEventPublication {
+        let context = makeContext(IterationRequest())
+        SequentialOrchestrator.seed(context, core: self, with: event, payload: payload)
+        var stamped = metadata
+        stamped["iteration"] = JSONValue(context.number)
+        stamped["iteration_id"] = JSONValue(context.id)
+        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped)
+        return ClientEventPublication(published: published) {
+            guard event != .auditReady else {
+                // Nothing follows audit: the event is recorded and delivered, and that is all.
+                await published.handlersFinished()
+                self.live.withLock { $0[context.id] = nil }
+                return ClientEventOutcome(
+                    published: published, iteration: context.number, iterationID: context.id, completed: true)
+            }
+            let outcome = await self.runWithDeadline(context, timeout: nil) { await react(context, published) }
+            let completed = if case .completed = outcome { true } else { false }
+            return ClientEventOutcome(
+                published: published, iteration: context.number, iterationID: context.id, completed: completed)
+        }
+    }
+
+    func result(of outcome: IterationContext.Outcome, _ context: IterationContext) throws(PipelineError)
+        -> IterationResult
+    {
+        switch outcome {
+        case .completed(let result):
+            logger.info(
+                "pipeline.iteration.completed",
+                metadata: [
+                    "iteration": "\(result.iteration)", "signals": "\(result.signals.count)",
+                    "approved": "\(result.approvedSignals.count)", "executed": "\(result.executedCount)",
+                    "duration.seconds": "\(result.durationSeconds)",
+                ])
+            return result
+        case .noMarketData(let errors):
+            throw .noMarketData(iteration: context.number, iterationID: context.id, errors: errors)
+        case .timedOut(let stage):
+            throw .timeout(iteration: context.number, iterationID: context.id, stage: stage)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import Synchronization
+import TradewireBus
+import TradewireJSON
+import TradewireTrading
+
+/// Calls the stages one after another (the original's sync orchestrator, with its bugs
+/// fixed). It still publishes the six pipeline events, in order, for observers.
+public final class SequentialOrchestrator: Orchestrator {
+    public let mode = OrchestratorMode.sync
+    let core: PipelineCore
+
+    public init(
+        bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics = PipelineMetrics(),
+        defaultSymbols: [String], defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
+        clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "tradewire.pipeline")
+    ) {
+        core = PipelineCore(
+            bus: bus, agents: agents, metrics: metrics, defaultSymbols: defaultSymbols, defaultTimeout: defaultTimeout,
+            iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
+    }
+
+    public var bus: EventBus { core.bus }
+    public var metrics: PipelineMetrics { core.metrics }
+
+    public func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult {
+        let context = core.makeContext(request)
+        let core = self.core
+        let outcome = await core.runWithDeadline(context, timeout: nil) {
+            let symbols = context.progress.withLock { $0.symbols }
+            let marketData = await core.stages.data(context, symbols: symbols)
+            guard !marketData.isEmpty else {
+                context.outcome.fulfill(.noMarketData(context.progress.withLock { $0.errors }))
+                return
+            }
+            await core.publish(.dataReady, .marketData(marketData), for: context)
+            await Self.chain(from: .dataReady, context: context, core: core, marketData: marketData)
+        }
+        return try core.result(of: outcome, context)
+    }
+
+    public func publishClientEvent(_ event: PipelineEvent, payload: PipelinePayload, metadata: JSONObject)
+        -> ClientEventPublication
+    {
+        core.publishClientEvent(event, payload: payload, metadata: metadata) { context, _ in
+            await Self.chain(from: event, context: context, core: self.core, payload: payload)
+        }
+    }
+
+    /// Runs the stages after `event` directly, publishing each stage's event for observers.
+    static func chain(
+        from event: PipelineEvent, context: IterationContext, core: PipelineCore,
+        marketData: [String: MarketData]? = nil, payload: PipelinePayload? = nil
+    ) async {
+        let stages = core.stages
+        var signals: [TradingSignal] = []
+        var validated: [TradingSignal] = []
+        var approved: [TradingSignal] = []
+        var executions: [ExecutionResult] = []
+        switch (event, payload) {
+        case (.signalsReady, .signals(let s)?): signals = s
+        case (.validatedReady, .signals(let s)?): validated = s
+        case (.approvedReady, .signals(let s)?): approved = s
+        case (.executedReady, .executions(let e)?): executions = e
+        case (.dataReady, .marketData(let md)?):
+            _ = md
+        default: break
+        }
+        if event == .dataReady {
+            let data = marketData ?? context.progress.withLock { $0.marketData }
+            signals = await stages.strategy(context, marketData: data)
+            await core.publish(.signalsReady, .signals(signals), for: context)
+        }
+        if event <= .signalsReady {
+            validated = await stages.quant(context, signals: signals)
+            await core.publish(.validatedReady, .signals(validated), for: context)
+        }
+        if event <= .validatedReady {
+            approved = await stages.risk(context, validated: validated)
+            guard !context.isAbandoned else { return }
+            await core.publish(.approvedReady, .signals(approved), for: context)
+        }
+        if event <= .approvedReady {
+            executions = await stages.execution(context, approved: approved)
+            guard !context.isAbandoned else { return }
+            await core.publish(.executedReady, .executions(executions), for: context)
+        }
+        let result = await stages.audit(context, executions: executions)
+        await core.publish(.auditReady, .audit(result.auditReport), for: context)
+        context.outcome.fulfill(.completed(result))
+    }
+
+    /// Puts a client's event data into a fresh context as if the earlier stages had produced it.
+    static func seed(_ context: IterationContext, core: PipelineCore, with event: PipelineEvent, payload: PipelinePayload) {
+        switch payload {
+        case .marketData(let md):
+            core.stages.adopt(context, marketData: md)
+        case .signals(let signals):
+            context.update { p in
+                p.symbols = Array(Set(signals.map(\.symbol))).sorted()
+                switch event {
+                case .signalsReady: p.signals = signals
+                case .validatedReady:
+                    p.signals = signals
+                    p.validated = signals
+                default:
+                    p.signals = signals
+                    p.validated = signals
+                    p.approved = signals.filter(\.approved)
+                }
+            }
+        case .executions(let results):
+            context.update { p in
+                let signals = results.map(\.signal)
+                p.symbols = Array(Set(signals.map(\.symbol))).sorted()
+                p.signals = signals
+                p.validated = signals
+                p.approved = signals
+            }
+        case .audit: break
+        }
+        context.finished(event.completedStage)
+    }
+}
+
+extension PipelineEvent: Comparable {
+    public static func < (lhs: PipelineEvent, rhs: PipelineEvent) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}

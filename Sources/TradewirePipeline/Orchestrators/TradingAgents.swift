@@ -1,0 +1,32 @@
+import Logging
+import TradewireTrading
+
+/// The six agents of one pipeline and the state they share (broker, risk budget, audit log).
+public struct TradingAgents: Sendable {
+    public let data: DataAgent
+    public let strategy: StrategyAgent
+    public let quant: QuantAgent
+    public let risk: RiskAgent
+    public let execution: ExecutionAgent
+    public let audit: AuditAgent
+    public let broker: PaperBroker
+    public let riskBudget: RiskBudget
+    public let auditLog: AuditLog
+
+    /// Builds a fresh set of agents with their own broker, budget and audit log.
+    public init(config: TradingConfig, provider: any MarketDataProvider, logger: Logger) {
+        broker = PaperBroker(
+            startingCash: config.startingCash, slippageBps: config.slippageBps,
+            commissionPerShare: config.commissionPerShare, allowShorting: config.allowShorting)
+        riskBudget = RiskBudget()
+        auditLog = AuditLog()
+        data = DataAgent(
+            provider: provider, barsPerSymbol: config.barsPerSymbol, cacheTTLSeconds: config.dataCacheTTLSeconds,
+            logger: logger)
+        strategy = StrategyAgent(selector: config.strategySelector, logger: logger)
+        quant = QuantAgent(minSharpe: config.quantMinSharpe, maxDrawdown: config.quantMaxDrawdown, logger: logger)
+        risk = RiskAgent(config: config, budget: riskBudget, logger: logger)
+        execution = ExecutionAgent(broker: broker, logger: logger)
+        audit = AuditAgent(log: auditLog, logger: logger)
+    }
+}

@@ -1,0 +1,69 @@
+/// Splits a byte stream into newline-delimited messages with a byte limit (PROTOCOL §1).
+///
+/// `\r\n` is accepted, blank lines are skipped, and a line longer than the limit is
+/// discarded up to its newline and reported once as ``Frame/tooLong``; the stream goes on.
+public struct LineFramer: Sendable {
+    public enum Frame: Sendable, Equatable {
+        case line([UInt8])
+        /// A line over the limit was dropped.
+        case tooLong
+    }
+
+    public let maximumLineBytes: Int
+    private var pending: [UInt8] = []
+    private var discarding = false
+
+    public init(maximumLineBytes: Int) {
+        self.maximumLineBytes = maximumLineBytes
+    }
+
+    /// Bytes buffered for an incomplete line.
+    public var bufferedBytes: Int { pending.count }
+
+    /// Feeds bytes; calls `emit` for each complete frame, in order.
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ emit: (Frame) -> Void) {
+        var start = 0
+        let count = chunk.count
+        while start < count {
+            guard let newline = chunk[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+                // No newline in the rest of the chunk: keep (or skip) it.
+                if !discarding {
+                    let remaining = count - start
+                    if pending.count + remaining > maximumLineBytes + 1 {  // +1 allows a trailing \r
+                        pending.removeAll(keepingCapacity: false)
+                        discarding = true
+                    } else {
+                        pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<count]))
+                    }
+                }
+                return
+            }
+            if discarding {
+                discarding = false
+                emit(.tooLong)
+            } else if pending.isEmpty {
+                emitLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]), emit)
+            } else {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
+                let line = pending
+                pending.removeAll(keepingCapacity: true)
+                line.withUnsafeBytes { emitLine($0, emit) }
+            }
+            start = newline + 1
+        }
+    }
+
+    private func emitLine(_ raw: UnsafeRawBufferPointer, _ emit: (Frame) -> Void) {
+        var end = raw.count
+        if end > 0 && raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+        guard end <= maximumLineBytes else {
+            emit(.tooLong)
+            return
+        }
+        // Blank (or whitespace-only) lines are ignored.
+        var i = 0
+        while i < end, raw[i] == 0x20 || raw[i] == 0x09 || raw[i] == 0x0D { i += 1 }
+        guard i < end else { return }
+        emit(.line(Array(UnsafeRawBufferPointer(rebasing: raw[0..<end]))))
+    }
+}

@@ -1,0 +1,91 @@
+import TradewireJSON
+
+/// A JSON-RPC error object: `{"code", "message", "data": {"type", ...}}` (PROTOCOL §2).
+///
+/// `type` is the stable snake_case name programs switch on; `details` adds members to `data`.
+public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: Int
+    public var message: String
+    public var type: String
+    public var details: JSONObject
+
+    public init(code: Int, message: String, type: String, details: JSONObject = [:]) {
+        self.code = code
+        self.message = message
+        self.type = type
+        self.details = details
+    }
+
+    public var description: String { "\(message) (\(code) \(type))" }
+
+    /// The error object as JSON.
+    public var json: JSONValue {
+        var data: JSONObject = ["type": JSONValue(type)]
+        for member in details where member.key != "type" { data[member.key] = member.value }
+        return ["code": JSONValue(code), "message": JSONValue(message), "data": .object(data)]
+    }
+
+    // MARK: the error table of PROTOCOL §2
+
+    public static func parseError(_ detail: String) -> RPCError {
+        RPCError(code: -32700, message: "Parse error: \(detail)", type: "parse_error")
+    }
+    public static func invalidRequest(_ detail: String) -> RPCError {
+        RPCError(code: -32600, message: "Invalid request: \(detail)", type: "invalid_request")
+    }
+    public static func messageTooLarge(limit: Int) -> RPCError {
+        RPCError(
+            code: -32600, message: "Invalid request: message longer than \(limit) bytes", type: "message_too_large",
+            details: ["limit": JSONValue(limit)])
+    }
+    public static func batchTooLarge(count: Int, limit: Int) -> RPCError {
+        RPCError(
+            code: -32600, message: "Invalid request: batch of \(count) entries exceeds \(limit)", type: "batch_too_large",
+            details: ["limit": JSONValue(limit)])
+    }
+    public static func methodNotFound(_ method: String) -> RPCError {
+        RPCError(
+            code: -32601, message: "Method not found: \(method)", type: "method_not_found",
+            details: ["method": JSONValue(method)])
+    }
+    /// `errors`: `{path, message}` pairs, `path` a JSON Pointer into params.
+    public static func invalidParams(_ errors: [JSONDecodingError]) -> RPCError {
+        let first = errors.first.map { "\($0.path.isEmpty ? "params" : $0.path): \($0.message)" } ?? "invalid params"
+        return RPCError(
+            code: -32602, message: "Invalid params: \(first)", type: "invalid_params",
+            details: [
+                "errors": .array(errors.map { ["path": JSONValue($0.path), "message": JSONValue($0.message)] })
+            ])
+    }
+    public static func invalidParams(path: String, _ message: String) -> RPCError {
+        invalidParams([JSONDecodingError(path: path, message: message)])
+    }
+    public static func internalError(_ detail: String) -> RPCError {
+        RPCError(code: -32603, message: "Internal error: \(detail)", type: "internal_error")
+    }
+    public static let shuttingDown = RPCError(
+        code: -32000, message: "The daemon is shutting down", type: "shutting_down")
+    public static func overloaded(limit: Int) -> RPCError {
+        RPCError(
+            code: -32001, message: "Too many requests in flight on this connection (limit \(limit))",
+            type: "overloaded", details: ["limit": JSONValue(limit)])
+    }
+    public static func forbidden(uid: UInt32) -> RPCError {
+        RPCError(
+            code: -32020, message: "Forbidden: uid \(uid) may not use this daemon", type: "forbidden",
+            details: ["uid": JSONValue(Int(uid))])
+    }
+}
+
+/// An error that knows its JSON-RPC rendering.
+public protocol RPCErrorConvertible: Error {
+    var rpcError: RPCError { get }
+}
+
+extension RPCError: RPCErrorConvertible {
+    public var rpcError: RPCError { self }
+}
+
+extension JSONDecodingError: RPCErrorConvertible {
+    public var rpcError: RPCError { .invalidParams([self]) }
+}

@@ -1,0 +1,103 @@
+import TradewireJSON
+
+/// One JSON-RPC request or notification, already checked for shape.
+public struct RPCRequest: Sendable {
+    /// The id to echo; nil for a notification (which is never answered).
+    public var id: JSONValue?
+    public var method: String
+    /// By-name params: a missing `params`, `{}` and `[]` all become an empty object.
+    public var params: JSONObject
+
+    public init(id: JSONValue?, method: String, params: JSONObject = [:]) {
+        self.id = id
+        self.method = method
+        self.params = params
+    }
+
+    public var isNotification: Bool { id == nil }
+
+    /// A reader over params with JSON Pointer paths.
+    public var reader: JSONObjectReader { JSONObjectReader(object: params, path: "") }
+}
+
+/// One line from a client, parsed.
+public enum RPCIncoming: Sendable {
+    /// A single entry (request, notification, or an invalid one with the id to answer with).
+    case single(RPCEntry)
+    /// A batch of entries.
+    case batch([RPCEntry])
+    /// A message that gets exactly one error response (parse error, empty or oversized batch).
+    case failure(RPCError)
+}
+
+/// A batch member or a lone message.
+public enum RPCEntry: Sendable {
+    case request(RPCRequest)
+    /// Not a valid request; answered with this error and id (null when unknown).
+    case invalid(RPCError, id: JSONValue)
+    /// A well-formed notification that cannot run; notifications are never answered.
+    case invalidNotification(RPCError)
+}
+
+/// Turns one framed line into requests (PROTOCOL §2 and §8).
+public enum RPCMessageParser {
+    /// Largest batch accepted.
+    public static let maximumBatch = 1000
+
+    public static func parse(_ line: some Collection<UInt8>) -> RPCIncoming {
+        let json: JSONValue
+        do { json = try JSONParser.parse(line) } catch { return .failure(.parseError(error.description)) }
+        switch json {
+        case .array(let elements):
+            guard !elements.isEmpty else { return .failure(.invalidRequest("empty batch")) }
+            guard elements.count <= maximumBatch else {
+                return .failure(.batchTooLarge(count: elements.count, limit: maximumBatch))
+            }
+            return .batch(elements.map(entry))
+        default:
+            return .single(entry(json))
+        }
+    }
+
+    /// Checks one request object.
+    public static func entry(_ json: JSONValue) -> RPCEntry {
+        guard case .object(let object) = json else {
+            return .invalid(.invalidRequest("expected a request object, got \(json.typeName)"), id: .null)
+        }
+        // The id to answer an invalid request with: echoed when it is a string, number or null.
+        let rawID = object["id"]
+        let answerID: JSONValue
+        switch rawID {
+        case .string?, .number?, .null?: answerID = rawID!
+        default: answerID = .null
+        }
+        guard object["jsonrpc"] == "2.0" else {
+            return .invalid(.invalidRequest("\"jsonrpc\" must be \"2.0\""), id: answerID)
+        }
+        guard case .string(let method)? = object["method"] else {
+            return .invalid(.invalidRequest("\"method\" must be a string"), id: answerID)
+        }
+        if let rawID {
+            switch rawID {
+            case .string, .number, .null: break
+            default: return .invalid(.invalidRequest("\"id\" must be a string, a number or null"), id: .null)
+            }
+        }
+        var params = JSONObject()
+        switch object["params"] {
+        case nil, .null?:
+            // An explicit null params is not in the spec; treated as absent like other optional values.
+            break
+        case .object(let p)?: params = p
+        case .array(let a)?:
+            guard a.isEmpty else {
+                // Valid JSON-RPC, but this protocol takes params by name only.
+                let error = RPCError.invalidParams(path: "", "params must be an object")
+                return rawID == nil ? .invalidNotification(error) : .invalid(error, id: answerID)
+            }
+        default:
+            return .invalid(.invalidRequest("\"params\" must be an object or an array"), id: answerID)
+        }
+        return .request(RPCRequest(id: rawID, method: method, params: params))
+    }
+}

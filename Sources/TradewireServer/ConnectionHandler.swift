@@ -1,0 +1,262 @@
+import Logging
+import NIOCore
+import TradewireBus
+import TradewireJSON
+import TradewireRPC
+
+/// The per-connection protocol engine, on the connection's event loop.
+///
+/// Reader: frames lines, parses JSON-RPC and dispatches; cheap methods answer on the spot,
+/// slow ones run as tasks and hop back to answer. Writer: drains the connection's
+/// ``Outbox`` while the socket is writable. When the outbox is over budget (a client that
+/// sends but does not read), reading pauses until it drains, so memory stays bounded.
+final class ConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let daemon: Daemon
+    private var framer: LineFramer
+    private var connection: ServerConnection?
+    private var context: ChannelHandlerContext?
+    private var inFlight = 0
+    private var readPending = false
+    private var admitted = false
+    private var pendingInput: [ByteBuffer] = []
+    /// The client shut its writing side (`echo … | socat`): answer what it sent, then close.
+    private var inputClosed = false
+    private let logger: Logger
+
+    init(daemon: Daemon) {
+        self.daemon = daemon
+        self.framer = LineFramer(maximumLineBytes: daemon.configuration.maxMessageBytes)
+        self.logger = daemon.logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let id = daemon.makeConnectionID()
+        let outbox = Outbox(budget: daemon.configuration.outboxBudgetBytes, eventLoop: context.eventLoop) {
+            loopBound.value.drain()
+        }
+        connection = ServerConnection(id: id, outbox: outbox, eventLoop: context.eventLoop)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let configuration = daemon.configuration
+        PeerCredentials.read(from: context.channel).whenComplete { result in
+            let handler = loopBound.value
+            switch result {
+            case .success(let peer) where peer.isAllowed(allowedUIDs: configuration.allowedUIDs, allowedGIDs: configuration.allowedGIDs):
+                handler.admit(peer: peer)
+            case .success(let peer):
+                handler.refuse(uid: peer.uid)
+            case .failure(let error):
+                handler.logger.warning("server.peer.credentials.failed", metadata: ["error": "\(error)"])
+                handler.refuse(uid: UInt32.max)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    private func admit(peer: PeerCredentials) {
+        guard let connection, let context else { return }
+        admitted = true
+        daemon.register(connection)
+        logger.debug(
+            "server.connection.opened",
+            metadata: ["connection": "\(connection.id)", "peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
+        if daemon.isDraining {
+            connection.notify(method: "shutdown", params: ["reason": "daemon is shutting down"])
+        }
+        let buffered = pendingInput
+        pendingInput = []
+        for buffer in buffered { consume(buffer, context: context) }
+        closeIfFinished()
+    }
+
+    private func refuse(uid: UInt32) {
+        guard let context else { return }
+        logger.notice("server.connection.forbidden", metadata: ["peer.uid": "\(uid)"])
+        var buffer = context.channel.allocator.buffer(capacity: 160)
+        buffer.writeBytes(RPCResponse.failure(id: .null, error: .forbidden(uid: uid)))
+        buffer.writeInteger(UInt8(ascii: "\n"))
+        pendingInput = []
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let connection {
+            connection.outbox.close()
+            if admitted { daemon.unregister(connection) }
+            logger.debug("server.connection.closed", metadata: ["connection": "\(connection.id)"])
+        }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard admitted else {
+            // Credentials are still being checked; keep the bytes until then.
+            pendingInput.append(buffer)
+            return
+        }
+        consume(buffer, context: context)
+    }
+
+    private func consume(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        var frames: [LineFramer.Frame] = []
+        buffer.withUnsafeReadableBytes { bytes in
+            framer.feed(bytes) { frames.append($0) }
+        }
+        for frame in frames {
+            switch frame {
+            case .tooLong:
+                connection?.respond(id: .null, .failure(.messageTooLarge(limit: framer.maximumLineBytes)))
+            case .line(let line):
+                handle(line: line)
+            }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { connection?.outbox.resume() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            closeIfFinished()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// After the client's input closed: close once every answer is written, unless the
+    /// connection still has subscriptions (a `subscribe` piped from a script keeps listening).
+    private func closeIfFinished() {
+        guard inputClosed, admitted, inFlight == 0, let context, let connection,
+            connection.outbox.queuedBytes == 0, daemon.bus.subscriptionCount(owner: connection.owner) == 0
+        else { return }
+        // Close once everything already written has reached the socket.
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("server.connection.error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: backpressure on reading
+
+    func read(context: ChannelHandlerContext) {
+        if let connection, connection.outbox.isOverBudget {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    // MARK: writing
+
+    /// Moves queued bytes to the socket while it is writable (runs on the event loop).
+    func drain() {
+        guard let context, let connection else { return }
+        var wrote = false
+        while context.channel.isWritable, let items = connection.outbox.take(maxBytes: 256 << 10) {
+            var buffer = context.channel.allocator.buffer(capacity: 4096)
+            Outbox.write(items, into: &buffer)
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            wrote = true
+        }
+        if wrote { context.flush() }
+        if !context.channel.isWritable { connection.outbox.pause() }
+        if readPending && !connection.outbox.isOverBudget {
+            readPending = false
+            context.read()
+        }
+        if inputClosed { closeIfFinished() }
+    }
+
+    // MARK: requests
+
+    private func handle(line: [UInt8]) {
+        guard let connection else { return }
+        switch RPCMessageParser.parse(line) {
+        case .failure(let error):
+            connection.respond(id: .null, .failure(error))
+        case .single(let entry):
+            run(entry, batch: nil)
+        case .batch(let entries):
+            let collector = BatchCollector(expected: entries.count, connection: connection)
+            for entry in entries { run(entry, batch: collector) }
+        }
+    }
+
+    private func run(_ entry: RPCEntry, batch: BatchCollector?) {
+        guard let connection else { return }
+        let answer: (JSONValue?, Result<[UInt8], RPCError>) -> Void = { id, result in
+            if let batch {
+                batch.add(ServerConnection.responseLine(id: id, result))
+            } else {
+                connection.respond(id: id, result)
+            }
+        }
+        let request: RPCRequest
+        switch entry {
+        case .invalid(let error, let id):
+            answer(id, .failure(error))
+            return
+        case .invalidNotification:
+            batch?.add(nil)
+            return
+        case .request(let r):
+            request = r
+        }
+        if daemon.isDraining {
+            answer(request.id, .failure(.shuttingDown))
+            return
+        }
+        if inFlight >= daemon.configuration.maxInFlight {
+            answer(request.id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)))
+            return
+        }
+        let context = RequestContext(
+            connection: connection, daemon: daemon, requestID: request.id, inBatch: batch != nil)
+        switch daemon.dispatcher.dispatch(request, context: context) {
+        case .success(let bytes):
+            answer(request.id, .success(bytes))
+        case .failure(let error):
+            if error.code == -32603 {
+                logger.error("server.request.internal_error", metadata: ["request.id": "\(request.id ?? .null)", "error": "\(error)"])
+            }
+            answer(request.id, .failure(error))
+        case .answered:
+            batch?.add(nil)
+        case .deferred(let work):
+            inFlight += 1
+            guard let eventLoop = self.context?.eventLoop else { return }
+            let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+            let id = request.id
+            // `answer` only touches EL-confined state (the batch) on the event loop.
+            let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
+            let daemon = self.daemon
+            daemon.workStarted()
+            Task {
+                let result = await work()
+                daemon.workFinished()
+                eventLoop.execute {
+                    loopBound.value.inFlight -= 1
+                    boundAnswer.value(id, result)
+                }
+            }
+        }
+    }
+}

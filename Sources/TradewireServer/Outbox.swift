@@ -1,0 +1,208 @@
+import DequeModule
+import NIOCore
+import Synchronization
+import TradewireBus
+import TradewireJSON
+import TradewireRPC
+
+/// A connection's outbound queue: responses, notifications and events waiting for the
+/// socket. The bus hands events in from any thread (under its delivery lock, so in seq
+/// order); the connection's event loop drains the queue while the socket is writable.
+///
+/// Events beyond the byte budget are dropped for that subscription and reported once per
+/// episode with an `events_dropped` notice, queued as soon as there is room again, before
+/// any later event of that subscription. Responses are never dropped; a connection whose
+/// queue is over budget simply stops being read (see ``isOverBudget``).
+final class Outbox: Sendable {
+    enum Item: Sendable {
+        case line([UInt8])
+        case event(prefix: EventPrefix, Event)
+    }
+
+    /// `{"jsonrpc":"2.0","method":"event","params":{"subscription":"s-N","event":` for one subscription.
+    final class EventPrefix: Sendable {
+        let subscription: SubscriptionID
+        let bytes: [UInt8]
+        init(_ subscription: SubscriptionID) {
+            self.subscription = subscription
+            self.bytes = Array(#"{"jsonrpc":"2.0","method":"event","params":{"subscription":"\#(subscription)","event":"#.utf8)
+        }
+    }
+
+    struct DropEpisode: Sendable {
+        var count: Int?
+        var firstSeq: Int
+        var lastSeq: Int
+    }
+
+    private struct State {
+        var items: Deque<Item> = []
+        var bytes = 0
+        var flushScheduled = false
+        var closed = false
+        var pendingDrops: [SubscriptionID: DropEpisode] = [:]
+        var droppedTotal = 0
+    }
+
+    let budget: Int
+    private let state = Mutex(State())
+    private let eventLoop: any EventLoop
+    private let drainer: @Sendable () -> Void
+
+    /// - Parameter drain: runs on `eventLoop` to move queued bytes to the socket.
+    init(budget: Int, eventLoop: any EventLoop, drain: @escaping @Sendable () -> Void) {
+        self.budget = budget
+        self.eventLoop = eventLoop
+        self.drainer = drain
+    }
+
+    /// Events dropped on this connection so far.
+    var droppedTotal: Int { state.withLock { $0.droppedTotal } }
+    var queuedBytes: Int { state.withLock { $0.bytes } }
+    var isOverBudget: Bool { state.withLock { $0.bytes > budget } }
+
+    /// Queues a response or notification line (never dropped).
+    func enqueue(line: [UInt8]) {
+        let schedule: Bool = state.withLock { state in
+            guard !state.closed else { return false }
+            state.items.append(.line(line))
+            state.bytes += line.count + 1
+            return Self.claimFlush(&state)
+        }
+        if schedule { scheduleDrain() }
+    }
+
+    /// Queues an event for a subscription, or drops it when over budget. Called by the bus.
+    func enqueue(event: Event, prefix: EventPrefix) {
+        let size = event.json.count + prefix.bytes.count + 3
+        let schedule: Bool = state.withLock { state in
+            guard !state.closed else { return false }
+            let id = prefix.subscription
+            if let episode = state.pendingDrops[id] {
+                let notice = Self.dropNotice(id, episode)
+                if state.bytes + notice.count + 1 + size <= budget {
+                    state.items.append(.line(notice))
+                    state.bytes += notice.count + 1
+                    state.pendingDrops[id] = nil
+                } else {
+                    Self.drop(event.seq, id, &state)
+                    return false
+                }
+            } else if state.bytes + size > budget {
+                Self.drop(event.seq, id, &state)
+                return false
+            }
+            state.items.append(.event(prefix: prefix, event))
+            state.bytes += size
+            return Self.claimFlush(&state)
+        }
+        if schedule { scheduleDrain() }
+    }
+
+    /// Reports a replay gap (`since_seq` older than history): `count` null.
+    func enqueueGap(_ subscription: SubscriptionID, firstSeq: Int, lastSeq: Int) {
+        enqueue(line: Self.dropNotice(subscription, DropEpisode(count: nil, firstSeq: firstSeq, lastSeq: lastSeq)))
+    }
+
+    private static func drop(_ seq: Int, _ id: SubscriptionID, _ state: inout State) {
+        state.droppedTotal += 1
+        if var episode = state.pendingDrops[id] {
+            episode.count = (episode.count ?? 0) + 1
+            episode.lastSeq = seq
+            state.pendingDrops[id] = episode
+        } else {
+            state.pendingDrops[id] = DropEpisode(count: 1, firstSeq: seq, lastSeq: seq)
+        }
+    }
+
+    static func dropNotice(_ id: SubscriptionID, _ episode: DropEpisode) -> [UInt8] {
+        let params: JSONValue = [
+            "subscription": JSONValue(id.description),
+            "count": episode.count.map { JSONValue($0) } ?? .null,
+            "first_seq": JSONValue(episode.firstSeq),
+            "last_seq": JSONValue(episode.lastSeq),
+        ]
+        return RPCResponse.notification(method: "events_dropped", params: params)
+    }
+
+    private static func claimFlush(_ state: inout State) -> Bool {
+        guard !state.flushScheduled else { return false }
+        state.flushScheduled = true
+        return true
+    }
+
+    private func scheduleDrain() {
+        let drain = drainer
+        eventLoop.execute { drain() }
+    }
+
+    /// Takes up to `maxBytes` of queued items (at least one) for writing. When the queue
+    /// empties, pending drop notices are queued first. Returns nil when nothing is left,
+    /// and re-arms scheduling.
+    func take(maxBytes: Int) -> [Item]? {
+        state.withLock { state in
+            if state.items.isEmpty && !state.pendingDrops.isEmpty {
+                for (id, episode) in state.pendingDrops.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                    let notice = Self.dropNotice(id, episode)
+                    state.items.append(.line(notice))
+                    state.bytes += notice.count + 1
+                }
+                state.pendingDrops.removeAll()
+            }
+            guard !state.items.isEmpty else {
+                state.flushScheduled = false
+                return nil
+            }
+            var taken: [Item] = []
+            var size = 0
+            while let item = state.items.first, taken.isEmpty || size < maxBytes {
+                state.items.removeFirst()
+                let itemSize: Int
+                switch item {
+                case .line(let bytes): itemSize = bytes.count + 1
+                case .event(let prefix, let event): itemSize = event.json.count + prefix.bytes.count + 3
+                }
+                size += itemSize
+                taken.append(item)
+            }
+            state.bytes -= size
+            return taken
+        }
+    }
+
+    /// Marks the drain as paused (socket not writable); the next writability change resumes it.
+    func pause() { state.withLock { $0.flushScheduled = false } }
+
+    /// Re-arms a drain if anything is queued (after the socket became writable again).
+    func resume() {
+        let schedule = state.withLock { state in
+            (!state.items.isEmpty || !state.pendingDrops.isEmpty) && Self.claimFlush(&state)
+        }
+        if schedule { scheduleDrain() }
+    }
+
+    /// Drops everything queued; later enqueues are ignored (the connection is gone).
+    func close() {
+        state.withLock { state in
+            state.closed = true
+            state.items.removeAll()
+            state.bytes = 0
+            state.pendingDrops.removeAll()
+        }
+    }
+
+    /// Writes items into one buffer: each line plus `\n`.
+    static func write(_ items: [Item], into buffer: inout ByteBuffer) {
+        for item in items {
+            switch item {
+            case .line(let bytes):
+                buffer.writeBytes(bytes)
+            case .event(let prefix, let event):
+                buffer.writeBytes(prefix.bytes)
+                buffer.writeBytes(event.json)
+                buffer.writeStaticString("}}")
+            }
+            buffer.writeInteger(UInt8(ascii: "\n"))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import NIOCore
+import TradewireBus
+import TradewireJSON
+import TradewireRPC
+
+/// One client connection as the rest of the daemon sees it: its id, its outbox, its owner
+/// identity on the bus.
+public final class ServerConnection: Sendable {
+    public let id: Int
+    let outbox: Outbox
+    let eventLoop: any EventLoop
+
+    init(id: Int, outbox: Outbox, eventLoop: any EventLoop) {
+        self.id = id
+        self.outbox = outbox
+        self.eventLoop = eventLoop
+    }
+
+    var owner: SubscriberOwner { .client(connection: id) }
+
+    /// Queues a response for `id` (nothing for notifications).
+    func respond(id: JSONValue?, _ result: Result<[UInt8], RPCError>) {
+        guard let line = Self.responseLine(id: id, result) else { return }
+        outbox.enqueue(line: line)
+    }
+
+    static func responseLine(id: JSONValue?, _ result: Result<[UInt8], RPCError>) -> [UInt8]? {
+        guard let id else { return nil }
+        switch result {
+        case .success(let raw): return RPCResponse.success(id: id, rawResult: raw)
+        case .failure(let error): return RPCResponse.failure(id: id, error: error)
+        }
+    }
+
+    /// Sends a server notification.
+    func notify(method: String, params: JSONValue) {
+        outbox.enqueue(line: RPCResponse.notification(method: method, params: params))
+    }
+}
+
+/// The context a method handler gets.
+public struct RequestContext: Sendable {
+    public let connection: ServerConnection
+    public let daemon: Daemon
+    /// The request's id (nil for a notification).
+    public let requestID: JSONValue?
+    /// True inside a batch: the response goes into the batch array, not straight to the outbox.
+    public let inBatch: Bool
+}
+
+/// Counts the answers of one batch and writes them as one array when the last arrives.
+final class BatchCollector {
+    private var responses: [[UInt8]] = []
+    private var outstanding: Int
+    private let connection: ServerConnection
+
+    init(expected: Int, connection: ServerConnection) {
+        self.outstanding = expected
+        self.connection = connection
+    }
+
+    /// Adds one entry's answer (nil for notifications); writes the batch when complete.
+    func add(_ line: [UInt8]?) {
+        if let line { responses.append(line) }
+        outstanding -= 1
+        if outstanding == 0, !responses.isEmpty {
+            connection.outbox.enqueue(line: RPCResponse.batch(responses))
+        }
+    }
+}

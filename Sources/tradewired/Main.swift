@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import TradewireBus
+import TradewirePipeline
+import TradewireRPC
+import TradewireServer
+import TradewireTrading
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `tradewired`: the supervisor daemon (PROTOCOL §7).
+@main
+struct Tradewired: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tradewired",
+        abstract: "The tradewire supervisor: event bus, trading pipeline and JSON-RPC 2.0 on a Unix socket.",
+        discussion: """
+            Settings are layered: defaults, then --config FILE (JSON), then environment variables \
+            (SYMBOLS, LOOP_INTERVAL_SECONDS, USE_ASYNC_ORCHESTRATOR, RISK_*, QUANT_*, TRADEWIRE_SOCKET), \
+            then these flags.
+
+            Examples:
+              tradewired                                  # simulated data, paper broker, async mode
+              tradewired --loop --interval 5 --symbols SPY,QQQ,IWM
+              tradewired --mode sync --data-provider csv:./data --socket /tmp/tw.sock
+            Exit codes: 0 clean stop, 1 fatal error, 2 bad usage or another daemon on the socket.
+            """,
+        version: Daemon.version)
+
+    @Option(help: "Socket path (default: TRADEWIRE_SOCKET, $XDG_RUNTIME_DIR/tradewire.sock, /tmp/tradewire-$UID/tradewire.sock).")
+    var socket: String?
+
+    @Option(name: .customLong("socket-mode"), help: "Octal permission bits of the socket file: 600 or 660.")
+    var socketMode: String = "600"
+
+    @Option(help: "Orchestrator: async (event-driven) or sync (sequential).")
+    var mode: String?
+
+    @Flag(help: "Start the continuous loop at boot.")
+    var loop = false
+
+    @Option(help: "Loop interval in seconds (default 60, minimum 0.1).")
+    var interval: Double?
+
+    @Option(help: "Comma-separated symbols (default AAPL,MSFT,GOOGL).")
+    var symbols: String?
+
+    @Option(name: .customLong("data-provider"), help: "simulated or csv:DIR (one SYMBOL.csv per symbol).")
+    var dataProvider: String?
+
+    @Option(help: "Seed of the simulated market data.")
+    var seed: UInt64?
+
+    @Option(name: .customLong("history-capacity"), help: "Events kept in history (default 1000).")
+    var historyCapacity: Int?
+
+    @Option(name: .customLong("max-message-bytes"), help: "Longest message accepted (default 1048576, at most 67108864).")
+    var maxMessageBytes: Int = 1 << 20
+
+    @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
+    var allowUID: [UInt32] = []
+
+    @Option(name: .customLong("allow-gid"), help: "A gid whose members may connect (repeatable).")
+    var allowGID: [UInt32] = []
+
+    @Option(help: "JSON config file (keys: the environment names in lower case, plus mode, data_provider, seed, ...).")
+    var config: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning or error.")
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("log-format"), help: "text or json.")
+    var logFormat: String = "text"
+
+    func validate() throws {
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
+        }
+        guard (1...ServerConfiguration.maximumMessageLimit).contains(maxMessageBytes) else {
+            throw ValidationError("--max-message-bytes must be in 1...\(ServerConfiguration.maximumMessageLimit)")
+        }
+        guard let parsedMode = UInt16(socketMode, radix: 8), parsedMode & ~0o660 == 0, parsedMode & 0o600 == 0o600 else {
+            throw ValidationError("--socket-mode must be 600 or 660 (octal)")
+        }
+        if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
+        if let interval, interval < PipelineConfiguration.minimumLoopInterval {
+            throw ValidationError("--interval must be at least \(PipelineConfiguration.minimumLoopInterval)")
+        }
+        if let historyCapacity, historyCapacity < 1 { throw ValidationError("--history-capacity must be at least 1") }
+    }
+
+    /// Parses by hand so that usage errors exit 2, as the protocol's command line requires.
+    static func main() async {
+        let command: Tradewired
+        do {
+            command = try parseAsRoot() as! Tradewired
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(2)
+        }
+        do {
+            try await command.serve()
+            Foundation.exit(0)
+        } catch let error as StartupError {
+            FileHandle.standardError.write(Data("tradewired: \(error.message)\n".utf8))
+            Foundation.exit(error.exitCode)
+        } catch {
+            FileHandle.standardError.write(Data("tradewired: \(error)\n".utf8))
+            Foundation.exit(1)
+        }
+    }
+
+    struct StartupError: Error {
+        let message: String
+        let exitCode: Int32
+    }
+
+    func serve() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tradewired")
+        let environment = ProcessInfo.processInfo.environment
+
+        var settings: PipelineConfiguration
+        do {
+            settings = try PipelineConfiguration.load(configFile: config, environment: environment)
+            if let mode { try settings.set("mode", mode, source: "--mode") }
+            if let interval { settings.loopIntervalSeconds = interval }
+            if let symbols { try settings.set("symbols", symbols, source: "--symbols") }
+            if let dataProvider { try settings.set("data_provider", dataProvider, source: "--data-provider") }
+            if let seed { settings.seed = seed }
+            if let historyCapacity { settings.historyCapacity = historyCapacity }
+        } catch {
+            throw StartupError(message: error.description, exitCode: 2)
+        }
+
+        let socketPath = SocketPath.resolve(explicit: socket, environment: environment)
+        var serverConfiguration = ServerConfiguration(socketPath: socketPath)
+        serverConfiguration.socketMode = UInt16(socketMode, radix: 8) ?? 0o600
+        serverConfiguration.maxMessageBytes = maxMessageBytes
+        serverConfiguration.allowedUIDs = Set(allowUID)
+        serverConfiguration.allowedGIDs = Set(allowGID)
+        serverConfiguration.inheritedSocket = Self.systemdSocket(environment: environment)
+
+        let bus = EventBus(historyCapacity: settings.historyCapacity, logger: Logger(label: "tradewire.bus"))
+        let agents = TradingAgents(
+            config: settings.trading, provider: settings.dataProvider.makeProvider(seed: settings.seed),
+            logger: Logger(label: "tradewire.agents"))
+        let bootToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let pipelineLogger = Logger(label: "tradewire.pipeline")
+        let timeout = Duration.milliseconds(Int(settings.iterationTimeoutSeconds * 1000))
+        let orchestrator: any Orchestrator =
+            switch settings.mode {
+            case .async:
+                EventDrivenOrchestrator(
+                    bus: bus, agents: agents, defaultSymbols: settings.symbols, defaultTimeout: timeout,
+                    iterationIDPrefix: bootToken, logger: pipelineLogger)
+            case .sync:
+                SequentialOrchestrator(
+                    bus: bus, agents: agents, defaultSymbols: settings.symbols, defaultTimeout: timeout,
+                    iterationIDPrefix: bootToken, logger: pipelineLogger)
+            }
+        let pipelineLoop = PipelineLoop(
+            orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
+        let daemon = Daemon(
+            bus: bus, orchestrator: orchestrator, loop: pipelineLoop, configuration: serverConfiguration,
+            logger: Logger(label: "tradewire.server"))
+        let server = TradewireServer(daemon: daemon) { path in
+            // A plain line whatever the log level or format: scripts wait for it.
+            FileHandle.standardError.write(Data("listening on \(path)\n".utf8))
+        }
+        do {
+            try await server.bind()
+        } catch let error as SocketFileError {
+            let code: Int32 =
+                switch error {
+                case .anotherDaemon, .notASocket, .pathTooLong: 2
+                case .cannotPrepare: 1
+                }
+            throw StartupError(message: error.description, exitCode: code)
+        } catch {
+            throw StartupError(message: "cannot listen on \(socketPath): \(error)", exitCode: 1)
+        }
+        logger.info(
+            "daemon.starting",
+            metadata: [
+                "mode": "\(settings.mode.rawValue)", "symbols": "\(settings.symbols.joined(separator: ","))",
+                "data.provider": "\(settings.dataProvider)", "seed": "\(settings.seed)", "pid": "\(getpid())",
+            ])
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
+        if loop { _ = await pipelineLoop.start() }
+        try await group.run()
+        logger.info("daemon.stopped")
+    }
+
+    /// The listening socket systemd passed (LISTEN_PID is us and LISTEN_FDS ≥ 1): fd 3.
+    static func systemdSocket(environment: [String: String]) -> Int32? {
+        guard let pid = environment["LISTEN_PID"].flatMap(Int32.init), pid == getpid(),
+            let count = environment["LISTEN_FDS"].flatMap(Int.init), count >= 1
+        else { return nil }
+        return 3
+    }
+}
