@@ -113,7 +113,10 @@ let package = Package(
         ),
         .testTarget(
             name: "TradewirePipelineTests",
-            dependencies: ["TradewirePipeline", "TradewireBus", "TradewireTrading"]
+            dependencies: [
+                "TradewirePipeline", "TradewireBus", "TradewireTrading", "TradewireJSON",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

@@ -318,25 +318,14 @@ public struct PublishedEvent: Sendable {
             do { try await pending[0](event) } catch { fail(error) }
             return
         }
-        let failures = await withTaskGroup(of: Bool.self, returning: Int.self) { group in
+        await withTaskGroup(of: Void.self) { group in
             for handle in pending {
                 group.addTask {
-                    do {
-                        try await handle(event)
-                        return true
-                    } catch {
-                        self.bus.handlerLogger.warning(
-                            "bus.handler.failed",
-                            metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
-                        return false
-                    }
+                    // Counted as soon as it fails, not when the slowest handler finishes.
+                    do { try await handle(event) } catch { self.fail(error) }
                 }
             }
-            var failed = 0
-            for await ok in group where !ok { failed += 1 }
-            return failed
         }
-        if failures > 0 { bus.recordHandlerErrors(failures) }
     }
 
     private func fail(_ error: any Error) {

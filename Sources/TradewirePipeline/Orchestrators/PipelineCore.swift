@@ -56,14 +56,24 @@ final class PipelineCore: Sendable {
 
     /// Publishes a pipeline event stamped with the iteration's metadata (other metadata kept).
     /// Pre-encodes large payloads outside the bus lock when a client subscriber will need them.
+    ///
+    /// With `awaitHandlers` false (the sequential orchestrator, whose events are for observers)
+    /// in-process handlers still run, but the chain does not wait for them.
     @discardableResult
     func publish(
-        _ event: PipelineEvent, _ payload: PipelinePayload, for context: IterationContext, extra: JSONObject = [:]
+        _ event: PipelineEvent, _ payload: PipelinePayload, for context: IterationContext, extra: JSONObject = [:],
+        awaitHandlers: Bool = true
     ) async -> PublishedEvent {
         var metadata = extra
         metadata["iteration"] = JSONValue(context.number)
         metadata["iteration_id"] = JSONValue(context.id)
-        return await bus.publish(event.rawValue, payload: payload, metadata: metadata)
+        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: metadata)
+        if awaitHandlers {
+            await published.handlersFinished()
+        } else if published.hasPendingHandlers {
+            Task { await published.handlersFinished() }
+        }
+        return published
     }
 
     /// Runs `body` for `context` and waits for its outcome or the deadline, whichever comes

@@ -34,7 +34,7 @@ public final class SequentialOrchestrator: Orchestrator {
                 context.outcome.fulfill(.noMarketData(context.progress.withLock { $0.errors }))
                 return
             }
-            await core.publish(.dataReady, .marketData(marketData), for: context)
+            await core.publish(.dataReady, .marketData(marketData), for: context, awaitHandlers: false)
             await Self.chain(from: .dataReady, context: context, core: core, marketData: marketData)
         }
         return try core.result(of: outcome, context)
@@ -70,24 +70,24 @@ public final class SequentialOrchestrator: Orchestrator {
         if event == .dataReady {
             let data = marketData ?? context.progress.withLock { $0.marketData }
             signals = await stages.strategy(context, marketData: data)
-            await core.publish(.signalsReady, .signals(signals), for: context)
+            await core.publish(.signalsReady, .signals(signals), for: context, awaitHandlers: false)
         }
         if event <= .signalsReady {
             validated = await stages.quant(context, signals: signals)
-            await core.publish(.validatedReady, .signals(validated), for: context)
+            await core.publish(.validatedReady, .signals(validated), for: context, awaitHandlers: false)
         }
         if event <= .validatedReady {
             approved = await stages.risk(context, validated: validated)
             guard !context.isAbandoned else { return }
-            await core.publish(.approvedReady, .signals(approved), for: context)
+            await core.publish(.approvedReady, .signals(approved), for: context, awaitHandlers: false)
         }
         if event <= .approvedReady {
             executions = await stages.execution(context, approved: approved)
             guard !context.isAbandoned else { return }
-            await core.publish(.executedReady, .executions(executions), for: context)
+            await core.publish(.executedReady, .executions(executions), for: context, awaitHandlers: false)
         }
         let result = await stages.audit(context, executions: executions)
-        await core.publish(.auditReady, .audit(result.auditReport), for: context)
+        await core.publish(.auditReady, .audit(result.auditReport), for: context, awaitHandlers: false)
         context.outcome.fulfill(.completed(result))
     }
 

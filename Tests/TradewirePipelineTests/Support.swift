@@ -1,0 +1,77 @@
+import Foundation
+import Logging
+import TradewireBus
+import TradewireJSON
+import TradewireTrading
+
+@testable import TradewirePipeline
+
+/// A fixed "now" so that runs are reproducible: Friday 2026-11-20 15:00 UTC.
+let fixedNow = Date(timeIntervalSince1970: 1_763_650_800)
+
+enum Mode: CaseIterable { case sequential, eventDriven }
+
+func makeOrchestrator(
+    _ mode: Mode, seed: UInt64 = 42, symbols: [String] = ["AAPL", "MSFT", "GOOGL"],
+    provider: (any MarketDataProvider)? = nil, bus: EventBus = EventBus(), timeout: Duration = .seconds(300),
+    config: TradingConfig = TradingConfig()
+) -> any Orchestrator {
+    let logger = Logger(label: "test")
+    let agents = TradingAgents(
+        config: config, provider: provider ?? SimulatedMarketDataProvider(seed: seed), logger: logger)
+    switch mode {
+    case .sequential:
+        return SequentialOrchestrator(
+            bus: bus, agents: agents, defaultSymbols: symbols, defaultTimeout: timeout, iterationIDPrefix: "t",
+            clock: { fixedNow }, logger: logger)
+    case .eventDriven:
+        return EventDrivenOrchestrator(
+            bus: bus, agents: agents, defaultSymbols: symbols, defaultTimeout: timeout, iterationIDPrefix: "t",
+            clock: { fixedNow }, logger: logger)
+    }
+}
+
+/// Everything an iteration decided, without wall-clock durations.
+struct Decisions: Equatable {
+    var signals: [TradingSignal]
+    var validated: [TradingSignal]
+    var approved: [TradingSignal]
+    var rejected: [TradingSignal]
+    var executions: [ExecutionResult]
+    var metrics: JSONObject
+    var summary: String
+    var errors: [StageError]
+
+    init(_ result: IterationResult) {
+        signals = result.signals
+        validated = result.validatedSignals
+        approved = result.approvedSignals
+        rejected = result.rejectedSignals
+        executions = result.executionResults
+        var metrics = result.auditReport.metrics
+        metrics["duration_seconds"] = nil
+        self.metrics = metrics
+        summary = result.auditReport.summary
+        errors = result.errors
+    }
+}
+
+/// Symbols like S000, S001, … (valid tickers).
+func syntheticSymbols(_ count: Int) -> [String] {
+    (0..<count).map { "S" + String(format: "%03d", $0) }
+}
+
+/// A provider that never answers (for deadline tests).
+struct HangingProvider: MarketDataProvider {
+    var name: String { "hanging" }
+    func marketData(for symbol: String, bars: Int, asOf: Date) async throws -> MarketData {
+        try await Task.sleep(for: .seconds(3600))
+        throw CancellationError()
+    }
+}
+
+struct FailingProvider: MarketDataProvider {
+    var name: String { "failing" }
+    struct Down: Error {}
+    func marketData(for symbol: String, bars: Int, asOf: Date) async throws -> MarketData { throw Down() }
+}
