@@ -90,12 +90,16 @@ let package = Package(
         ),
         .executableTarget(
             name: "TradewireBenchmarks",
-            dependencies: ["TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline"],
+            dependencies: [
+                "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/TradewireBenchmarks"
         ),
         .testTarget(name: "TradewireJSONTests", dependencies: ["TradewireJSON"]),
         .testTarget(name: "TradewireBusTests", dependencies: ["TradewireBus"]),
         .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC"]),
+        .testTarget(name: "TradewireCLITests", dependencies: ["TradewireJSON"]),
         .testTarget(
             name: "TradewireServerTests",
             dependencies: [

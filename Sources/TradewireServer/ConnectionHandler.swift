@@ -167,17 +167,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: writing
 
     /// Moves queued bytes to the socket while it is writable (runs on the event loop).
+    ///
+    /// Writability is re-checked after every flush: a flush may drain the socket and fire
+    /// the writable notification inline, while this drain still holds the outbox's flag.
     func drain() {
         guard let context, let connection else { return }
-        var wrote = false
-        while context.channel.isWritable, let items = connection.outbox.take(maxBytes: 256 << 10) {
+        while true {
+            guard context.channel.isWritable else {
+                connection.outbox.pause()
+                break
+            }
+            guard let items = connection.outbox.take(maxBytes: 256 << 10) else { break }
             var buffer = context.channel.allocator.buffer(capacity: 4096)
             Outbox.write(items, into: &buffer)
-            context.write(wrapOutboundOut(buffer), promise: nil)
-            wrote = true
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        if wrote { context.flush() }
-        if !context.channel.isWritable { connection.outbox.pause() }
         if readPending && !connection.outbox.isOverBudget {
             readPending = false
             context.read()

@@ -267,8 +267,10 @@ enum DaemonMethods {
     static func startLoop(_ request: RPCRequest, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let reader = request.reader
         let interval = try params { () throws(JSONDecodingError) in try reader.optionalDouble("interval_seconds") }
-        if let interval, interval < PipelineConfiguration.minimumLoopInterval {
-            throw .invalidParams(path: "/interval_seconds", "must be at least \(PipelineConfiguration.minimumLoopInterval)")
+        if let interval, !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval) {
+            throw .invalidParams(
+                path: "/interval_seconds",
+                "must be in \(PipelineConfiguration.minimumLoopInterval)...\(PipelineConfiguration.maximumLoopInterval)")
         }
         var symbols: [String]?
         if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {

@@ -89,8 +89,8 @@ struct Tradewired: AsyncParsableCommand {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
         }
         if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
-        if let interval, interval < PipelineConfiguration.minimumLoopInterval {
-            throw ValidationError("--interval must be at least \(PipelineConfiguration.minimumLoopInterval)")
+        if let interval, !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval) {
+            throw ValidationError("--interval must be between 0.1 and 86400 seconds")
         }
         if let historyCapacity, historyCapacity < 1 { throw ValidationError("--history-capacity must be at least 1") }
     }

@@ -24,6 +24,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
 
     /// Smallest loop interval accepted.
     public static let minimumLoopInterval = 0.1
+    /// Largest loop interval accepted (one day).
+    public static let maximumLoopInterval = 86_400.0
 
     public init() {}
 
@@ -119,7 +121,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         }
         switch key {
         case "symbols": symbols = try Self.parseSymbols(text, source: source)
-        case "loop_interval_seconds": loopIntervalSeconds = try number(Self.minimumLoopInterval...86_400)
+        case "loop_interval_seconds": loopIntervalSeconds = try number(Self.minimumLoopInterval...Self.maximumLoopInterval)
         case "use_async_orchestrator":
             // The original compared case-insensitively with "true": anything else meant sync.
             mode = text.trimmingCharacters(in: .whitespaces).lowercased() == "true" ? .async : .sync

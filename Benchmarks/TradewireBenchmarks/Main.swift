@@ -1,0 +1,112 @@
+import Foundation
+import Logging
+import TradewireBus
+import TradewireJSON
+import TradewirePipeline
+import TradewireTrading
+
+/// `make bench`: throughput and latency figures, printed as a table. Not a test: nothing here
+/// asserts a number.
+///
+///   TradewireBenchmarks in-process           bus publish rates and full iterations in both modes
+///   TradewireBenchmarks socket --socket PATH load a running daemon over its socket
+@main
+struct Benchmarks {
+    static func main() async throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch arguments.first {
+        case "in-process", nil:
+            await InProcessBenchmarks.run()
+        case "socket":
+            guard let i = arguments.firstIndex(of: "--socket"), i + 1 < arguments.count else {
+                FileHandle.standardError.write(Data("usage: TradewireBenchmarks socket --socket PATH\n".utf8))
+                exit(2)
+            }
+            try await SocketBenchmarks.run(socketPath: arguments[i + 1])
+        default:
+            FileHandle.standardError.write(Data("usage: TradewireBenchmarks [in-process | socket --socket PATH]\n".utf8))
+            exit(2)
+        }
+    }
+}
+
+/// Seconds elapsed while running `body`.
+func measure(_ body: () async throws -> Void) async rethrows -> Double {
+    let start = ContinuousClock.now
+    try await body()
+    let d = ContinuousClock.now - start
+    return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+func row(_ columns: [String], widths: [Int]) -> String {
+    zip(columns, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+}
+
+enum InProcessBenchmarks {
+    static func run() async {
+        LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
+        let widths = [44, 16, 16, 10]
+        print("In-process (release build, median of 5 runs)")
+        print(row(["benchmark", "result", "reference", "ratio"], widths: widths))
+        for handlers in [1, 10] {
+            let rate = await publishRate(handlers: handlers)
+            let reference = handlers == 1 ? 61_000.0 : 18_000.0
+            print(row([
+                "bus publish → \(handlers) async no-op handler\(handlers == 1 ? "" : "s")",
+                String(format: "%.0f /s", rate), String(format: "%.0f /s (Python)", reference),
+                String(format: "%.1f×", rate / reference),
+            ], widths: widths))
+        }
+        for mode in [OrchestratorMode.async, .sync] {
+            for symbols in [5, 100, 1000] {
+                let seconds = await iteration(mode: mode, symbols: symbols)
+                let target = symbols == 1000 && mode == .async ? "< 250 ms" : ""
+                print(row([
+                    "iteration \(symbols) symbols × 252 bars (\(mode.rawValue))",
+                    String(format: "%.1f ms", seconds * 1000), target, "",
+                ], widths: widths))
+            }
+        }
+    }
+
+    static func publishRate(handlers: Int) async -> Double {
+        let bus = EventBus()
+        for i in 0..<handlers {
+            bus.subscribe(try! EventPattern("bench"), owner: .inProcess("h\(i)"), handler: .async { _ in })
+        }
+        let count = handlers == 1 ? 200_000 : 50_000
+        let payload = JSONValue("x")
+        var rates: [Double] = []
+        for _ in 0..<5 {
+            let seconds = await measure {
+                for _ in 0..<count { await bus.publish("bench", payload: payload) }
+            }
+            rates.append(Double(count) / seconds)
+        }
+        return median(rates)
+    }
+
+    static func iteration(mode: OrchestratorMode, symbols: Int) async -> Double {
+        let names = (0..<symbols).map { "B" + String($0) }
+        var times: [Double] = []
+        for run in 0..<5 {
+            // Fresh agents each run: no data cache, the whole pipeline from data generation on.
+            let agents = TradingAgents(
+                config: TradingConfig(), provider: SimulatedMarketDataProvider(seed: UInt64(run)),
+                logger: Logger(label: "bench"))
+            let bus = EventBus()
+            let orchestrator: any Orchestrator =
+                mode == .async
+                ? EventDrivenOrchestrator(bus: bus, agents: agents, defaultSymbols: names)
+                : SequentialOrchestrator(bus: bus, agents: agents, defaultSymbols: names)
+            let seconds = await measure { _ = try? await orchestrator.run(IterationRequest()) }
+            times.append(seconds)
+        }
+        return median(times)
+    }
+}

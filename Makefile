@@ -1,0 +1,83 @@
+# tradewire — build, test, run and benchmark.
+#   make run    build and start the daemon in the foreground (simulated data, paper broker, loop on)
+#   make test   install what is missing, build, run every test (Swift, Python, C, shell)
+#   make bench  release build, then the benchmark table (in-process, socket, Redis side by side)
+
+SWIFT        ?= swift
+BUILD_DIR    := .build/debug
+RELEASE_DIR  := .build/release
+SOCKET       ?=
+APT_PACKAGES := libjansson-dev pkg-config socat netcat-openbsd jq valgrind
+BENCH_APT    := redis-server redis-tools
+
+.PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean
+
+all: build
+
+## Packages the client tests need, installed only when missing (fresh machines, CI).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
+
+bench-deps: deps
+	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build:
+	$(SWIFT) build
+
+## Every test. Swift first (unit, conformance, live-socket, CLI), then the clients against live daemons.
+test: deps build
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+	$(MAKE) test-clients
+
+test-swift: build
+	$(SWIFT) test
+
+test-clients: test-python test-c test-shell
+
+test-python:
+	TRADEWIRED=$(CURDIR)/$(BUILD_DIR)/tradewired clients/python/run-tests.sh
+
+test-c:
+	TRADEWIRED=$(CURDIR)/$(BUILD_DIR)/tradewired $(MAKE) -C clients/c test valgrind
+
+test-shell:
+	TRADEWIRED=$(CURDIR)/$(BUILD_DIR)/tradewired bash clients/shell/test.sh
+
+## Benchmarks are not tests: numbers go in the table, never in assertions.
+bench: bench-deps
+	$(SWIFT) build -c release --product TradewireBenchmarks
+	$(SWIFT) build -c release --product tradewired
+	$(MAKE) -C clients/c all
+	$(RELEASE_DIR)/TradewireBenchmarks in-process
+	bash scripts/bench-socket.sh $(CURDIR)/$(RELEASE_DIR)
+
+## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.
+run:
+	$(SWIFT) build --product tradewired
+	$(SWIFT) build --product tradewire
+	@echo ""
+	@echo "Starting tradewired in the foreground (Ctrl-C to stop). From another terminal:"
+	@echo "  $(BUILD_DIR)/tradewire status                 # daemon and loop state"
+	@echo "  $(BUILD_DIR)/tradewire run AAPL MSFT --dry-run # one iteration, nothing traded"
+	@echo "  $(BUILD_DIR)/tradewire subscribe '*'          # watch every event"
+	@echo "  $(BUILD_DIR)/tradewire stats"
+	@echo ""
+	exec $(BUILD_DIR)/tradewired --loop $(if $(SOCKET),--socket $(SOCKET))
+
+lint:
+	$(SWIFT) format lint --recursive Sources Tests Benchmarks
+
+clean:
+	rm -rf .build
+	$(MAKE) -C clients/c clean

@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+
+/// The risk stage's decision on a list of signals.
+public struct RiskDecision: Sendable {
+    /// Approved signals (`approved = true`), HOLD included, in input order.
+    public var approved: [TradingSignal]
+    /// Rejected signals (`approved = false`, `rejectionReason` set), in input order.
+    public var rejected: [TradingSignal]
+
+    public init(approved: [TradingSignal] = [], rejected: [TradingSignal] = []) {
+        self.approved = approved
+        self.rejected = rejected
+    }
+}
+
+/// Hard-coded risk rules and ATR position sizing (original §7.4, with the port's fixes: the
+/// budget resets each UTC day and sizing reads the broker's current equity).
+///
+/// For each non-HOLD signal, in order (`balance` = the equity passed in, or
+/// ``TradingConfig/riskDefaultAccountBalance`` when that is not a positive number):
+/// 1. `confidence ≥ riskMinConfidence`, else "Confidence 0.20 below minimum 0.30".
+/// 2. Bars for the symbol, else "No historical data for position sizing".
+/// 3. `ATR` = ATR(14) (simple mean of true range) with ≥ 14 bars, else mean(high − low);
+///    `stop = 1.5 × ATR`, which must be > 0.
+/// 4. `risk = min(maxPerTrade·balance·confidence, maxPerTrade·balance)`;
+///    `qty = clamp(Int(risk / stop), 1, riskMaxQty)`; `actual = qty × stop`.
+/// 5. `actual > maxPerTrade·balance` → "exceeds max risk" (only when the floor of 1 share
+///    bumps the size up).
+/// 6. The day's committed risk + `actual > maxDailyLoss·balance` → "Would exceed daily loss
+///    limit …".
+/// 7. Approve: `qty`, `risk_amount = actual`, and `stop_loss = price ∓ stop` when unset.
+///
+/// HOLD is approved as is, without sizing.
+public struct RiskAgent: Sendable {
+    public let config: TradingConfig
+    public let budget: RiskBudget
+    let logger: Logger
+
+    public init(config: TradingConfig, budget: RiskBudget, logger: Logger) {
+        self.config = config
+        self.budget = budget
+        self.logger = logger
+    }
+
+    /// Approves or rejects each signal (see the type's documentation). With `commit` false
+    /// (a dry run) the shared budget is left untouched, but signals are still checked as if
+    /// the earlier approvals of this call had been committed.
+    public func evaluate(
+        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool
+    ) -> RiskDecision {
+        let balance = equity.isFinite && equity > 0 ? equity : config.riskDefaultAccountBalance
+        let dailyLimit = config.riskMaxDailyLoss * balance
+        var dryCommitted = commit ? 0 : budget.committed(on: date)
+        var decision = RiskDecision()
+        decision.approved.reserveCapacity(signals.count)
+
+        for var signal in signals {
+            if signal.action == .hold {
+                signal.approved = true
+                signal.rejectionReason = nil
+                decision.approved.append(signal)
+                continue
+            }
+            let sizing = size(signal, bars: marketData[signal.symbol]?.bars ?? [], balance: balance)
+            switch sizing {
+            case .rejected(let reason):
+                reject(&signal, reason, into: &decision)
+            case .sized(let qty, let actual, let stop, let price):
+                if commit {
+                    let reservation = budget.reserve(actual, limit: dailyLimit, on: date)
+                    guard reservation.accepted else {
+                        reject(&signal, dailyLimitMessage(reservation.committedBefore, actual, dailyLimit), into: &decision)
+                        continue
+                    }
+                } else {
+                    guard dryCommitted + actual <= dailyLimit else {
+                        reject(&signal, dailyLimitMessage(dryCommitted, actual, dailyLimit), into: &decision)
+                        continue
+                    }
+                    dryCommitted += actual
+                }
+                signal.qty = qty
+                signal.riskAmount = actual
+                if signal.stopLoss == nil {
+                    signal.stopLoss = signal.action == .buy ? price - stop : price + stop
+                }
+                if signal.price == nil { signal.price = price }
+                signal.approved = true
+                signal.rejectionReason = nil
+                logger.debug(
+                    "risk.approved",
+                    metadata: ["symbol": "\(signal.symbol)", "qty": "\(qty)", "risk_amount": "\(actual)"])
+                decision.approved.append(signal)
+            }
+        }
+        return decision
+    }
+
+    private enum Sizing {
+        case sized(qty: Int, actual: Double, stop: Double, price: Double)
+        case rejected(String)
+    }
+
+    private func size(_ signal: TradingSignal, bars: [Bar], balance: Double) -> Sizing {
+        let minimum = config.riskMinConfidence
+        guard signal.confidence >= minimum else {
+            // Two decimals as the original; more when rounding would make them look equal (0.2996 vs 0.30).
+            var digits = 2
+            while digits < 6, Format.fixed(signal.confidence, digits) == Format.fixed(minimum, digits) { digits += 1 }
+            return .rejected(
+                "Confidence \(Format.fixed(signal.confidence, digits)) below minimum \(Format.fixed(minimum, digits))")
+        }
+        guard let last = bars.last else { return .rejected("No historical data for position sizing") }
+        let price = signal.price ?? last.close
+        let atr = Self.averageTrueRange(bars)
+        let stop = 1.5 * atr
+        guard stop.isFinite, stop > 0 else {
+            return .rejected("Invalid stop distance \(Format.fixed(stop, 4)) (ATR \(Format.fixed(atr, 4)))")
+        }
+        let maxRisk = config.riskMaxPerTrade * balance
+        let risk = min(maxRisk * signal.confidence, maxRisk)
+        let raw = risk / stop
+        let qty = raw >= Double(config.riskMaxQty) ? config.riskMaxQty : max(1, Int(raw))
+        let clamped = min(max(qty, 1), max(config.riskMaxQty, 1))
+        let actual = Double(clamped) * stop
+        guard actual <= maxRisk else {
+            return .rejected(
+                "Position risk \(Format.fixed(actual)) exceeds max risk \(Format.fixed(maxRisk)) per trade (\(Format.fixed(config.riskMaxPerTrade * 100))% of \(Format.fixed(balance)))"
+            )
+        }
+        return .sized(qty: clamped, actual: actual, stop: stop, price: price)
+    }
+
+    /// ATR(14) (simple mean of true range) with at least 14 bars and a finite value,
+    /// else the mean of `high − low` over all bars.
+    static func averageTrueRange(_ bars: [Bar]) -> Double {
+        let period = 14
+        let n = bars.count
+        if n >= period {
+            var sum = 0.0
+            for i in (n - period)..<n {
+                let range = bars[i].high - bars[i].low
+                if i == 0 {
+                    sum += range
+                } else {
+                    let pc = bars[i - 1].close
+                    sum += max(range, abs(bars[i].high - pc), abs(bars[i].low - pc))
+                }
+            }
+            let atr = sum / Double(period)
+            if atr.isFinite { return atr }
+        }
+        guard n > 0 else { return .nan }
+        var sum = 0.0
+        for bar in bars { sum += bar.high - bar.low }
+        return sum / Double(n)
+    }
+
+    private func dailyLimitMessage(_ committed: Double, _ amount: Double, _ limit: Double) -> String {
+        "Would exceed daily loss limit: committed \(Format.fixed(committed)) + \(Format.fixed(amount)) > \(Format.fixed(limit)) (\(Format.fixed(config.riskMaxDailyLoss * 100))% of equity)"
+    }
+
+    private func reject(_ signal: inout TradingSignal, _ reason: String, into decision: inout RiskDecision) {
+        signal.approved = false
+        signal.rejectionReason = reason
+        logger.debug("risk.rejected", metadata: ["symbol": "\(signal.symbol)", "reason": "\(reason)"])
+        decision.rejected.append(signal)
+    }
+}
