@@ -163,7 +163,7 @@ enum DaemonMethods {
                     throw .invalidParams(path: path, "expected a string, got \(element.typeName)")
                 }
                 do { parsed.append(try SymbolValidation.normalize(text)) } catch {
-                    throw .invalidParams(path: path, "invalid symbol \"\(text)\": \(error)")
+                    throw .invalidParams(path: path, "\(error)")
                 }
             }
             guard !parsed.isEmpty else { throw .invalidParams(path: "/symbols", "must not be empty") }
