@@ -1,0 +1,951 @@
+/*
+ * tradewire.c — C client for tradewired (see tradewire.h, shared/PROTOCOL.md).
+ */
+#define _POSIX_C_SOURCE 200809L
+#if defined(__APPLE__)
+#define _DARWIN_C_SOURCE
+#endif
+
+#include "tradewire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TW_INITIAL_RBUF (64u * 1024u)
+#define TW_MIN_MAX_MESSAGE 1024u
+
+/* A tw_call in progress (frames form a stack: a notification callback may
+ * issue a nested tw_call). */
+typedef struct tw_frame {
+    json_int_t id;
+    json_t *resp;          /* the response message, owned              */
+    int local_err;         /* a TW_ERR_* raised while waiting, or 0    */
+    char local_msg[256];
+    struct tw_frame *next; /* outer frame                              */
+} tw_frame;
+
+typedef struct tw_qitem {
+    json_t *msg;           /* the whole notification message, owned    */
+    struct tw_qitem *next;
+} tw_qitem;
+
+struct tw_client {
+    int fd;
+    char *path;
+
+    /* read side: unprocessed bytes are rbuf[rstart, rlen); rscan is where the
+     * newline search resumes (no '\n' in [rstart, rscan)). */
+    char *rbuf;
+    size_t rcap, rstart, rlen, rscan;
+    int discarding;        /* dropping an over-long line up to its '\n' */
+    size_t max_msg;
+
+    /* write side */
+    char *wbuf;
+    size_t wcap;
+
+    json_int_t next_id;
+    int timeout_ms;
+    tw_frame *frames;
+
+    tw_notification_cb cb;
+    void *ud;
+    int in_callback;
+    int writing;
+    unsigned long dispatched;
+
+    tw_qitem *qhead, *qtail;
+    size_t qlen;
+
+    /* problems seen while no call was waiting; reported by tw_poll */
+    int stray_code;
+    char stray_type[64];
+    char stray_msg[512];
+
+    json_t *last_error_data;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static void set_err(tw_error *err, int code, const char *type, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    err->code = code;
+    snprintf(err->type, sizeof err->type, "%s", type ? type : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+static void clear_err(tw_error *err)
+{
+    if (!err)
+        return;
+    err->code = 0;
+    err->type[0] = '\0';
+    err->message[0] = '\0';
+}
+
+static const char *local_type(int code)
+{
+    switch (code) {
+    case TW_ERR_CONNECT:     return "connect_failed";
+    case TW_ERR_TIMEOUT:     return "timeout";
+    case TW_ERR_IO:          return "io_error";
+    case TW_ERR_CLOSED:      return "connection_closed";
+    case TW_ERR_PROTOCOL:    return "protocol_error";
+    case TW_ERR_TOO_LARGE:   return "incoming_too_large";
+    case TW_ERR_INVALID_ARG: return "invalid_argument";
+    case TW_ERR_NOMEM:       return "out_of_memory";
+    case TW_ERR_BUSY:        return "busy";
+    default:                 return "unknown";
+    }
+}
+
+#define LERR(err, code, ...) set_err((err), (code), local_type(code), __VA_ARGS__)
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int64_t deadline_from(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return now_ns() + (int64_t)timeout_ms * 1000000LL;
+}
+
+/* Milliseconds left until deadline, for poll(): -1 = infinite, rounded up. */
+static int remaining_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - now_ns();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int tw_default_socket_path(char *buf, size_t n)
+{
+    const char *s = getenv("TRADEWIRE_SOCKET");
+    int len;
+    if (s && *s) {
+        len = snprintf(buf, buf ? n : 0, "%s", s);
+    } else {
+        const char *x = getenv("XDG_RUNTIME_DIR");
+        if (x && *x) {
+            size_t xl = strlen(x);
+            const char *sep = (x[xl - 1] == '/') ? "" : "/";
+            len = snprintf(buf, buf ? n : 0, "%s%stradewire.sock", x, sep);
+        } else {
+            len = snprintf(buf, buf ? n : 0, "/tmp/tradewire-%lu/tradewire.sock",
+                           (unsigned long)getuid());
+        }
+    }
+    if (!buf || len < 0 || (size_t)len >= n)
+        return -1;
+    return len;
+}
+
+static void mark_broken(tw_client *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+tw_client *tw_connect(const char *path, tw_error *err)
+{
+    char defpath[sizeof(((struct sockaddr_un *)0)->sun_path) + 64];
+    struct sockaddr_un sa;
+
+    clear_err(err);
+    if (!path || !*path) {
+        if (tw_default_socket_path(defpath, sizeof defpath) < 0) {
+            LERR(err, TW_ERR_CONNECT, "default socket path is too long");
+            return NULL;
+        }
+        path = defpath;
+    }
+    if (strlen(path) >= sizeof sa.sun_path) {
+        LERR(err, TW_ERR_CONNECT, "socket path too long (max %zu bytes): %s",
+             sizeof sa.sun_path - 1, path);
+        return NULL;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        LERR(err, TW_ERR_CONNECT, "socket: %s", strerror(errno));
+        return NULL;
+    }
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+#if defined(SO_NOSIGPIPE)
+    {
+        int one = 1;
+        (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+    }
+#endif
+    int r;
+    do {
+        r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int e = errno;
+        close(fd);
+        LERR(err, TW_ERR_CONNECT, "cannot connect to %s: %s%s", path, strerror(e),
+             (e == ENOENT || e == ECONNREFUSED) ? " (is tradewired running?)" : "");
+        return NULL;
+    }
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        LERR(err, TW_ERR_CONNECT, "fcntl(O_NONBLOCK): %s", strerror(e));
+        return NULL;
+    }
+
+    tw_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        LERR(err, TW_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->fd = fd;
+    c->path = strdup(path);
+    c->rcap = TW_INITIAL_RBUF;
+    c->rbuf = malloc(c->rcap);
+    c->wcap = 4096;
+    c->wbuf = malloc(c->wcap);
+    if (!c->path || !c->rbuf || !c->wbuf) {
+        tw_close(c);
+        LERR(err, TW_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->max_msg = TW_DEFAULT_MAX_MESSAGE_BYTES;
+    c->timeout_ms = TW_DEFAULT_TIMEOUT_MS;
+    c->next_id = 1;
+    return c;
+}
+
+void tw_close(tw_client *c)
+{
+    if (!c)
+        return;
+    mark_broken(c);
+    while (c->qhead) {
+        tw_qitem *q = c->qhead;
+        c->qhead = q->next;
+        json_decref(q->msg);
+        free(q);
+    }
+    json_decref(c->last_error_data);
+    free(c->rbuf);
+    free(c->wbuf);
+    free(c->path);
+    free(c);
+}
+
+const char *tw_socket_path(const tw_client *c) { return c ? c->path : NULL; }
+int tw_fileno(const tw_client *c) { return c ? c->fd : -1; }
+int tw_is_open(const tw_client *c) { return c && c->fd >= 0; }
+
+void tw_set_max_message_size(tw_client *c, size_t bytes)
+{
+    if (!c)
+        return;
+    if (bytes < TW_MIN_MAX_MESSAGE)
+        bytes = TW_MIN_MAX_MESSAGE;
+    c->max_msg = bytes;
+}
+
+size_t tw_max_message_size(const tw_client *c) { return c ? c->max_msg : 0; }
+
+void tw_set_timeout(tw_client *c, int timeout_ms)
+{
+    if (c)
+        c->timeout_ms = timeout_ms < 0 ? TW_TIMEOUT_INFINITE : timeout_ms;
+}
+
+json_t *tw_last_error_data(const tw_client *c) { return c ? c->last_error_data : NULL; }
+
+void tw_set_notification_handler(tw_client *c, tw_notification_cb cb, void *ud)
+{
+    if (!c)
+        return;
+    c->cb = cb;
+    c->ud = ud;
+}
+
+size_t tw_pending_notifications(const tw_client *c) { return c ? c->qlen : 0; }
+
+json_t *tw_next_notification(tw_client *c)
+{
+    if (!c || !c->qhead)
+        return NULL;
+    tw_qitem *q = c->qhead;
+    c->qhead = q->next;
+    if (!c->qhead)
+        c->qtail = NULL;
+    c->qlen--;
+    json_t *m = q->msg;
+    free(q);
+    return m;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Incoming messages                                                          */
+
+/* A problem not attributable to a response: fail the innermost waiting call,
+ * or remember it for the next tw_poll. */
+static void report_problem(tw_client *c, int code, const char *msg)
+{
+    if (c->frames && !c->frames->resp && !c->frames->local_err) {
+        c->frames->local_err = code;
+        snprintf(c->frames->local_msg, sizeof c->frames->local_msg, "%s", msg);
+    } else if (!c->stray_code) {
+        c->stray_code = code;
+        snprintf(c->stray_type, sizeof c->stray_type, "%s", local_type(code));
+        snprintf(c->stray_msg, sizeof c->stray_msg, "%s", msg);
+    }
+}
+
+static void enqueue(tw_client *c, json_t *msg)
+{
+    tw_qitem *q = malloc(sizeof *q);
+    if (!q) {
+        json_decref(msg);
+        report_problem(c, TW_ERR_NOMEM, "out of memory queueing a notification");
+        return;
+    }
+    q->msg = msg;
+    q->next = NULL;
+    if (c->qtail)
+        c->qtail->next = q;
+    else
+        c->qhead = q;
+    c->qtail = q;
+    c->qlen++;
+}
+
+/* Takes ownership of msg. */
+static void handle_message(tw_client *c, json_t *msg)
+{
+    if (!json_is_object(msg)) {
+        /* We never send batches, so an array is unexpected. */
+        json_decref(msg);
+        report_problem(c, TW_ERR_PROTOCOL, "unexpected non-object message from daemon");
+        return;
+    }
+    json_t *id = json_object_get(msg, "id");
+    json_t *method = json_object_get(msg, "method");
+    int is_response = id && (json_object_get(msg, "result") || json_object_get(msg, "error"));
+
+    if (!is_response && json_is_string(method) && !id) {
+        enqueue(c, msg);
+        return;
+    }
+    if (is_response) {
+        if (json_is_integer(id)) {
+            json_int_t v = json_integer_value(id);
+            for (tw_frame *f = c->frames; f; f = f->next) {
+                if (f->id == v) {
+                    if (!f->resp && !f->local_err) {
+                        f->resp = msg;
+                        return;
+                    }
+                    break;
+                }
+            }
+            json_decref(msg); /* late or unknown response: discard */
+            return;
+        }
+        if (json_is_null(id) && json_object_get(msg, "error")) {
+            /* message_too_large / parse_error / forbidden: id null. */
+            tw_frame *f = c->frames;
+            if (f && !f->resp && !f->local_err) {
+                f->resp = msg;
+                return;
+            }
+            if (!c->stray_code) {
+                json_t *e = json_object_get(msg, "error");
+                json_t *code = json_object_get(e, "code");
+                json_t *data = json_object_get(e, "data");
+                const char *type = json_string_value(json_object_get(data, "type"));
+                const char *m = json_string_value(json_object_get(e, "message"));
+                c->stray_code = json_is_integer(code) ? (int)json_integer_value(code)
+                                                      : TW_ERR_PROTOCOL;
+                snprintf(c->stray_type, sizeof c->stray_type, "%s", type ? type : "");
+                snprintf(c->stray_msg, sizeof c->stray_msg, "%s", m ? m : "error");
+            }
+            json_decref(msg);
+            return;
+        }
+        json_decref(msg); /* a response with a string id: not ours */
+        return;
+    }
+    if (json_is_string(method)) {
+        /* A request from the daemon (reserved for a later api_level, PROTOCOL
+         * §9): not understood at this level, ignored. */
+        json_decref(msg);
+        return;
+    }
+    json_decref(msg);
+    report_problem(c, TW_ERR_PROTOCOL, "message from daemon is neither a response nor a notification");
+}
+
+static int is_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
+/* Parses every complete line in the buffer. Never calls user code. */
+static void process_lines(tw_client *c)
+{
+    for (;;) {
+        char *start = c->rbuf + c->rstart;
+        char *scan = c->rbuf + c->rscan;
+        char *nl = memchr(scan, '\n', c->rlen - c->rscan);
+        if (!nl) {
+            c->rscan = c->rlen;
+            break;
+        }
+        size_t len = (size_t)(nl - start);
+        c->rstart = c->rscan = (size_t)(nl - c->rbuf) + 1;
+        if (len > 0 && start[len - 1] == '\r')
+            len--;
+        if (is_blank(start, len))
+            continue;
+        if (len > c->max_msg) {
+            report_problem(c, TW_ERR_TOO_LARGE, "incoming message longer than the maximum message size was discarded");
+            continue;
+        }
+        json_error_t jerr;
+        json_t *msg = json_loadb(start, len, 0, &jerr);
+        if (!msg) {
+            char m[256];
+            snprintf(m, sizeof m, "invalid JSON from daemon: %s", jerr.text);
+            report_problem(c, TW_ERR_PROTOCOL, m);
+            continue;
+        }
+        handle_message(c, msg);
+    }
+    if (c->rstart == c->rlen)
+        c->rstart = c->rscan = c->rlen = 0;
+}
+
+/* One recv(). Returns >0 bytes read, 0 if it would block, -1 on error/EOF
+ * (err filled, connection marked broken). Complete lines are processed. */
+static int read_some(tw_client *c, tw_error *err)
+{
+    if (c->fd < 0) {
+        LERR(err, TW_ERR_CLOSED, "connection is closed");
+        return -1;
+    }
+    if (c->discarding) {
+        /* drop the over-long line up to its newline */
+        ssize_t n;
+        do {
+            n = recv(c->fd, c->rbuf, c->rcap, 0);
+        } while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            mark_broken(c);
+            LERR(err, TW_ERR_CLOSED, "connection closed by the daemon");
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            int e = errno;
+            mark_broken(c);
+            LERR(err, TW_ERR_IO, "recv: %s", strerror(e));
+            return -1;
+        }
+        char *nl = memchr(c->rbuf, '\n', (size_t)n);
+        if (nl) {
+            size_t rest = (size_t)n - (size_t)(nl + 1 - c->rbuf);
+            memmove(c->rbuf, nl + 1, rest);
+            c->rstart = c->rscan = 0;
+            c->rlen = rest;
+            c->discarding = 0;
+            process_lines(c);
+        }
+        return (int)n;
+    }
+
+    /* make room: compact, then grow up to max_msg + 2 ("\r\n") */
+    if (c->rstart > 0 && (c->rlen == c->rcap || c->rcap - c->rlen < 4096)) {
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rlen - c->rstart);
+        c->rlen -= c->rstart;
+        c->rscan -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rlen == c->rcap) {
+        size_t limit = c->max_msg + 2;
+        if (c->rcap < limit) {
+            size_t ncap = c->rcap * 2;
+            if (ncap > limit)
+                ncap = limit;
+            char *nb = realloc(c->rbuf, ncap);
+            if (!nb) {
+                LERR(err, TW_ERR_NOMEM, "out of memory growing the read buffer");
+                return -1;
+            }
+            c->rbuf = nb;
+            c->rcap = ncap;
+        } else {
+            /* a partial line already longer than allowed */
+            c->rstart = c->rscan = c->rlen = 0;
+            c->discarding = 1;
+            report_problem(c, TW_ERR_TOO_LARGE, "incoming message longer than the maximum message size was discarded");
+            return 1;
+        }
+    }
+    ssize_t n;
+    do {
+        n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        mark_broken(c);
+        LERR(err, TW_ERR_CLOSED, "connection closed by the daemon");
+        return -1;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        int e = errno;
+        mark_broken(c);
+        LERR(err, TW_ERR_IO, "recv: %s", strerror(e));
+        return -1;
+    }
+    c->rlen += (size_t)n;
+    process_lines(c);
+    if (c->rlen - c->rstart > c->max_msg + 1) {
+        /* the pending partial line can no longer fit */
+        c->rstart = c->rscan = c->rlen = 0;
+        c->discarding = 1;
+        report_problem(c, TW_ERR_TOO_LARGE, "incoming message longer than the maximum message size was discarded");
+    }
+    return (int)n;
+}
+
+/* Dispatches queued notifications to the handler, unless that is not
+ * allowed right now (no handler, inside the callback, mid-write). */
+static void drain(tw_client *c)
+{
+    while (c->cb && !c->in_callback && !c->writing && c->qhead) {
+        json_t *msg = tw_next_notification(c);
+        const char *method = json_string_value(json_object_get(msg, "method"));
+        json_t *params = json_object_get(msg, "params");
+        c->in_callback = 1;
+        c->cb(method, params, c->ud);
+        c->in_callback = 0;
+        c->dispatched++;
+        json_decref(msg);
+    }
+}
+
+/* Waits until fd is readable (or writable when want_out). Returns the poll
+ * revents, 0 on timeout, -1 on error. */
+static int wait_fd(tw_client *c, int want_out, int64_t deadline, tw_error *err)
+{
+    struct pollfd p;
+    for (;;) {
+        p.fd = c->fd;
+        p.events = POLLIN | (want_out ? POLLOUT : 0);
+        p.revents = 0;
+        int r = poll(&p, 1, remaining_ms(deadline));
+        if (r > 0)
+            return p.revents ? p.revents : POLLIN;
+        if (r == 0)
+            return 0;
+        if (errno != EINTR) {
+            LERR(err, TW_ERR_IO, "poll: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* Sends wbuf[0, len), reading (and queueing) incoming data meanwhile so a
+ * daemon pushing notifications can never deadlock us. */
+static int send_all(tw_client *c, size_t len, int64_t deadline, tw_error *err)
+{
+    size_t off = 0;
+    int flags = 0;
+#ifdef MSG_NOSIGNAL
+    flags |= MSG_NOSIGNAL;
+#endif
+    c->writing = 1;
+    while (off < len) {
+        ssize_t n = send(c->fd, c->wbuf + off, len - off, flags);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            int ev = wait_fd(c, 1, deadline, err);
+            if (ev < 0)
+                goto fail;
+            if (ev == 0) {
+                c->writing = 0;
+                /* A partial request is on the wire: the stream is now
+                 * unusable, so close it. */
+                if (off > 0)
+                    mark_broken(c);
+                LERR(err, TW_ERR_TIMEOUT, "timed out sending the request%s",
+                     off > 0 ? " (connection closed)" : "");
+                return -1;
+            }
+            if (ev & (POLLIN | POLLHUP)) {
+                if (read_some(c, err) < 0)
+                    goto fail;
+            }
+            continue;
+        }
+        {
+            int e = errno;
+            if (e == EPIPE || e == ECONNRESET) {
+                /* The daemon may have said why before closing (e.g. -32020
+                 * forbidden, id null): read what is left so it reaches the
+                 * waiting call. */
+                tw_error tmp;
+                while (c->fd >= 0 && read_some(c, &tmp) > 0)
+                    ;
+                mark_broken(c);
+                LERR(err, TW_ERR_CLOSED, "connection closed by the daemon");
+            } else {
+                mark_broken(c);
+                LERR(err, TW_ERR_IO, "send: %s", strerror(e));
+            }
+        }
+        goto fail;
+    }
+    c->writing = 0;
+    return 0;
+fail:
+    c->writing = 0;
+    return -1;
+}
+
+/* Fills err from a response message and returns its result (new ref). */
+static json_t *take_result(tw_client *c, json_t *resp, tw_error *err)
+{
+    json_t *res = json_object_get(resp, "result");
+    json_t *e = json_object_get(resp, "error");
+    json_decref(c->last_error_data);
+    c->last_error_data = NULL;
+    if (!e && res) {
+        json_incref(res);
+        return res;
+    }
+    json_t *code = json_object_get(e, "code");
+    json_t *msg = json_object_get(e, "message");
+    json_t *data = json_object_get(e, "data");
+    const char *type = json_string_value(json_object_get(data, "type"));
+    if (!json_is_object(e) || !json_is_integer(code)) {
+        LERR(err, TW_ERR_PROTOCOL, "malformed error object in response");
+        return NULL;
+    }
+    if (data) {
+        json_incref(data);
+        c->last_error_data = data;
+    }
+    set_err(err, (int)json_integer_value(code), type ? type : "",
+            "%s", json_is_string(msg) ? json_string_value(msg) : "error");
+    return NULL;
+}
+
+json_t *tw_call(tw_client *c, const char *method, json_t *params,
+                int timeout_ms, tw_error *err)
+{
+    clear_err(err);
+    if (!c || !method || !*method) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_call: client and method are required");
+        return NULL;
+    }
+    if (c->fd < 0) {
+        LERR(err, TW_ERR_CLOSED, "connection is closed");
+        return NULL;
+    }
+    int64_t deadline = deadline_from(timeout_ms);
+
+    json_t *req = json_object();
+    json_int_t id = c->next_id++;
+    if (!req || json_object_set_new(req, "jsonrpc", json_string("2.0")) ||
+        json_object_set_new(req, "id", json_integer(id)) ||
+        json_object_set_new(req, "method", json_string(method)) ||
+        (params && json_object_set(req, "params", params))) {
+        json_decref(req);
+        LERR(err, TW_ERR_INVALID_ARG, "cannot build request (method not valid UTF-8?)");
+        return NULL;
+    }
+    size_t need = json_dumpb(req, c->wbuf, c->wcap, JSON_COMPACT);
+    if (need == 0) {
+        json_decref(req);
+        LERR(err, TW_ERR_INVALID_ARG, "cannot encode request");
+        return NULL;
+    }
+    if (need + 1 > c->wcap) {
+        size_t ncap = c->wcap;
+        while (ncap < need + 1)
+            ncap *= 2;
+        char *nb = realloc(c->wbuf, ncap);
+        if (!nb) {
+            json_decref(req);
+            LERR(err, TW_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        c->wbuf = nb;
+        c->wcap = ncap;
+        need = json_dumpb(req, c->wbuf, c->wcap, JSON_COMPACT);
+    }
+    json_decref(req);
+    c->wbuf[need] = '\n';
+
+    tw_frame f;
+    memset(&f, 0, sizeof f);
+    f.id = id;
+    f.next = c->frames;
+    c->frames = &f;
+
+    json_t *result = NULL;
+    if (send_all(c, need + 1, deadline, err) < 0) {
+        if (f.resp) /* an id-null error read while failing, e.g. forbidden */
+            result = take_result(c, f.resp, err);
+        goto out;
+    }
+    drain(c);
+    for (;;) {
+        if (f.resp || f.local_err)
+            break;
+        int r = read_some(c, err);
+        if (r < 0)
+            goto out;
+        drain(c);
+        if (r > 0)
+            continue;
+        if (f.resp || f.local_err)
+            break;
+        int ev = wait_fd(c, 0, deadline, err);
+        if (ev < 0)
+            goto out;
+        if (ev == 0) {
+            LERR(err, TW_ERR_TIMEOUT, "no response to '%s' within %d ms", method, timeout_ms);
+            goto out;
+        }
+    }
+    if (f.resp)
+        result = take_result(c, f.resp, err);
+    else
+        LERR(err, f.local_err, "%s", f.local_msg);
+out:
+    c->frames = f.next;
+    json_decref(f.resp);
+    return result;
+}
+
+int tw_poll(tw_client *c, int timeout_ms, tw_error *err)
+{
+    clear_err(err);
+    if (!c) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_poll: client is NULL");
+        return -1;
+    }
+    if (c->in_callback) {
+        LERR(err, TW_ERR_BUSY, "tw_poll called from the notification callback");
+        return -1;
+    }
+    int64_t deadline = deadline_from(timeout_ms);
+    unsigned long start = c->dispatched;
+#define TW_AVAILABLE() (c->cb ? (c->dispatched - start) : c->qlen)
+#define TW_STRAY()                                                             \
+    do {                                                                       \
+        if (c->stray_code) {                                                   \
+            set_err(err, c->stray_code, c->stray_type, "%s", c->stray_msg);    \
+            c->stray_code = 0;                                                 \
+            return -1;                                                         \
+        }                                                                      \
+    } while (0)
+
+    drain(c);
+    TW_STRAY();
+    while (TW_AVAILABLE() == 0) {
+        if (c->fd < 0) {
+            LERR(err, TW_ERR_CLOSED, "connection is closed");
+            return -1;
+        }
+        int r = read_some(c, err);
+        drain(c);
+        TW_STRAY();
+        if (r < 0) {
+            if (TW_AVAILABLE() == 0)
+                return -1;
+            clear_err(err); /* report the dispatched ones; the error comes next time */
+            break;
+        }
+        if (r > 0)
+            continue;
+        int ev = wait_fd(c, 0, deadline, err);
+        if (ev < 0)
+            return -1;
+        if (ev == 0)
+            return 0;
+    }
+    /* take what is readable without blocking (one more read) */
+    if (c->fd >= 0) {
+        tw_error tmp;
+        if (read_some(c, &tmp) >= 0)
+            drain(c);
+    }
+    size_t n = TW_AVAILABLE();
+#undef TW_AVAILABLE
+#undef TW_STRAY
+    return n > 0x7fffffff ? 0x7fffffff : (int)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Convenience                                                                */
+
+int tw_ping(tw_client *c, tw_error *err)
+{
+    json_t *r = tw_call(c, "ping", NULL, c ? c->timeout_ms : 0, err);
+    if (!r)
+        return -1;
+    int ok = json_is_true(json_object_get(r, "pong"));
+    json_decref(r);
+    if (!ok) {
+        LERR(err, TW_ERR_PROTOCOL, "ping result has no \"pong\": true");
+        return -1;
+    }
+    return 0;
+}
+
+int tw_publish(tw_client *c, const char *event_type, json_t *data,
+               json_t *metadata, json_int_t *seq_out, tw_error *err)
+{
+    if (!c || !event_type) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_publish: client and event_type are required");
+        return -1;
+    }
+    json_t *p = json_object();
+    if (!p || json_object_set_new(p, "event_type", json_string(event_type)) ||
+        (data && json_object_set(p, "data", data)) ||
+        (metadata && json_object_set(p, "metadata", metadata))) {
+        json_decref(p);
+        LERR(err, TW_ERR_INVALID_ARG, "tw_publish: cannot build params");
+        return -1;
+    }
+    json_t *r = tw_call(c, "publish", p, c->timeout_ms, err);
+    json_decref(p);
+    if (!r)
+        return -1;
+    json_t *seq = json_object_get(r, "seq");
+    int ok = json_is_integer(seq);
+    if (ok && seq_out)
+        *seq_out = json_integer_value(seq);
+    json_decref(r);
+    if (!ok) {
+        LERR(err, TW_ERR_PROTOCOL, "publish result has no integer \"seq\"");
+        return -1;
+    }
+    return 0;
+}
+
+int tw_subscribe(tw_client *c, const char *pattern, json_int_t since_seq,
+                 char *sub_id_out, size_t n, tw_error *err)
+{
+    if (!c || !pattern) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe: client and pattern are required");
+        return -1;
+    }
+    json_t *p = json_object();
+    if (!p || json_object_set_new(p, "event_type", json_string(pattern)) ||
+        (since_seq >= 0 && json_object_set_new(p, "since_seq", json_integer(since_seq)))) {
+        json_decref(p);
+        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe: cannot build params");
+        return -1;
+    }
+    json_t *r = tw_call(c, "subscribe", p, c->timeout_ms, err);
+    json_decref(p);
+    if (!r)
+        return -1;
+    const char *sid = json_string_value(json_object_get(r, "subscription"));
+    int rc = 0;
+    if (!sid) {
+        LERR(err, TW_ERR_PROTOCOL, "subscribe result has no \"subscription\"");
+        rc = -1;
+    } else if (sub_id_out) {
+        if (n == 0 || strlen(sid) >= n) {
+            if (n > 0)
+                snprintf(sub_id_out, n, "%s", sid);
+            LERR(err, TW_ERR_INVALID_ARG, "subscription id '%s' does not fit in %zu bytes (subscribed anyway)", sid, n);
+            rc = -1;
+        } else {
+            memcpy(sub_id_out, sid, strlen(sid) + 1);
+        }
+    }
+    json_decref(r);
+    return rc;
+}
+
+static int unsubscribe_by(tw_client *c, const char *key, const char *value, tw_error *err)
+{
+    if (!c || !value) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_unsubscribe: client and %s are required", key);
+        return -1;
+    }
+    json_t *p = json_object();
+    if (!p || json_object_set_new(p, key, json_string(value))) {
+        json_decref(p);
+        LERR(err, TW_ERR_INVALID_ARG, "tw_unsubscribe: cannot build params");
+        return -1;
+    }
+    json_t *r = tw_call(c, "unsubscribe", p, c->timeout_ms, err);
+    json_decref(p);
+    if (!r)
+        return -1;
+    json_t *removed = json_object_get(r, "removed");
+    int rc = json_is_integer(removed) ? (int)json_integer_value(removed) : -1;
+    json_decref(r);
+    if (rc < 0)
+        LERR(err, TW_ERR_PROTOCOL, "unsubscribe result has no integer \"removed\"");
+    return rc;
+}
+
+int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err)
+{
+    return unsubscribe_by(c, "subscription", subscription_id, err);
+}
+
+int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err)
+{
+    return unsubscribe_by(c, "event_type", pattern, err);
+}

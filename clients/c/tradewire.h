@@ -1,0 +1,205 @@
+/*
+ * tradewire.h — C client for the tradewire daemon (tradewired).
+ *
+ * JSON-RPC 2.0 over a Unix domain socket, newline-delimited JSON
+ * (see shared/PROTOCOL.md, api_level 1). JSON values are jansson json_t.
+ *
+ * Threading: a tw_client is not thread-safe; use one client per thread (or
+ * serialise access yourself). The library has no global state.
+ *
+ * Ownership conventions (jansson reference counting):
+ *   - json_t parameters passed IN (params, data, metadata) are BORROWED: the
+ *     library never steals them; you still own (and must json_decref) them.
+ *   - json_t results returned by tw_call() / tw_next_notification() are NEW
+ *     references: the caller owns them and must json_decref them.
+ *   - json_t values passed to the notification callback are BORROWED and valid
+ *     only during the callback (json_incref them to keep them).
+ */
+#ifndef TRADEWIRE_H
+#define TRADEWIRE_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TW_VERSION "0.1.0"
+#define TW_API_LEVEL 1
+
+/* Default upper bound for one incoming line (bytes before the newline):
+ * the daemon's 1 MiB request limit plus 1 MiB of margin, because an event
+ * notification wraps the published data and the daemon may re-escape it. */
+#define TW_DEFAULT_MAX_MESSAGE_BYTES (2u * 1024u * 1024u)
+/* Default timeout of the convenience calls (tw_ping, tw_publish, ...). */
+#define TW_DEFAULT_TIMEOUT_MS 30000
+/* Pass as timeout_ms to wait without a deadline. */
+#define TW_TIMEOUT_INFINITE (-1)
+
+/*
+ * Error codes.
+ *
+ * tw_error.code is 0 on success, the daemon's JSON-RPC error code for an RPC
+ * error (all codes in PROTOCOL.md are <= -32000; tw_error.type then holds the
+ * error's data.type, e.g. "method_not_found"), or one of the LOCAL codes below
+ * (range -1 .. -99, never sent by the daemon; tw_error.type then holds the
+ * snake_case name given next to each code). Use tw_error_is_local().
+ */
+enum {
+    TW_OK               = 0,
+    TW_ERR_CONNECT      = -1,  /* "connect_failed": socket/connect failed      */
+    TW_ERR_TIMEOUT      = -2,  /* "timeout": no response before the deadline;
+                                  the connection stays usable (a late response
+                                  is discarded)                                */
+    TW_ERR_IO           = -3,  /* "io_error": read/write failed; conn closed   */
+    TW_ERR_CLOSED       = -4,  /* "connection_closed": daemon closed the
+                                  connection (or tw_client already broken)     */
+    TW_ERR_PROTOCOL     = -5,  /* "protocol_error": a line from the daemon was
+                                  not valid JSON-RPC, or a result had an
+                                  unexpected shape; the line is discarded and
+                                  the connection stays usable                  */
+    TW_ERR_TOO_LARGE    = -6,  /* "incoming_too_large": an incoming line longer
+                                  than the max message size was discarded; the
+                                  connection stays usable                      */
+    TW_ERR_INVALID_ARG  = -7,  /* "invalid_argument": bad argument to the API  */
+    TW_ERR_NOMEM        = -8,  /* "out_of_memory"                              */
+    TW_ERR_BUSY         = -9   /* "busy": tw_poll() called from inside the
+                                  notification callback                        */
+};
+
+typedef struct tw_error {
+    int  code;          /* 0, a JSON-RPC code (<= -32000) or a TW_ERR_* code */
+    char type[64];      /* data.type of an RPC error, or the local name      */
+    char message[512];  /* human-readable message                            */
+} tw_error;
+
+/* True when code is one of the library's local TW_ERR_* codes. */
+static inline int tw_error_is_local(int code) { return code < 0 && code > -100; }
+
+typedef struct tw_client tw_client;
+
+/* Notification callback: method is e.g. "event", "events_dropped", "shutdown";
+ * params is the notification's params (borrowed; may be NULL if absent).
+ * The callback may call tw_call() (and the convenience calls) on the same
+ * client; it must not call tw_poll() (TW_ERR_BUSY) or tw_close(). */
+typedef void (*tw_notification_cb)(const char *method, json_t *params, void *ud);
+
+/* ---- socket path ------------------------------------------------------- */
+
+/* Writes the default socket path (PROTOCOL §1) into buf:
+ *   $TRADEWIRE_SOCKET, else $XDG_RUNTIME_DIR/tradewire.sock,
+ *   else /tmp/tradewire-$UID/tradewire.sock   (UID = getuid()).
+ * An environment variable that is set but empty counts as unset.
+ * Returns the length of the path (like strlen), or -1 if buf is NULL or too
+ * small (buf then holds a truncated, NUL-terminated string when n > 0). */
+int tw_default_socket_path(char *buf, size_t n);
+
+/* ---- connection -------------------------------------------------------- */
+
+/* Connects to the daemon. path NULL (or "") = tw_default_socket_path().
+ * Returns NULL with err filled (TW_ERR_CONNECT, TW_ERR_NOMEM) on failure. */
+tw_client *tw_connect(const char *path, tw_error *err);
+
+/* Closes the connection and frees everything (queued notifications too).
+ * NULL is accepted. */
+void tw_close(tw_client *c);
+
+/* The socket path this client connected to. */
+const char *tw_socket_path(const tw_client *c);
+
+/* The socket fd, for poll()/select() integration (wait for POLLIN, then call
+ * tw_poll(c, 0, ...)). Do not read from or write to it yourself.
+ * -1 once the connection is broken. */
+int tw_fileno(const tw_client *c);
+
+/* 1 while the connection is usable, 0 after an I/O error or EOF. */
+int tw_is_open(const tw_client *c);
+
+/* Maximum accepted incoming line (bytes before the newline); default
+ * TW_DEFAULT_MAX_MESSAGE_BYTES. Raise it if the daemon runs with a larger
+ * --max-message-bytes or you fetch large histories. Minimum 1024. */
+void   tw_set_max_message_size(tw_client *c, size_t bytes);
+size_t tw_max_message_size(const tw_client *c);
+
+/* Timeout used by the convenience calls below (default TW_DEFAULT_TIMEOUT_MS;
+ * TW_TIMEOUT_INFINITE for none). A publish of a pipeline event waits for
+ * the whole chain (up to 300 s): raise it for that. */
+void tw_set_timeout(tw_client *c, int timeout_ms);
+
+/* ---- requests ---------------------------------------------------------- */
+
+/* Sends {"jsonrpc":"2.0","id":N,"method":method,"params":params} (params
+ * omitted when NULL; params is BORROWED) and blocks until the response with
+ * that id arrives or timeout_ms elapses (TW_TIMEOUT_INFINITE = no deadline;
+ * 0 = only what is already available, like poll()).
+ * Returns the "result" value (a NEW reference, never NULL on success; a JSON
+ * null result is returned as json_null()) or NULL with err filled:
+ *   RPC error  -> err->code = error.code, err->type = error.data.type,
+ *                 err->message = error.message; tw_last_error_data() has data.
+ *   local      -> a TW_ERR_* code.
+ * Notifications arriving meanwhile go to the notification handler (if set)
+ * or are queued (tw_next_notification). Responses with other ids (e.g. the
+ * late answer to a call that timed out) are discarded. An error response with
+ * id null (message_too_large, forbidden, parse_error) is taken as the answer
+ * to the call in progress. */
+json_t *tw_call(tw_client *c, const char *method, json_t *params,
+                int timeout_ms, tw_error *err);
+
+/* The "data" object of the last RPC error returned on this client (e.g. with
+ * "errors": [{path, message}] for invalid_params), BORROWED, valid until the
+ * next call; NULL if none. */
+json_t *tw_last_error_data(const tw_client *c);
+
+/* ---- notifications ----------------------------------------------------- */
+
+/* Sets (or clears, with NULL) the notification handler. With a handler set,
+ * notifications are dispatched as soon as they are read (inside tw_call()
+ * and tw_poll()), queued ones first. Without one they are queued. */
+void tw_set_notification_handler(tw_client *c, tw_notification_cb cb, void *ud);
+
+/* Reads notifications: waits up to timeout_ms (TW_TIMEOUT_INFINITE = forever,
+ * 0 = don't block) until at least one is available, then also takes what can
+ * be read without blocking.
+ * With a handler: dispatches them and returns the number dispatched.
+ * Without: queues them and returns the number queued in total.
+ * Returns 0 on timeout, -1 on error (err filled; check tw_is_open()). */
+int tw_poll(tw_client *c, int timeout_ms, tw_error *err);
+
+/* Pops the oldest queued notification: the whole message object
+ * {"jsonrpc","method","params"} as a NEW reference, or NULL if none queued. */
+json_t *tw_next_notification(tw_client *c);
+
+/* Number of queued notifications. */
+size_t tw_pending_notifications(const tw_client *c);
+
+/* ---- convenience (use the client's timeout, see tw_set_timeout) -------- */
+
+/* ping -> {"pong": true}. Returns 0, or -1 with err filled. */
+int tw_ping(tw_client *c, tw_error *err);
+
+/* publish {event_type, data?, metadata?}. data / metadata BORROWED; NULL =
+ * omitted (data then defaults to JSON null). Stores result.seq in *seq_out
+ * when seq_out is not NULL. Returns 0 or -1. */
+int tw_publish(tw_client *c, const char *event_type, json_t *data,
+               json_t *metadata, json_int_t *seq_out, tw_error *err);
+
+/* subscribe {event_type: pattern, since_seq?}. since_seq < 0 = none.
+ * Copies the subscription id ("s-...") into sub_id_out (if not NULL; n bytes
+ * incl. NUL; 64 is plenty). Returns 0 or -1. */
+int tw_subscribe(tw_client *c, const char *pattern, json_int_t since_seq,
+                 char *sub_id_out, size_t n, tw_error *err);
+
+/* unsubscribe {subscription}. Returns the number removed (0 if nothing
+ * matched) or -1. */
+int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err);
+
+/* unsubscribe {event_type: pattern} (exact pattern string of this
+ * connection's subscriptions). Returns the number removed or -1. */
+int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRADEWIRE_H */

@@ -1,0 +1,68 @@
+"""Fixtures that run the real tradewired daemon.
+
+The binary: ``$TRADEWIRED`` (an absolute path), else
+``<repo root>/.build/debug/tradewired``.  Each daemon gets a short unique
+socket path under /tmp, is started as
+``tradewired --socket PATH --seed 42 --log-level warning [extra flags]``,
+is ready once its output shows ``listening on PATH`` (30 s at most), and is
+stopped with SIGTERM (SIGKILL after 15 s).  No daemon outlives the session.
+A missing binary fails the tests (it does not skip them).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from support import Daemon, DaemonFactory, daemon_binary  # noqa: E402
+from tradewire import Client  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tradewired_bin() -> Path:
+    return daemon_binary()
+
+
+@pytest.fixture
+def daemon_factory(tradewired_bin: Path) -> Iterator[DaemonFactory]:
+    """Start fresh daemons inside one test; all are stopped at its end."""
+    f = DaemonFactory(tradewired_bin)
+    try:
+        yield f
+    finally:
+        f.cleanup()
+
+
+@pytest.fixture(scope="session")
+def shared_daemon(tradewired_bin: Path) -> Iterator[Daemon]:
+    """One daemon for the tests that only need a working bus (use unique event types)."""
+    f = DaemonFactory(tradewired_bin)
+    try:
+        yield f.start()
+    finally:
+        f.cleanup()
+
+
+@pytest.fixture
+def socket_path(shared_daemon: Daemon) -> str:
+    return shared_daemon.socket_path
+
+
+@pytest.fixture
+def client(socket_path: str) -> Iterator[Client]:
+    with Client(socket_path, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def etype() -> str:
+    """A unique event type name for this test."""
+    return f"pytest.{uuid.uuid4().hex[:12]}"
+
+

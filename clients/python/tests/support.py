@@ -1,0 +1,195 @@
+"""Helpers for the live-daemon tests: start/stop tradewired, wait for things."""
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence
+
+import pytest
+
+CLIENT_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
+if str(CLIENT_DIR) not in sys.path:
+    sys.path.insert(0, str(CLIENT_DIR))
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+_LIVE: List["Daemon"] = []
+
+
+def daemon_binary() -> Path:
+    env = os.environ.get("TRADEWIRED")
+    if env:
+        path = Path(env)
+        if not path.is_absolute():
+            pytest.fail(f"TRADEWIRED must be an absolute path to the tradewired binary, got {env!r}")
+    else:
+        path = REPO_ROOT / ".build" / "debug" / "tradewired"
+    if not path.is_file() or not os.access(str(path), os.X_OK):
+        pytest.fail(
+            f"the tradewired daemon binary was not found at {path}. Build it first "
+            f"(`swift build` from {REPO_ROOT}), or set TRADEWIRED=/absolute/path/to/tradewired. "
+            "These tests run against a live daemon.",
+            pytrace=False,
+        )
+    return path
+
+
+def short_socket_dir() -> str:
+    d = tempfile.mkdtemp(prefix="twpy-", dir="/tmp")
+    os.chmod(d, 0o700)
+    return d
+
+
+class Daemon:
+    """One running tradewired process."""
+
+    def __init__(self, binary: Path, socket_path: str, extra: Sequence[str] = ()) -> None:
+        self.binary = binary
+        self.socket_path = socket_path
+        assert len(socket_path.encode()) <= 100, socket_path
+        self.argv = [str(binary), "--socket", socket_path, "--seed", "42", "--log-level", "warning", *extra]
+        self.proc: Optional[subprocess.Popen] = None
+        self.output: List[str] = []
+        self._ready = threading.Event()
+        self._reader: Optional[threading.Thread] = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> "Daemon":
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(REPO_ROOT) if REPO_ROOT.is_dir() else None,
+        )
+        _LIVE.append(self)
+        self._reader = threading.Thread(target=self._drain, name=f"tradewired-{self.proc.pid}-output", daemon=True)
+        self._reader.start()
+        want = f"listening on {self.socket_path}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._ready.wait(0.05):
+            if self.proc.poll() is not None:
+                self._reader.join(2)
+                pytest.fail(
+                    f"tradewired exited with {self.proc.returncode} before printing {want!r}.\n"
+                    f"command: {' '.join(self.argv)}\noutput:\n" + "".join(self.output[-50:]),
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(
+                    f"tradewired did not print {want!r} within {START_TIMEOUT:.0f} s.\n"
+                    f"command: {' '.join(self.argv)}\noutput:\n" + "".join(self.output[-50:]),
+                    pytrace=False,
+                )
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        want = f"listening on {self.socket_path}"
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            self.output.append(line)
+            if len(self.output) > 2000:
+                del self.output[:1000]
+            if want in line:
+                self._ready.set()
+        self.proc.stdout.close()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
+        """SIGTERM, wait up to 15 s, SIGKILL if needed; returns the exit code."""
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+                p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        if self._reader is not None:
+            self._reader.join(5)
+        if self in _LIVE:
+            _LIVE.remove(self)
+        return p.returncode
+
+
+def _kill_leftovers() -> None:
+    for d in list(_LIVE):
+        try:
+            d.stop()
+        except Exception:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+
+
+atexit.register(_kill_leftovers)
+
+
+class DaemonFactory:
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+        self.daemons: List[Daemon] = []
+        self.dirs: List[str] = []
+
+    def socket_path(self) -> str:
+        d = short_socket_dir()
+        self.dirs.append(d)
+        return os.path.join(d, "tw.sock")
+
+    def start(
+        self,
+        *,
+        socket_path: Optional[str] = None,
+        history_capacity: Optional[int] = None,
+        extra: Sequence[str] = (),
+    ) -> Daemon:
+        args = list(extra)
+        if history_capacity is not None:
+            args += ["--history-capacity", str(history_capacity)]
+        d = Daemon(self.binary, socket_path or self.socket_path(), args)
+        self.daemons.append(d)
+        return d.start()
+
+    def cleanup(self) -> None:
+        for d in self.daemons:
+            d.stop()
+        for path in self.dirs:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def client_env() -> dict:
+    """Environment for subprocesses that import tradewire from the checkout."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(CLIENT_DIR) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("TRADEWIRE_SOCKET", None)
+    return env
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,627 @@
+"""asyncio client: :class:`AsyncClient` and :class:`AsyncSubscription`.
+
+One reader task per connection dispatches every message: responses resolve
+the future of their ``id``, notifications go to the buffer of their
+subscription.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
+
+from . import _common as C
+from .errors import (
+    ConnectionLost,
+    DaemonUnavailable,
+    Forbidden,
+    NotConnected,
+    ProtocolError,
+    SubscriptionClosed,
+    Timeout,
+    error_from_object,
+)
+from .events import EventsDropped
+from .paths import resolve_socket_path
+
+__all__ = ["AsyncClient", "AsyncSubscription", "DEFAULT_LIMIT"]
+
+_DEFAULT: Any = object()
+
+#: StreamReader buffer limit: the daemon's default max message (1 MiB) plus margin
+DEFAULT_LIMIT = C.DEFAULT_MAX_MESSAGE + C.MESSAGE_MARGIN
+#: the largest ``limit`` accepted: the daemon's largest max message (64 MiB) plus margin
+MAX_LIMIT = C.MAX_MAX_MESSAGE + C.MESSAGE_MARGIN
+
+
+class AsyncClient:
+    """An asyncio connection to the tradewire daemon.
+
+    >>> async with AsyncClient() as c:
+    ...     await c.ping()
+
+    ``limit`` is the ``asyncio`` StreamReader limit passed to
+    :func:`asyncio.open_unix_connection`: by default the daemon's default max
+    message (1 MiB) plus a margin for the envelope; raise it (up to 64 MiB plus
+    margin) when the daemon runs with a larger ``--max-message-bytes``.  A
+    line longer than ``limit`` (a large ``get_event_history`` answer, say) is
+    still read, in pieces.  ``timeout`` and ``socket_path`` work as for
+    :class:`tradewire.Client`.
+    """
+
+    def __init__(
+        self,
+        socket_path: Optional[str] = None,
+        *,
+        timeout: Optional[float] = C.DEFAULT_TIMEOUT,
+        connect_timeout: Optional[float] = 5.0,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        if not isinstance(limit, int) or limit < 1024 or limit > MAX_LIMIT:
+            raise ValueError(f"limit must be an int between 1024 and {MAX_LIMIT} (64 MiB + margin)")
+        self.socket_path, self.socket_source = resolve_socket_path(socket_path)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.limit = limit
+        self._reader: Optional[asyncio.StreamReader] = None
+        self._writer: Optional[asyncio.StreamWriter] = None
+        self._read_task: Optional["asyncio.Task[None]"] = None
+        self._wlock: Optional[asyncio.Lock] = None
+        self._ids = itertools.count(1)
+        self._closed = True
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._pending: Dict[Any, "asyncio.Future[Dict[str, Any]]"] = {}
+        self._abandoned: Set[Any] = set()
+        self._routes: Dict[str, List[C.SubCore]] = {}
+        self._orphans: Dict[str, Deque[Any]] = {}
+        self._dead_ids: Set[str] = set()
+        self._cores: List[C.SubCore] = []
+        self._wakers: Dict[int, Callable[[], None]] = {}
+        self._fatal: Optional[BaseException] = None
+        #: the ``reason`` of the daemon's ``shutdown`` notification, once received
+        self.shutdown_reason: Optional[str] = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def open(cls, socket_path: Optional[str] = None, **kwargs: Any) -> "AsyncClient":
+        """Create and connect: ``c = await AsyncClient.open()``."""
+        c = cls(socket_path, **kwargs)
+        await c.connect()
+        return c
+
+    @property
+    def connected(self) -> bool:
+        return not self._closed and self._fatal is None
+
+    async def connect(self) -> "AsyncClient":
+        """Open the connection (again).  Raises :class:`DaemonUnavailable`."""
+        if self._writer is not None:
+            await self.close()
+        try:
+            coro = asyncio.open_unix_connection(self.socket_path, limit=self.limit)
+            if self.connect_timeout is not None:
+                reader, writer = await asyncio.wait_for(coro, self.connect_timeout)
+            else:
+                reader, writer = await coro
+        except asyncio.TimeoutError:
+            raise DaemonUnavailable(self.socket_path, "connect timed out", self.socket_source) from None
+        except (OSError, ValueError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise DaemonUnavailable(self.socket_path, reason, self.socket_source) from None
+        self._reset_state()
+        self._reader, self._writer = reader, writer
+        self._wlock = asyncio.Lock()
+        self._closed = False
+        self._read_task = asyncio.get_running_loop().create_task(self._read_loop())
+        return self
+
+    async def close(self) -> None:
+        """Close the connection; open subscriptions end.  Idempotent."""
+        self._closed = True
+        for core in self._cores:
+            core.end("client closed")
+        self._wake_all()
+        task, self._read_task = self._read_task, None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, ConnectionError):
+                pass
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._fail_pending()
+
+    async def __aenter__(self) -> "AsyncClient":
+        if self._closed:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed"
+        return f"<tradewire.AsyncClient {self.socket_path!r} {state}>"
+
+    # ------------------------------------------------------------ internals
+
+    def _dead_error(self) -> BaseException:
+        if self._closed:
+            return NotConnected(f"client for {self.socket_path} is closed", self.socket_path)
+        f = self._fatal
+        if isinstance(f, ConnectionLost):
+            return ConnectionLost(str(f), f.socket_path, f.shutdown_reason)
+        if isinstance(f, Forbidden):
+            return error_from_object(f.to_dict(), f.method)
+        return f if f is not None else NotConnected("not connected", self.socket_path)
+
+    def _wake_all(self) -> None:
+        for w in list(self._wakers.values()):
+            w()
+
+    def _fail_pending(self) -> None:
+        for fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(self._dead_error())
+        self._pending.clear()
+
+    def _lost(self, why: str) -> None:
+        if self._fatal is None:
+            msg = f"connection to the tradewire daemon at {self.socket_path} closed"
+            if self.shutdown_reason is not None:
+                msg += f" (daemon shutdown: {self.shutdown_reason})"
+            elif why:
+                msg += f" ({why})"
+            self._fatal = ConnectionLost(msg, self.socket_path, self.shutdown_reason)
+        self._fail_pending()
+        self._wake_all()
+
+    async def _readline(self) -> Optional[bytes]:
+        """One line without its newline, or ``None`` at end of stream."""
+        reader = self._reader
+        assert reader is not None
+        parts: List[bytes] = []
+        while True:
+            try:
+                parts.append(await reader.readuntil(b"\n"))
+                break
+            except asyncio.IncompleteReadError:
+                return None  # EOF (an unterminated last line is dropped)
+            except asyncio.LimitOverrunError as e:
+                # longer than `limit`: take what is buffered and keep going
+                parts.append(await reader.readexactly(max(1, e.consumed)))
+        line = b"".join(parts) if len(parts) > 1 else parts[0]
+        return line[:-1]
+
+    async def _read_loop(self) -> None:
+        why = ""
+        try:
+            while True:
+                line = await self._readline()
+                if line is None:
+                    break
+                msg = C.decode(line)
+                if msg is not C.MISSING:
+                    self._dispatch(msg)
+        except asyncio.CancelledError:
+            why = "closed"
+            raise
+        except Exception as e:  # connection reset and the like
+            why = str(e) or type(e).__name__
+        finally:
+            if not self._closed:
+                self._lost(why)
+            else:
+                self._fail_pending()
+                self._wake_all()
+
+    def _dispatch(self, msg: Any) -> None:
+        if isinstance(msg, list):
+            for m in msg:
+                self._dispatch(m)
+            return
+        if C.is_response(msg):
+            rid = msg.get("id")
+            if rid in self._abandoned:
+                self._abandoned.discard(rid)
+                return
+            if rid is None:
+                self._dispatch_null_error(msg)
+                return
+            fut = self._pending.pop(rid, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+            return
+        if C.is_notification(msg):
+            method = msg["method"]
+            params = msg.get("params")
+            if method == "shutdown":
+                reason = params.get("reason") if isinstance(params, dict) else None
+                self.shutdown_reason = reason if isinstance(reason, str) else ("" if reason is None else str(reason))
+                for core in self._cores:
+                    core.end("daemon shutdown", self.shutdown_reason)
+                self._wake_all()
+                return
+            sid, item = C.notification_item(method, params)
+            if item is not None:
+                self._route(sid, item)
+            return
+        C.log.warning("tradewire: ignoring unexpected message: %.200r", msg)
+
+    def _dispatch_null_error(self, msg: Dict[str, Any]) -> None:
+        err = error_from_object(msg.get("error"))
+        if isinstance(err, Forbidden):
+            self._fatal = err
+            self._fail_pending()
+            self._wake_all()
+            return
+        live = [i for i, f in self._pending.items() if not f.done()]
+        if len(live) == 1:
+            fut = self._pending.pop(live[0])
+            fut.set_result(msg)
+        else:
+            C.log.warning("tradewire: daemon error with id null: %s", err)
+
+    def _route(self, sid: Optional[str], item: Any) -> None:
+        cores = self._routes.get(sid) if sid is not None else None
+        if cores:
+            for core in cores:
+                core.push(item)
+                w = self._wakers.get(id(core))
+                if w is not None:
+                    w()
+            return
+        if sid is None or sid in self._dead_ids:
+            return
+        q = self._orphans.setdefault(sid, deque())
+        q.append(item)
+        if len(q) > C.ORPHAN_LIMIT:
+            q.popleft()
+
+    def _register(self, core: C.SubCore, sid: str) -> None:
+        self._dead_ids.discard(sid)
+        for item in self._orphans.pop(sid, ()):
+            core.push(item)
+        self._routes.setdefault(sid, []).append(core)
+        if core not in self._cores:
+            self._cores.append(core)
+
+    def _unregister_id(self, sid: str) -> None:
+        for core in self._routes.pop(sid, ()):
+            for p, i in list(core.ids.items()):
+                if i == sid:
+                    del core.ids[p]
+            if not core.ids:
+                core.end("unsubscribed")
+                if core in self._cores:
+                    self._cores.remove(core)
+                w = self._wakers.get(id(core))
+                if w is not None:
+                    w()
+        self._orphans.pop(sid, None)
+        self._dead_ids.add(sid)
+
+    # ----------------------------------------------------------------- calls
+
+    async def _send(self, obj: Any) -> None:
+        data = C.encode(obj)
+        if self._closed or self._fatal is not None or self._writer is None:
+            raise self._dead_error()
+        writer = self._writer
+        assert self._wlock is not None
+        try:
+            async with self._wlock:
+                writer.write(data)
+                await writer.drain()
+        except (OSError, ConnectionError, RuntimeError) as e:
+            # let the reader take what the daemon sent before closing (e.g. a
+            # -32020 forbidden line), so the real reason is reported
+            task = self._read_task
+            if task is not None and not task.done():
+                await asyncio.wait({task}, timeout=1.0)
+            if self._fatal is None:
+                self._lost(str(e))
+            raise self._dead_error() from None
+
+    async def call(self, method: str, params: Any = None, *, timeout: Any = _DEFAULT) -> Any:
+        """Call ``method``; see :meth:`tradewire.Client.call`."""
+        t = self.timeout if timeout is _DEFAULT else timeout
+        if self._closed or self._fatal is not None:
+            raise self._dead_error()
+        rid = next(self._ids)
+        msg: Dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            msg["params"] = params
+        fut: "asyncio.Future[Dict[str, Any]]" = asyncio.get_running_loop().create_future()
+        self._pending[rid] = fut
+        try:
+            await self._send(msg)
+            if t is None:
+                resp = await fut
+            else:
+                resp = await asyncio.wait_for(fut, t)
+        except asyncio.TimeoutError:
+            self._abandoned.add(rid)
+            raise Timeout(f"{method}: no answer from the daemon at {self.socket_path} within {t} s") from None
+        finally:
+            self._pending.pop(rid, None)
+        if "error" in resp:
+            raise error_from_object(resp["error"], method)
+        return resp.get("result")
+
+    async def notify(self, method: str, params: Any = None) -> None:
+        """Send a JSON-RPC notification (never answered)."""
+        msg: Dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            msg["params"] = params
+        await self._send(msg)
+
+    async def ping(self) -> Dict[str, Any]:
+        return await self.call("ping")
+
+    async def get_status(self) -> Dict[str, Any]:
+        return await self.call("get_status")
+
+    async def get_stats(self) -> Dict[str, Any]:
+        return await self.call("get_stats")
+
+    async def get_event_history(
+        self,
+        event_type: Optional[str] = None,
+        limit: Optional[int] = None,
+        since_seq: Optional[int] = None,
+        include_data: Optional[bool] = None,
+    ) -> Dict[str, Any]:
+        return await self.call(
+            "get_event_history",
+            C.clean(event_type=event_type, limit=limit, since_seq=since_seq, include_data=include_data),
+        )
+
+    async def publish(
+        self, event_type: str, data: Any = None, metadata: Optional[Dict[str, Any]] = None
+    ) -> Dict[str, Any]:
+        params: Dict[str, Any] = {"event_type": event_type}
+        if data is not None:
+            params["data"] = data
+        if metadata is not None:
+            params["metadata"] = metadata
+        return await self.call("publish", params)
+
+    async def run_pipeline(
+        self,
+        symbols: Optional[Sequence[str]] = None,
+        strategy: Optional[str] = None,
+        dry_run: Optional[bool] = None,
+        timeout_ms: Optional[int] = None,
+        market_data: Optional[Dict[str, Any]] = None,
+        include_market_data: Optional[bool] = None,
+    ) -> Dict[str, Any]:
+        params = C.clean(
+            symbols=list(symbols) if symbols is not None else None,
+            strategy=strategy,
+            dry_run=dry_run,
+            timeout_ms=timeout_ms,
+            market_data=market_data,
+            include_market_data=include_market_data,
+        )
+        return await self.call("run_pipeline", params, timeout=C.pipeline_timeout(self.timeout, timeout_ms))
+
+    async def start_loop(
+        self, interval_seconds: Optional[float] = None, symbols: Optional[Sequence[str]] = None
+    ) -> Dict[str, Any]:
+        return await self.call(
+            "start_loop",
+            C.clean(interval_seconds=interval_seconds, symbols=list(symbols) if symbols is not None else None),
+        )
+
+    async def stop_loop(self) -> Dict[str, Any]:
+        return await self.call("stop_loop", timeout=C.pipeline_timeout(self.timeout, None))
+
+    async def discover(self) -> Dict[str, Any]:
+        return await self.call("rpc.discover")
+
+    async def shutdown(self) -> Dict[str, Any]:
+        return await self.call("shutdown")
+
+    def subscribe(
+        self,
+        *patterns: Any,
+        since_seq: Optional[int] = None,
+        on_dropped: Optional[Callable[[EventsDropped], Any]] = None,
+    ) -> "AsyncSubscription":
+        """Subscribe; see :meth:`tradewire.Client.subscribe`.
+
+        The result is both awaitable and an async iterator::
+
+            sub = await client.subscribe("data_ready")      # subscribed now
+            async for ev in client.subscribe("audit_*"):    # subscribes on first use
+                ...
+
+        ``on_dropped`` may be a plain function or a coroutine function.
+        """
+        return AsyncSubscription(self, C.flatten_patterns(patterns), since_seq, on_dropped)
+
+    async def _subscribe_core(self, core: C.SubCore, since_seq: Optional[int]) -> None:
+        native = len(core.patterns) == 1 or since_seq is None
+        try:
+            for p in core.patterns:
+                params: Dict[str, Any] = {"event_type": p}
+                if native and since_seq is not None:
+                    params["since_seq"] = since_seq
+                res = await self.call("subscribe", params)
+                sid = res.get("subscription") if isinstance(res, dict) else None
+                if not isinstance(sid, str):
+                    raise ProtocolError(f"subscribe answered without a subscription id: {res!r}")
+                core.ids[p] = sid
+                self._register(core, sid)
+            if not native:
+                fetched = []
+                for p in core.patterns:
+                    h = await self.get_event_history(event_type=p, since_seq=since_seq)
+                    fetched.append((p, core.ids[p], h))
+                core.set_replay(C.merge_history(since_seq or 0, fetched))
+        except BaseException:
+            await self._drop_core(core)
+            raise
+
+    async def _drop_core(self, core: C.SubCore) -> None:
+        for sid in list(core.ids.values()):
+            try:
+                if self.connected:
+                    await self.call("unsubscribe", {"subscription": sid})
+            except Exception:
+                pass
+            self._unregister_id(sid)
+        core.end("unsubscribed")
+        if core in self._cores:
+            self._cores.remove(core)
+        self._wakers.pop(id(core), None)
+
+    async def unsubscribe(self, subscription: Any = None, *, event_type: Optional[str] = None) -> Dict[str, Any]:
+        """``unsubscribe`` by :class:`AsyncSubscription`, id or ``event_type`` pattern."""
+        if isinstance(subscription, AsyncSubscription):
+            removed = 0
+            for sid in list(subscription.ids.values()):
+                res = await self.call("unsubscribe", {"subscription": sid})
+                removed += int(res.get("removed", 0)) if isinstance(res, dict) else 0
+                self._unregister_id(sid)
+            subscription._core.end("unsubscribed")
+            self._wakers.pop(id(subscription._core), None)
+            return {"removed": removed}
+        res = await self.call("unsubscribe", C.clean(subscription=subscription, event_type=event_type))
+        if isinstance(subscription, str):
+            self._unregister_id(subscription)
+        elif event_type is not None:
+            for core in list(self._cores):
+                sid = core.ids.get(event_type)
+                if sid is not None:
+                    self._unregister_id(sid)
+        return res
+
+
+class AsyncSubscription:
+    """Async iterator over the events of :meth:`AsyncClient.subscribe`.
+
+    Same items and end conditions as :class:`tradewire.Subscription`.
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        patterns: List[str],
+        since_seq: Optional[int],
+        on_dropped: Optional[Callable[[EventsDropped], Any]],
+    ) -> None:
+        self.client = client
+        self._core = C.SubCore(patterns)
+        self._since_seq = since_seq
+        self.on_dropped = on_dropped
+        self._started = False
+        self._wake: Optional[asyncio.Event] = None
+
+    async def start(self) -> "AsyncSubscription":
+        """Send the subscribe requests (done once; later calls return at once)."""
+        if not self._started:
+            self._started = True
+            self._wake = asyncio.Event()
+            self.client._wakers[id(self._core)] = self._wake.set
+            await self.client._subscribe_core(self._core, self._since_seq)
+        return self
+
+    def __await__(self) -> Any:
+        return self.start().__await__()
+
+    @property
+    def patterns(self) -> List[str]:
+        return list(self._core.patterns)
+
+    @property
+    def ids(self) -> Dict[str, str]:
+        return dict(self._core.ids)
+
+    @property
+    def id(self) -> Optional[str]:
+        return next(iter(self._core.ids.values()), None)
+
+    @property
+    def ended(self) -> bool:
+        return self._core.ended and not self._core.pending()
+
+    @property
+    def shutdown_reason(self) -> Optional[str]:
+        return self._core.shutdown_reason
+
+    async def get(self, timeout: Optional[float] = None) -> Any:
+        """Next item, or ``None`` after ``timeout`` seconds; see :meth:`tradewire.Subscription.get`."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        assert self._wake is not None
+        while True:
+            item = self._core.pop()
+            if item is not C.MISSING:
+                if isinstance(item, EventsDropped) and self.on_dropped is not None:
+                    r = self.on_dropped(item)
+                    if inspect.isawaitable(r):
+                        await r
+                    continue
+                return item
+            if self._core.ended:
+                raise SubscriptionClosed(f"subscription {self.patterns} ended: {self._core.end_reason}")
+            if self.client._closed or self.client._fatal is not None:
+                raise self.client._dead_error()
+            self._wake.clear()
+            if deadline is None:
+                await self._wake.wait()
+            else:
+                rem = deadline - loop.time()
+                if rem <= 0:
+                    return None
+                try:
+                    await asyncio.wait_for(self._wake.wait(), rem)
+                except asyncio.TimeoutError:
+                    pass
+
+    def __aiter__(self) -> "AsyncSubscription":
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.get(None)
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        """Unsubscribe (if still connected) and end the iteration."""
+        if not self._started or (self._core.ended and not self._core.ids):
+            self._core.end("closed")
+            return
+        if self.client.connected and self._core.ids:
+            try:
+                await self.client.unsubscribe(self)
+                return
+            except (NotConnected, Timeout):
+                pass
+        self._core.end("closed")
+        if self._wake is not None:
+            self._wake.set()
+
+    async def __aenter__(self) -> "AsyncSubscription":
+        return await self.start()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<tradewire.AsyncSubscription {self.ids!r}{' ended' if self._core.ended else ''}>"

@@ -1,0 +1,97 @@
+"""Objects yielded by subscriptions: :class:`Event` and :class:`EventsDropped`."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+__all__ = ["Event", "EventsDropped"]
+
+#: keys that history records add to the Event object (PROTOCOL.md section 3)
+HISTORY_ONLY_KEYS = ("subscriber_count", "data_type")
+
+
+class Event(dict):
+    """One bus event: the Event object of PROTOCOL.md section 3, as a dict.
+
+    ``{"seq", "event_type", "timestamp", "data", "metadata"}`` -- plus, for
+    convenience, attribute access to those keys and ``.subscription``: the
+    id (``"s-..."``) of the subscription that delivered it.  ``json.dumps``
+    of an Event gives exactly the daemon's Event object.
+    """
+
+    kind = "event"
+
+    def __init__(self, obj: Any = (), subscription: Optional[str] = None) -> None:
+        super().__init__(obj)
+        self.subscription = subscription
+
+    @property
+    def seq(self) -> Optional[int]:
+        return self.get("seq")
+
+    @property
+    def event_type(self) -> Optional[str]:
+        return self.get("event_type")
+
+    @property
+    def timestamp(self) -> Optional[str]:
+        return self.get("timestamp")
+
+    @property
+    def data(self) -> Any:
+        return self.get("data")
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        m = self.get("metadata")
+        return m if isinstance(m, dict) else {}
+
+    @property
+    def iteration(self) -> Optional[int]:
+        """``metadata.iteration`` (set on pipeline events), else ``None``."""
+        return self.metadata.get("iteration")
+
+    def __repr__(self) -> str:
+        return f"Event(subscription={self.subscription!r}, {dict.__repr__(self)})"
+
+    @classmethod
+    def from_history(cls, record: Dict[str, Any], subscription: Optional[str] = None) -> "Event":
+        """An Event from a get_event_history record (drops the history-only keys)."""
+        ev = cls({k: v for k, v in record.items() if k not in HISTORY_ONLY_KEYS}, subscription)
+        return ev
+
+
+class EventsDropped(dict):
+    """An ``events_dropped`` notification (PROTOCOL.md sections 6 and 8).
+
+    ``{"subscription", "count", "first_seq", "last_seq"}``: events with seq in
+    ``first_seq..last_seq`` were skipped for this subscription.  ``count`` is
+    ``None`` (``.history_gap`` true) when a ``since_seq`` reached further back
+    than the daemon's history: those events are gone for good.  Otherwise the
+    gap can usually be fetched with ``get_event_history(since_seq=first_seq - 1)``.
+    """
+
+    kind = "events_dropped"
+
+    @property
+    def subscription(self) -> Optional[str]:
+        return self.get("subscription")
+
+    @property
+    def count(self) -> Optional[int]:
+        return self.get("count")
+
+    @property
+    def first_seq(self) -> Optional[int]:
+        return self.get("first_seq")
+
+    @property
+    def last_seq(self) -> Optional[int]:
+        return self.get("last_seq")
+
+    @property
+    def history_gap(self) -> bool:
+        """True when the skipped events are no longer in the daemon's history."""
+        return self.get("count") is None
+
+    def __repr__(self) -> str:
+        return f"EventsDropped({dict.__repr__(self)})"
