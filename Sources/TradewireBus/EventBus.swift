@@ -318,10 +318,13 @@ public struct PublishedEvent: Sendable {
             do { try await pending[0](event) } catch { fail(error) }
             return
         }
-        await withTaskGroup(of: Void.self) { group in
+        // Each handler is a child task started immediately: it runs on this thread until its
+        // first suspension, so a handler that never suspends costs no scheduling, while one
+        // that waits lets the others run — concurrent, as the reference's gather was.
+        // Failures are counted as they happen, not when the slowest handler ends.
+        await withDiscardingTaskGroup { group in
             for handle in pending {
-                group.addTask {
-                    // Counted as soon as it fails, not when the slowest handler finishes.
+                group.addImmediateTask {
                     do { try await handle(event) } catch { self.fail(error) }
                 }
             }

@@ -22,6 +22,9 @@ struct Boom: Error {}
         let result = try await orchestrator.run(IterationRequest())
         #expect(ContinuousClock.now - start < .seconds(5))
         #expect(result.signals.count == 3)
+        // The sequential orchestrator does not wait for observers: give the failure a moment.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while bus.statistics().handlerErrors == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
         #expect(bus.statistics().handlerErrors == 1)
         let published = await bus.publish("after", payload: JSONValue(1))
         #expect(published.event.seq > 6)

@@ -65,23 +65,27 @@ public struct DataAgent: Sendable {
         let hits = result.marketData.count
 
         let provider = self.provider
-        let fetched = await withTaskGroup(of: (Int, String, Result<MarketData, any Error>).self) { group in
+        // A struct, not a tuple, as the child result: a tuple result crashed the release build's
+        // task group (swift_taskGroup_wait_next_throwing copying the tuple) on Swift 6.3.1.
+        let fetched = await withTaskGroup(of: FetchOutcome.self) { group in
             for entry in misses {
                 group.addTask {
                     do {
-                        return (entry.position, entry.symbol, .success(try await provider.marketData(for: entry.symbol, bars: bars, asOf: asOf)))
+                        let data = try await provider.marketData(for: entry.symbol, bars: bars, asOf: asOf)
+                        return FetchOutcome(position: entry.position, symbol: entry.symbol, result: .success(data))
                     } catch {
-                        return (entry.position, entry.symbol, .failure(error))
+                        return FetchOutcome(position: entry.position, symbol: entry.symbol, result: .failure(error))
                     }
                 }
             }
-            var collected: [(Int, String, Result<MarketData, any Error>)] = []
+            var collected: [FetchOutcome] = []
             collected.reserveCapacity(misses.count)
             for await item in group { collected.append(item) }
             return collected
         }
 
-        for (position, symbol, outcome) in fetched {
+        for item in fetched {
+            let (position, symbol, outcome) = (item.position, item.symbol, item.result)
             switch outcome {
             case .success(var data):
                 guard !data.bars.isEmpty else {
@@ -107,4 +111,11 @@ public struct DataAgent: Sendable {
             ])
         return result
     }
+}
+
+/// One symbol's fetch, as a child task reports it.
+struct FetchOutcome: Sendable {
+    let position: Int
+    let symbol: String
+    let result: Result<MarketData, any Error>
 }
