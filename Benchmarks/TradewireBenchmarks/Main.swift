@@ -51,12 +51,12 @@ enum InProcessBenchmarks {
     static func run() async {
         LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
         let widths = [44, 16, 16, 10]
-        print("In-process (release build, median of 5 runs)")
-        print(row(["benchmark", "result", "reference", "ratio"], widths: widths))
+        say("In-process (release build, median of 5 runs)")
+        say(row(["benchmark", "result", "reference", "ratio"], widths: widths))
         for handlers in [1, 10] {
             let rate = await publishRate(handlers: handlers)
             let reference = handlers == 1 ? 61_000.0 : 18_000.0
-            print(row([
+            say(row([
                 "bus publish → \(handlers) async no-op handler\(handlers == 1 ? "" : "s")",
                 String(format: "%.0f /s", rate), String(format: "%.0f /s (Python)", reference),
                 String(format: "%.1f×", rate / reference),
@@ -66,7 +66,7 @@ enum InProcessBenchmarks {
             for symbols in [5, 100, 1000] {
                 let seconds = await iteration(mode: mode, symbols: symbols)
                 let target = symbols == 1000 && mode == .async ? "< 250 ms" : ""
-                print(row([
+                say(row([
                     "iteration \(symbols) symbols × 252 bars (\(mode.rawValue))",
                     String(format: "%.1f ms", seconds * 1000), target, "",
                 ], widths: widths))
@@ -109,4 +109,10 @@ enum InProcessBenchmarks {
         }
         return median(times)
     }
+}
+
+/// Prints a line and flushes it at once (the table streams into pipes as it is measured).
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }

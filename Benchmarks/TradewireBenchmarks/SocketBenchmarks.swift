@@ -10,19 +10,19 @@ import Glibc
 enum SocketBenchmarks {
     static func run(socketPath: String) async throws {
         let widths = [44, 24]
-        print(row(["tradewired over its socket (Swift load generator)", "result"], widths: widths))
+        say(row(["tradewired over its socket (Swift load generator)", "result"], widths: widths))
         let (p50, p99) = try ping(socketPath, count: 20_000)
-        print(row(["ping round trip, 20000 sequential", String(format: "p50 %.1f µs  p99 %.1f µs", p50, p99)], widths: widths))
+        say(row(["ping round trip, 20000 sequential", String(format: "p50 %.1f µs  p99 %.1f µs", p50, p99)], widths: widths))
         for subscribers in [1, 10] {
             let (publishRate, delivered) = try publish(socketPath, count: subscribers == 1 ? 200_000 : 50_000, subscribers: subscribers)
-            print(row([
+            say(row([
                 "publish, 256 in flight → \(subscribers) subscriber\(subscribers == 1 ? "" : "s")",
                 String(format: "%.0f events/s delivered (%.0f publish/s)", delivered, publishRate),
             ], widths: widths))
         }
         for symbols in [5, 100, 1000] {
             let ms = try runPipeline(socketPath, symbols: symbols)
-            print(row(["run_pipeline \(symbols) symbols (median of 5)", String(format: "%.1f ms", ms)], widths: widths))
+            say(row(["run_pipeline \(symbols) symbols (median of 5)", String(format: "%.1f ms", ms)], widths: widths))
         }
     }
 
@@ -64,15 +64,17 @@ enum SocketBenchmarks {
         let answered = LineCounter()
         let delivered = LineCounter()
         let start = ContinuousClock.now
-        let group = DispatchGroup()
+        // Blocking readers get threads of their own (a GCD pool would run out of them).
+        let readersDone = DispatchSemaphore(value: 0)
         for reader in readers {
-            DispatchQueue.global().async(group: group) {
+            Thread.detachNewThread {
                 let n = reader.countLines(upTo: count)
                 delivered.value.add(n, ordering: .relaxed)
+                readersDone.signal()
             }
         }
         let responseDone = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
+        Thread.detachNewThread {
             _ = publisher.countLines(upTo: count, progress: answered)
             responseDone.signal()
         }
@@ -85,7 +87,7 @@ enum SocketBenchmarks {
         }
         responseDone.wait()
         let publishSeconds = (ContinuousClock.now - start).seconds
-        _ = group.wait(timeout: .now() + 60)
+        for _ in readers { _ = readersDone.wait(timeout: .now() + 60) }
         let deliverSeconds = (ContinuousClock.now - start).seconds
         return (Double(count) / publishSeconds, Double(delivered.value.load(ordering: .relaxed)) / deliverSeconds)
     }

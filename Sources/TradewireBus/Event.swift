@@ -21,6 +21,8 @@ public final class Event: Sendable {
     public let timestamp: Date
     public let payload: any EventPayload
     public let metadata: JSONObject
+    /// `timestamp` as a quoted RFC 3339 JSON string, formatted once.
+    public let timestampJSON: [UInt8]
     private let cache: Mutex<EncodingCache>
 
     private struct EncodingCache {
@@ -28,13 +30,26 @@ public final class Event: Sendable {
         var event: [UInt8]?
     }
 
-    public init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
+    public convenience init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
+        self.init(seq: seq, type: type, timestamp: timestamp, timestampJSON: Self.quoted(timestamp), payload: payload, metadata: metadata)
+    }
+
+    init(seq: Int, type: String, timestamp: Date, timestampJSON: [UInt8], payload: any EventPayload, metadata: JSONObject) {
         self.seq = seq
         self.type = type
         self.timestamp = timestamp
+        self.timestampJSON = timestampJSON
         self.payload = payload
         self.metadata = metadata
         self.cache = Mutex(EncodingCache())
+    }
+
+    static func quoted(_ date: Date) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ascii: "\"")]
+        bytes.reserveCapacity(29)
+        RFC3339.append(date, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+        return bytes
     }
 
     /// The typed payload, when it is a `T`.
@@ -62,7 +77,8 @@ public final class Event: Sendable {
         writer.beginObject()
         writer.field("seq", seq)
         writer.field("event_type", type)
-        writer.field("timestamp", timestamp)
+        writer.key("timestamp")
+        writer.writeRaw(timestampJSON)
         writer.key("data")
         writer.writeRaw(data)
         writer.field("metadata", metadata)
@@ -92,7 +108,8 @@ public struct HistoryRecord: Sendable {
         writer.beginObject()
         writer.field("seq", event.seq)
         writer.field("event_type", event.type)
-        writer.field("timestamp", event.timestamp)
+        writer.key("timestamp")
+        writer.writeRaw(event.timestampJSON)
         if includeData {
             writer.key("data")
             writer.writeRaw(event.dataJSON)

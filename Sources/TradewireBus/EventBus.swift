@@ -216,8 +216,11 @@ public final class EventBus: Sendable {
         metadata: JSONObject = [:]
     ) -> PublishedEvent {
         let timestamp = clock()
+        let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
         return state.withLock { state in
-            let event = Event(seq: state.nextSeq, type: type, timestamp: timestamp, payload: payload, metadata: metadata)
+            let event = Event(
+                seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON, payload: payload,
+                metadata: metadata)
             state.nextSeq += 1
             let matched = state.matching(type)
             var clients = 0

@@ -23,19 +23,26 @@ public enum RFC3339 {
         let days = floorDiv(seconds, 86_400)
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civil(fromDays: days)
-        appendDigits(year, width: 4, to: &bytes)
+        let y = Int(year)
+        let sod = Int(secondOfDay)
+        let us = Int(micros)
+        // Two digits at a time with constant divisors (this runs for every event).
+        appendPair(y / 100 % 100, to: &bytes)
+        appendPair(y % 100, to: &bytes)
         bytes.append(UInt8(ascii: "-"))
-        appendDigits(month, width: 2, to: &bytes)
+        appendPair(Int(month), to: &bytes)
         bytes.append(UInt8(ascii: "-"))
-        appendDigits(day, width: 2, to: &bytes)
+        appendPair(Int(day), to: &bytes)
         bytes.append(UInt8(ascii: "T"))
-        appendDigits(secondOfDay / 3600, width: 2, to: &bytes)
+        appendPair(sod / 3600, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay / 60 % 60, width: 2, to: &bytes)
+        appendPair(sod / 60 % 60, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
-        appendDigits(secondOfDay % 60, width: 2, to: &bytes)
+        appendPair(sod % 60, to: &bytes)
         bytes.append(UInt8(ascii: "."))
-        appendDigits(micros, width: 6, to: &bytes)
+        appendPair(us / 10_000, to: &bytes)
+        appendPair(us / 100 % 100, to: &bytes)
+        appendPair(us % 100, to: &bytes)
         bytes.append(UInt8(ascii: "Z"))
     }
 
@@ -142,16 +149,9 @@ public enum RFC3339 {
         a >= 0 ? a / b : (a - b + 1) / b
     }
 
-    private static func appendDigits(_ value: Int64, width: Int, to bytes: inout [UInt8]) {
-        var digits = [UInt8](repeating: UInt8(ascii: "0"), count: width)
-        var v = value
-        var i = width - 1
-        while i >= 0 {
-            digits[i] = UInt8(ascii: "0") + UInt8(v % 10)
-            v /= 10
-            i -= 1
-        }
-        bytes.append(contentsOf: digits)
+    @inline(__always) private static func appendPair(_ value: Int, to bytes: inout [UInt8]) {
+        bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10))
+        bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10))
     }
 }
 

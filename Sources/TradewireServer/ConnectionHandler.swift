@@ -109,6 +109,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func consume(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
+        WakeupBatch.collect { process(buffer) }
+    }
+
+    private func process(_ buffer: ByteBuffer) {
         var frames: [LineFramer.Frame] = []
         buffer.withUnsafeReadableBytes { bytes in
             framer.feed(bytes) { frames.append($0) }

@@ -144,7 +144,8 @@ enum DaemonMethods {
         writer.beginObject()
         writer.field("seq", published.event.seq)
         writer.field("event_type", published.event.type)
-        writer.field("timestamp", published.event.timestamp)
+        writer.key("timestamp")
+        writer.writeRaw(published.event.timestampJSON)
         writer.field("subscribers", published.clientSubscribers)
         writer.endObject()
         return writer.bytes

@@ -132,6 +132,12 @@ final class Outbox: Sendable {
     }
 
     private func scheduleDrain() {
+        if WakeupBatch.deferWake(self) { return }
+        wake()
+    }
+
+    /// Runs a drain on the connection's event loop (the flush was already claimed).
+    func wake() {
         let drain = drainer
         eventLoop.execute { drain() }
     }
