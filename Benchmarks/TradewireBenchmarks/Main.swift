@@ -24,7 +24,8 @@ struct Benchmarks {
             }
             try await SocketBenchmarks.run(socketPath: arguments[i + 1])
         default:
-            FileHandle.standardError.write(Data("usage: TradewireBenchmarks [in-process | socket --socket PATH]\n".utf8))
+            FileHandle.standardError.write(
+                Data("usage: TradewireBenchmarks [in-process | socket --socket PATH]\n".utf8))
             exit(2)
         }
     }
@@ -56,20 +57,24 @@ enum InProcessBenchmarks {
         for handlers in [1, 10] {
             let rate = await publishRate(handlers: handlers)
             let reference = handlers == 1 ? 61_000.0 : 18_000.0
-            say(row([
-                "bus publish → \(handlers) async no-op handler\(handlers == 1 ? "" : "s")",
-                String(format: "%.0f /s", rate), String(format: "%.0f /s (Python)", reference),
-                String(format: "%.1f×", rate / reference),
-            ], widths: widths))
+            say(
+                row(
+                    [
+                        "bus publish → \(handlers) async no-op handler\(handlers == 1 ? "" : "s")",
+                        String(format: "%.0f /s", rate), String(format: "%.0f /s (Python)", reference),
+                        String(format: "%.1f×", rate / reference),
+                    ], widths: widths))
         }
         for mode in [OrchestratorMode.async, .sync] {
             for symbols in [5, 100, 1000] {
                 let seconds = await iteration(mode: mode, symbols: symbols)
                 let target = symbols == 1000 && mode == .async ? "< 250 ms" : ""
-                say(row([
-                    "iteration \(symbols) symbols × 252 bars (\(mode.rawValue))",
-                    String(format: "%.1f ms", seconds * 1000), target, "",
-                ], widths: widths))
+                say(
+                    row(
+                        [
+                            "iteration \(symbols) symbols × 252 bars (\(mode.rawValue))",
+                            String(format: "%.1f ms", seconds * 1000), target, "",
+                        ], widths: widths))
             }
         }
     }

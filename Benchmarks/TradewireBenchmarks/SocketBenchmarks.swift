@@ -4,7 +4,7 @@ import TradewireClient
 import TradewireJSON
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum SocketBenchmarks {
@@ -12,13 +12,19 @@ enum SocketBenchmarks {
         let widths = [44, 24]
         say(row(["tradewired over its socket (Swift load generator)", "result"], widths: widths))
         let (p50, p99) = try ping(socketPath, count: 20_000)
-        say(row(["ping round trip, 20000 sequential", String(format: "p50 %.1f µs  p99 %.1f µs", p50, p99)], widths: widths))
+        say(
+            row(
+                ["ping round trip, 20000 sequential", String(format: "p50 %.1f µs  p99 %.1f µs", p50, p99)],
+                widths: widths))
         for subscribers in [1, 10] {
-            let (publishRate, delivered) = try publish(socketPath, count: subscribers == 1 ? 200_000 : 50_000, subscribers: subscribers)
-            say(row([
-                "publish, 256 in flight → \(subscribers) subscriber\(subscribers == 1 ? "" : "s")",
-                String(format: "%.0f events/s delivered (%.0f publish/s)", delivered, publishRate),
-            ], widths: widths))
+            let (publishRate, delivered) = try publish(
+                socketPath, count: subscribers == 1 ? 200_000 : 50_000, subscribers: subscribers)
+            say(
+                row(
+                    [
+                        "publish, 256 in flight → \(subscribers) subscriber\(subscribers == 1 ? "" : "s")",
+                        String(format: "%.0f events/s delivered (%.0f publish/s)", delivered, publishRate),
+                    ], widths: widths))
         }
         for symbols in [5, 100, 1000] {
             let ms = try runPipeline(socketPath, symbols: symbols)
@@ -52,13 +58,17 @@ enum SocketBenchmarks {
         var readers: [LineSocket] = []
         for _ in 0..<subscribers {
             let c = try LineSocket(path: path)
-            c.write(Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"\#(type)"}}"#.utf8) + [10])
+            c.write(
+                Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"\#(type)"}}"#.utf8) + [10])
             _ = c.readLine()
             readers.append(c)
         }
         let publisher = try LineSocket(path: path)
         let data = String(repeating: "x", count: 80)
-        let line = Array(#"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"\#(type)","data":{"p":"\#(data)"}}}"#.utf8) + [10]
+        let line =
+            Array(
+                #"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"\#(type)","data":{"p":"\#(data)"}}}"#
+                    .utf8) + [10]
         var batch: [UInt8] = []
         for _ in 0..<16 { batch += line }
         let answered = LineCounter()
@@ -95,7 +105,10 @@ enum SocketBenchmarks {
     static func runPipeline(_ path: String, symbols: Int) throws -> Double {
         let connection = try LineSocket(path: path)
         let names = (0..<symbols).map { "\"R\($0)\"" }.joined(separator: ",")
-        let request = Array(#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"symbols":[\#(names)],"dry_run":true}}"#.utf8) + [10]
+        let request =
+            Array(
+                #"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"symbols":[\#(names)],"dry_run":true}}"#
+                    .utf8) + [10]
         var samples: [Double] = []
         for _ in 0..<5 {
             let start = ContinuousClock.now
@@ -110,4 +123,3 @@ enum SocketBenchmarks {
 extension Duration {
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
-

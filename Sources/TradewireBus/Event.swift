@@ -31,10 +31,14 @@ public final class Event: Sendable {
     }
 
     public convenience init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
-        self.init(seq: seq, type: type, timestamp: timestamp, timestampJSON: Self.quoted(timestamp), payload: payload, metadata: metadata)
+        self.init(
+            seq: seq, type: type, timestamp: timestamp, timestampJSON: Self.quoted(timestamp), payload: payload,
+            metadata: metadata)
     }
 
-    init(seq: Int, type: String, timestamp: Date, timestampJSON: [UInt8], payload: any EventPayload, metadata: JSONObject) {
+    init(
+        seq: Int, type: String, timestamp: Date, timestampJSON: [UInt8], payload: any EventPayload, metadata: JSONObject
+    ) {
         self.seq = seq
         self.type = type
         self.timestamp = timestamp

@@ -42,7 +42,9 @@ public final class EventBus: Sendable {
 
         mutating func matching(_ type: String) -> [Subscriber] {
             if let cached = matchCache[type] { return cached }
-            let found = subscribers.values.filter { $0.pattern.matches(type) }.sorted { $0.id.rawValue < $1.id.rawValue }
+            let found = subscribers.values.filter { $0.pattern.matches(type) }.sorted {
+                $0.id.rawValue < $1.id.rawValue
+            }
             if matchCache.count >= 10_000 { matchCache.removeAll(keepingCapacity: true) }
             matchCache[type] = found
             return found
@@ -93,7 +95,8 @@ public final class EventBus: Sendable {
                 if replay.sinceSeq + 1 < oldest {
                     gap = ReplayGap(firstSeq: replay.sinceSeq + 1, lastSeq: oldest - 1)
                 }
-                for record in state.history where record.event.seq > replay.sinceSeq && pattern.matches(record.event.type) {
+                for record in state.history
+                where record.event.seq > replay.sinceSeq && pattern.matches(record.event.type) {
                     replayed.append(record.event)
                 }
             }
@@ -121,7 +124,8 @@ public final class EventBus: Sendable {
             Task {
                 for event in replayed {
                     do { try await handle(event) } catch {
-                        logger.warning("bus.handler.failed", metadata: ["event.type": "\(event.type)", "error": "\(error)"])
+                        logger.warning(
+                            "bus.handler.failed", metadata: ["event.type": "\(event.type)", "error": "\(error)"])
                     }
                 }
             }
@@ -136,7 +140,9 @@ public final class EventBus: Sendable {
     @discardableResult
     public func unsubscribe(_ id: SubscriptionID, owner: SubscriberOwner? = nil) -> Bool {
         state.withLock { state in
-            guard let subscriber = state.subscribers[id], owner == nil || subscriber.owner == owner else { return false }
+            guard let subscriber = state.subscribers[id], owner == nil || subscriber.owner == owner else {
+                return false
+            }
             Self.remove(subscriber, from: &state)
             return true
         }
@@ -232,7 +238,8 @@ public final class EventBus: Sendable {
                     do { try deliver(event) } catch {
                         state.handlerErrors += 1
                         logger.warning(
-                            "bus.handler.failed", metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+                            "bus.handler.failed",
+                            metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
                     }
                 case .async(let handle):
                     pending.append(handle)
@@ -336,7 +343,8 @@ public struct PublishedEvent: Sendable {
 
     private func fail(_ error: any Error) {
         bus.handlerLogger.warning(
-            "bus.handler.failed", metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+            "bus.handler.failed",
+            metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
         bus.recordHandlerErrors(1)
     }
 }

@@ -3,7 +3,7 @@ import Synchronization
 import TradewireJSON
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A blocking Unix-socket connection that writes raw bytes and reads lines: the load
@@ -25,7 +25,9 @@ public final class LineSocket: @unchecked Sendable {
             raw[bytes.count] = 0
         }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
     }
@@ -84,7 +86,6 @@ public final class LineSocket: @unchecked Sendable {
         return seen
     }
 }
-
 
 /// A shared atomic counter (progress of ``LineSocket/countLines(upTo:progress:)``).
 public final class LineCounter: Sendable {

@@ -82,7 +82,10 @@ public final class TradewireClient: Sendable {
         }
     }
 
-    private init(path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?, notifications: AsyncStream<ServerNotification>) {
+    private init(
+        path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?,
+        notifications: AsyncStream<ServerNotification>
+    ) {
         self.socketPath = path
         self.channel = channel
         self.group = group
@@ -91,7 +94,9 @@ public final class TradewireClient: Sendable {
     }
 
     /// Calls a method with by-name params and returns its `result`.
-    public func call(_ method: String, _ params: JSONObject = [:], timeout: Duration? = nil) async throws(ClientError) -> JSONValue {
+    public func call(_ method: String, _ params: JSONObject = [:], timeout: Duration? = nil) async throws(ClientError)
+        -> JSONValue
+    {
         let id = state.withLock { s in
             defer { s.nextID += 1 }
             return s.nextID
@@ -107,7 +112,9 @@ public final class TradewireClient: Sendable {
     }
 
     /// Sends a raw line (tests use this to send hostile input) and awaits the answer with `id`.
-    public func send(raw: [UInt8], id: Int, method: String = "raw", timeout: Duration? = nil) async throws(ClientError) -> JSONValue {
+    public func send(raw: [UInt8], id: Int, method: String = "raw", timeout: Duration? = nil) async throws(ClientError)
+        -> JSONValue
+    {
         let timer: Task<Void, Never>? = timeout.map { timeout in
             Task { [weak self] in
                 try? await Task.sleep(for: timeout)
@@ -117,7 +124,8 @@ public final class TradewireClient: Sendable {
         }
         defer { timer?.cancel() }
         do {
-            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<JSONValue, any Error>) in
+            return try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<JSONValue, any Error>) in
                 let closed = state.withLock { s in
                     if s.closed { return true }
                     s.pending[id] = continuation
@@ -162,7 +170,8 @@ public final class TradewireClient: Sendable {
             let type = error["data"]?["type"]?.stringValue ?? ""
             var details = error["data"]?.objectValue ?? [:]
             details["type"] = nil
-            continuation.resume(throwing: ClientError.rpc(RPCError(code: code, message: text, type: type, details: details)))
+            continuation.resume(
+                throwing: ClientError.rpc(RPCError(code: code, message: text, type: type, details: details)))
         } else {
             continuation.resume(returning: message["result"] ?? .null)
         }
@@ -192,12 +201,16 @@ public final class TradewireClient: Sendable {
         var params: JSONObject = ["event_type": JSONValue(pattern)]
         if let sinceSeq { params["since_seq"] = JSONValue(sinceSeq) }
         let result = try await call("subscribe", params)
-        guard let id = result["subscription"]?.stringValue else { throw .protocolViolation("subscribe result has no id") }
+        guard let id = result["subscription"]?.stringValue else {
+            throw .protocolViolation("subscribe result has no id")
+        }
         return id
     }
 
     @discardableResult
-    public func publish(_ type: String, data: JSONValue = .null, metadata: JSONObject = [:]) async throws(ClientError) -> JSONValue {
+    public func publish(_ type: String, data: JSONValue = .null, metadata: JSONObject = [:]) async throws(ClientError)
+        -> JSONValue
+    {
         var params: JSONObject = ["event_type": JSONValue(type), "data": data]
         if !metadata.isEmpty { params["metadata"] = .object(metadata) }
         return try await call("publish", params)

@@ -40,7 +40,9 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// True when the text has no fraction or exponent.
-    public var isIntegerLiteral: Bool { !text.utf8.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") } }
+    public var isIntegerLiteral: Bool {
+        !text.utf8.contains { $0 == UInt8(ascii: ".") || $0 | 0x20 == UInt8(ascii: "e") }
+    }
 
     public var description: String { text }
 }

@@ -16,7 +16,8 @@ extension JSONValue: Codable {
         } else if let a = try? container.decode([JSONValue].self) {
             self = .array(a)
         } else if let o = try? container.decode([String: JSONValue].self) {
-            self = .object(JSONObject(o.sorted { $0.key < $1.key }.map { JSONObject.Member(key: $0.key, value: $0.value) }))
+            self = .object(
+                JSONObject(o.sorted { $0.key < $1.key }.map { JSONObject.Member(key: $0.key, value: $0.value) }))
         } else {
             throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")
         }

@@ -65,7 +65,9 @@ public struct JSONWriter: Sendable {
 
     public mutating func write(_ value: Bool) {
         separate()
-        if value { bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65]) } else {
+        if value {
+            bytes.append(contentsOf: [0x74, 0x72, 0x75, 0x65])
+        } else {
             bytes.append(contentsOf: [0x66, 0x61, 0x6C, 0x73, 0x65])
         }
         needsComma = true

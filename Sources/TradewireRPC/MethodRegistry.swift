@@ -103,7 +103,8 @@ public struct RPCDispatcher<Context: Sendable>: Sendable {
                 "params": .array(
                     d.params.map { p in
                         [
-                            "name": JSONValue(p.name), "summary": JSONValue(p.summary), "required": JSONValue(p.required),
+                            "name": JSONValue(p.name), "summary": JSONValue(p.summary),
+                            "required": JSONValue(p.required),
                             "schema": p.schema,
                         ]
                     }),

@@ -40,7 +40,8 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public static func batchTooLarge(count: Int, limit: Int) -> RPCError {
         RPCError(
-            code: -32600, message: "Invalid request: batch of \(count) entries exceeds \(limit)", type: "batch_too_large",
+            code: -32600, message: "Invalid request: batch of \(count) entries exceeds \(limit)",
+            type: "batch_too_large",
             details: ["limit": JSONValue(limit)])
     }
     public static func methodNotFound(_ method: String) -> RPCError {

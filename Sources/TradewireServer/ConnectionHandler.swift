@@ -49,7 +49,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         PeerCredentials.read(from: context.channel).whenComplete { result in
             let handler = loopBound.value
             switch result {
-            case .success(let peer) where peer.isAllowed(allowedUIDs: configuration.allowedUIDs, allowedGIDs: configuration.allowedGIDs):
+            case .success(let peer)
+            where peer.isAllowed(allowedUIDs: configuration.allowedUIDs, allowedGIDs: configuration.allowedGIDs):
                 handler.admit(peer: peer)
             case .success(let peer):
                 handler.refuse(uid: peer.uid)
@@ -243,7 +244,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             answer(request.id, .success(bytes))
         case .failure(let error):
             if error.code == -32603 {
-                logger.error("server.request.internal_error", metadata: ["request.id": "\(request.id ?? .null)", "error": "\(error)"])
+                logger.error(
+                    "server.request.internal_error",
+                    metadata: ["request.id": "\(request.id ?? .null)", "error": "\(error)"])
             }
             answer(request.id, .failure(error))
         case .answered:

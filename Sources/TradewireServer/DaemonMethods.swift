@@ -7,7 +7,7 @@ import TradewireRPC
 import TradewireTrading
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Binds every method of PROTOCOL §5 to the bus and the pipeline.
@@ -49,7 +49,8 @@ enum DaemonMethods {
         let reader = request.reader
         let text = try params { () throws(JSONDecodingError) in try reader.string("event_type") }
         let pattern = try pattern(text, path: "/event_type")
-        let since = try nonNegative(try params { () throws(JSONDecodingError) in try reader.optionalInt("since_seq") }, path: "/since_seq")
+        let since = try nonNegative(
+            try params { () throws(JSONDecodingError) in try reader.optionalInt("since_seq") }, path: "/since_seq")
         let connection = context.connection
         let outbox = connection.outbox
         let prefixBox = PrefixBox()
@@ -110,8 +111,11 @@ enum DaemonMethods {
         let daemon = context.daemon
         if let pipelineEvent = PipelineEvent(rawValue: type) {
             let payload: PipelinePayload
-            do { payload = try PipelinePayload.decode(pipelineEvent, from: data) } catch { throw .invalidParams([error]) }
-            let publication = daemon.orchestrator.publishClientEvent(pipelineEvent, payload: payload, metadata: metadata)
+            do { payload = try PipelinePayload.decode(pipelineEvent, from: data) } catch {
+                throw .invalidParams([error])
+            }
+            let publication = daemon.orchestrator.publishClientEvent(
+                pipelineEvent, payload: payload, metadata: metadata)
             return .deferred {
                 let outcome = await publication.reaction()
                 var result = receipt(outcome.published)
@@ -188,7 +192,8 @@ enum DaemonMethods {
             guard let parsed = StrategyName(rawValue: name) else {
                 throw .invalidParams(
                     path: "/strategy",
-                    "unknown strategy \"\(name)\"; one of \(StrategyName.allCases.map(\.rawValue).joined(separator: ", "))")
+                    "unknown strategy \"\(name)\"; one of \(StrategyName.allCases.map(\.rawValue).joined(separator: ", "))"
+                )
             }
             strategy = parsed
         }
@@ -246,7 +251,8 @@ enum DaemonMethods {
                 try reader.optionalInt("since_seq"), try reader.optionalBool("include_data") ?? true
             )
         }
-        let pattern = try typeText.map { (text: String) throws(RPCError) in try Self.pattern(text, path: "/event_type") }
+        let pattern = try typeText.map { (text: String) throws(RPCError) in try Self.pattern(text, path: "/event_type")
+        }
         _ = try nonNegative(limit, path: "/limit")
         _ = try nonNegative(since, path: "/since_seq")
         let page = context.daemon.bus.history(matching: pattern, sinceSeq: since, limit: limit)
@@ -268,10 +274,13 @@ enum DaemonMethods {
     static func startLoop(_ request: RPCRequest, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let reader = request.reader
         let interval = try params { () throws(JSONDecodingError) in try reader.optionalDouble("interval_seconds") }
-        if let interval, !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval) {
+        if let interval,
+            !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval)
+        {
             throw .invalidParams(
                 path: "/interval_seconds",
-                "must be in \(PipelineConfiguration.minimumLoopInterval)...\(PipelineConfiguration.maximumLoopInterval)")
+                "must be in \(PipelineConfiguration.minimumLoopInterval)...\(PipelineConfiguration.maximumLoopInterval)"
+            )
         }
         var symbols: [String]?
         if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {
@@ -288,7 +297,9 @@ enum DaemonMethods {
         let loopSymbols = symbols
         return .deferred {
             let status = await loop.start(intervalSeconds: interval, symbols: loopSymbols)
-            let result: JSONValue = ["running": JSONValue(status.running), "interval_seconds": JSONValue(status.intervalSeconds)]
+            let result: JSONValue = [
+                "running": JSONValue(status.running), "interval_seconds": JSONValue(status.intervalSeconds),
+            ]
             return .success(JSONWriter.encode(result))
         }
     }

@@ -10,7 +10,9 @@ enum MethodSchemas {
     private static let boolean: JSONValue = ["type": "boolean"]
     private static let number: JSONValue = ["type": "number"]
     private static let object: JSONValue = ["type": "object"]
-    private static let symbols: JSONValue = ["type": "array", "items": ["type": "string", "pattern": "^[A-Za-z][A-Za-z0-9.-]{0,9}$"]]
+    private static let symbols: JSONValue = [
+        "type": "array", "items": ["type": "string", "pattern": "^[A-Za-z][A-Za-z0-9.-]{0,9}$"],
+    ]
     private static func objectWith(_ keys: [String]) -> JSONValue {
         ["type": "object", "required": .array(keys.map { JSONValue($0) })]
     }
@@ -18,8 +20,11 @@ enum MethodSchemas {
     static let subscribe = MethodDescription(
         "subscribe", summary: "Receive events whose type matches a pattern (* and ?) as `event` notifications.",
         params: [
-            ParamDescription("event_type", schema: string, required: true, summary: "Pattern, e.g. signals_ready or *."),
-            ParamDescription("since_seq", schema: nonNegative, summary: "Replay history after this seq first, without gap or duplicate."),
+            ParamDescription(
+                "event_type", schema: string, required: true, summary: "Pattern, e.g. signals_ready or *."),
+            ParamDescription(
+                "since_seq", schema: nonNegative,
+                summary: "Replay history after this seq first, without gap or duplicate."),
         ],
         result: objectWith(["subscription", "event_type"]))
 
@@ -34,7 +39,8 @@ enum MethodSchemas {
     static let publish = MethodDescription(
         "publish", summary: "Publish an event; pipeline event types start a new iteration from that stage.",
         params: [
-            ParamDescription("event_type", schema: string, required: true, summary: "1-128 chars of A-Z a-z 0-9 _ . : -"),
+            ParamDescription(
+                "event_type", schema: string, required: true, summary: "1-128 chars of A-Z a-z 0-9 _ . : -"),
             ParamDescription("data", schema: [:], summary: "Any JSON (default null)."),
             ParamDescription("metadata", schema: object, summary: "Free-form metadata kept with the event."),
         ],
@@ -43,11 +49,17 @@ enum MethodSchemas {
     static let runPipeline = MethodDescription(
         "run_pipeline", summary: "Run one iteration: data, strategy, quant, risk, execution, audit.",
         params: [
-            ParamDescription("symbols", schema: symbols, summary: "Symbols (upper-cased); default the configured list."),
-            ParamDescription("timeout_ms", schema: ["type": "integer", "minimum": 1, "maximum": 3_600_000], summary: "Deadline (default 300000)."),
-            ParamDescription("market_data", schema: object, summary: "{SYMBOL: MarketData} to use instead of the provider."),
-            ParamDescription("include_market_data", schema: boolean, summary: "Return full MarketData instead of summaries."),
-            ParamDescription("strategy", schema: string, summary: "One of the ten strategy names: overrides the selector."),
+            ParamDescription(
+                "symbols", schema: symbols, summary: "Symbols (upper-cased); default the configured list."),
+            ParamDescription(
+                "timeout_ms", schema: ["type": "integer", "minimum": 1, "maximum": 3_600_000],
+                summary: "Deadline (default 300000)."),
+            ParamDescription(
+                "market_data", schema: object, summary: "{SYMBOL: MarketData} to use instead of the provider."),
+            ParamDescription(
+                "include_market_data", schema: boolean, summary: "Return full MarketData instead of summaries."),
+            ParamDescription(
+                "strategy", schema: string, summary: "One of the ten strategy names: overrides the selector."),
             ParamDescription("dry_run", schema: boolean, summary: "Nothing reaches the broker; no state changes."),
         ],
         result: objectWith([
@@ -76,7 +88,8 @@ enum MethodSchemas {
     static let startLoop = MethodDescription(
         "start_loop", summary: "Start the continuous loop (or update its interval and symbols).",
         params: [
-            ParamDescription("interval_seconds", schema: ["type": "number", "minimum": 0.1], summary: "Seconds between iterations."),
+            ParamDescription(
+                "interval_seconds", schema: ["type": "number", "minimum": 0.1], summary: "Seconds between iterations."),
             ParamDescription("symbols", schema: symbols, summary: "Symbols for loop iterations."),
         ],
         result: objectWith(["running", "interval_seconds"]))

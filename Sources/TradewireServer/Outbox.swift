@@ -25,7 +25,8 @@ final class Outbox: Sendable {
         let bytes: [UInt8]
         init(_ subscription: SubscriptionID) {
             self.subscription = subscription
-            self.bytes = Array(#"{"jsonrpc":"2.0","method":"event","params":{"subscription":"\#(subscription)","event":"#.utf8)
+            self.bytes = Array(
+                #"{"jsonrpc":"2.0","method":"event","params":{"subscription":"\#(subscription)","event":"#.utf8)
         }
     }
 

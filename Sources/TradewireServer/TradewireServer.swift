@@ -8,7 +8,7 @@ import TradewirePipeline
 import TradewireRPC
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The Unix-socket listener as a `Service`: binds (or adopts systemd's socket), accepts
@@ -94,7 +94,8 @@ public final class TradewireServer: Service, Sendable {
         }
         // Let outboxes flush what they hold (bounded), then close every connection.
         let flushDeadline = min(grace, ContinuousClock.now + .seconds(1))
-        while daemon.liveConnections.contains(where: { $0.outbox.queuedBytes > 0 }), ContinuousClock.now < flushDeadline {
+        while daemon.liveConnections.contains(where: { $0.outbox.queuedBytes > 0 }), ContinuousClock.now < flushDeadline
+        {
             try? await Task.sleep(for: .milliseconds(10))
         }
         let children = childChannels.all
@@ -104,7 +105,6 @@ public final class TradewireServer: Service, Sendable {
         daemon.logger.info("server.stopped", metadata: ["connections.closed": "\(children.count)"])
     }
 }
-
 
 /// The accepted connections' channels, for closing them at shutdown.
 final class ChannelSet: Sendable {

@@ -13,11 +13,13 @@ final class WakeupBatch: @unchecked Sendable {
 
     /// Runs `body` with a batch open on this thread, then wakes what it collected.
     static func collect(_ body: () -> Void) {
-        let batch = current.currentValue ?? {
-            let fresh = WakeupBatch()
-            current.currentValue = fresh
-            return fresh
-        }()
+        let batch =
+            current.currentValue
+            ?? {
+                let fresh = WakeupBatch()
+                current.currentValue = fresh
+                return fresh
+            }()
         let outer = batch.open
         batch.open = true
         body()

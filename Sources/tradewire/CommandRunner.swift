@@ -57,10 +57,11 @@ enum CommandRunner {
     static func describe(_ error: ClientError) -> String {
         guard case .cannotConnect(let path, let reason) = error else { return "tradewire: \(error)" }
         let why =
-            if reason.contains("No such file") { "no socket there (is tradewired running?)" }
-            else if reason.contains("Connection refused") { "nothing is listening (a stale socket file?)" }
-            else if reason.contains("Permission denied") { "permission denied" }
-            else { reason }
+            if reason.contains("No such file") {
+                "no socket there (is tradewired running?)"
+            } else if reason.contains("Connection refused") {
+                "nothing is listening (a stale socket file?)"
+            } else if reason.contains("Permission denied") { "permission denied" } else { reason }
         return "tradewire: cannot connect to tradewired at \(path): \(why).\n"
             + "Start it with `make run` or `tradewired --socket \(path)`."
     }

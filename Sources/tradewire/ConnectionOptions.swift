@@ -16,7 +16,8 @@ struct ConnectionOptions: ParsableArguments {
     func validate() throws {
         if let socket, socket.utf8.count > SocketPath.maximumLength {
             throw ValidationError(
-                "--socket path is \(socket.utf8.count) bytes; a Unix socket path holds at most \(SocketPath.maximumLength).")
+                "--socket path is \(socket.utf8.count) bytes; a Unix socket path holds at most \(SocketPath.maximumLength)."
+            )
         }
     }
 }

@@ -2,15 +2,15 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
-import UnixSignals
 import TradewireBus
 import TradewirePipeline
 import TradewireRPC
 import TradewireServer
 import TradewireTrading
+import UnixSignals
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `tradewired`: the supervisor daemon (PROTOCOL §7).
@@ -32,7 +32,10 @@ struct Tradewired: AsyncParsableCommand {
             """,
         version: Daemon.version)
 
-    @Option(help: "Socket path (default: TRADEWIRE_SOCKET, $XDG_RUNTIME_DIR/tradewire.sock, /tmp/tradewire-$UID/tradewire.sock).")
+    @Option(
+        help:
+            "Socket path (default: TRADEWIRE_SOCKET, $XDG_RUNTIME_DIR/tradewire.sock, /tmp/tradewire-$UID/tradewire.sock)."
+    )
     var socket: String?
 
     @Option(name: .customLong("socket-mode"), help: "Octal permission bits of the socket file: 600 or 660.")
@@ -59,7 +62,8 @@ struct Tradewired: AsyncParsableCommand {
     @Option(name: .customLong("history-capacity"), help: "Events kept in history (default 1000).")
     var historyCapacity: Int?
 
-    @Option(name: .customLong("max-message-bytes"), help: "Longest message accepted (default 1048576, at most 67108864).")
+    @Option(
+        name: .customLong("max-message-bytes"), help: "Longest message accepted (default 1048576, at most 67108864).")
     var maxMessageBytes: Int = 1 << 20
 
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
@@ -85,11 +89,14 @@ struct Tradewired: AsyncParsableCommand {
         guard (1...ServerConfiguration.maximumMessageLimit).contains(maxMessageBytes) else {
             throw ValidationError("--max-message-bytes must be in 1...\(ServerConfiguration.maximumMessageLimit)")
         }
-        guard let parsedMode = UInt16(socketMode, radix: 8), parsedMode & ~0o660 == 0, parsedMode & 0o600 == 0o600 else {
+        guard let parsedMode = UInt16(socketMode, radix: 8), parsedMode & ~0o660 == 0, parsedMode & 0o600 == 0o600
+        else {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
         }
         if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
-        if let interval, !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval) {
+        if let interval,
+            !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval)
+        {
             throw ValidationError("--interval must be between 0.1 and 86400 seconds")
         }
         if let historyCapacity, historyCapacity < 1 { throw ValidationError("--history-capacity must be at least 1") }
@@ -130,7 +137,8 @@ struct Tradewired: AsyncParsableCommand {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler =
+                json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }

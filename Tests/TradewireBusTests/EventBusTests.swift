@@ -31,7 +31,9 @@ struct Boom: Error {}
         #expect(throws: EventName.ValidationError.self) { try EventName.validateType("") }
         #expect(throws: EventName.ValidationError.self) { try EventName.validateType("has space") }
         #expect(throws: EventName.ValidationError.self) { try EventName.validateType("star*") }
-        #expect(throws: EventName.ValidationError.self) { try EventName.validateType(String(repeating: "a", count: 129)) }
+        #expect(throws: EventName.ValidationError.self) {
+            try EventName.validateType(String(repeating: "a", count: 129))
+        }
         #expect(throws: EventName.ValidationError.self) { try EventPattern("bad/pattern") }
         #expect((try? EventName.validateType("A-z_0.9:x")) != nil)
     }
@@ -64,7 +66,8 @@ struct Boom: Error {}
         let ran = Mutex(0)
         bus.subscribe(try EventPattern("x"), owner: .inProcess("bad"), handler: .async { _ in throw Boom() })
         bus.subscribe(try EventPattern("x"), owner: .inProcess("badSync"), handler: .sync { _ in throw Boom() })
-        bus.subscribe(try EventPattern("x"), owner: .inProcess("good"), handler: .async { _ in ran.withLock { $0 += 1 } })
+        bus.subscribe(
+            try EventPattern("x"), owner: .inProcess("good"), handler: .async { _ in ran.withLock { $0 += 1 } })
         let published = await bus.publish("x")
         #expect(published.event.seq == 1)
         #expect(ran.withLock { $0 } == 1)
@@ -135,7 +138,9 @@ struct Boom: Error {}
         let publishers = Task {
             await withTaskGroup(of: Void.self) { group in
                 for p in 0..<4 {
-                    group.addTask { for i in 0..<2_000 { await bus.publish("load", payload: JSONValue(p * 10_000 + i)) } }
+                    group.addTask {
+                        for i in 0..<2_000 { await bus.publish("load", payload: JSONValue(p * 10_000 + i)) }
+                    }
                 }
             }
         }
@@ -155,7 +160,10 @@ struct Boom: Error {}
         let bus = EventBus(clock: { fixed })
         let published = await bus.publish("t", payload: ["a": [1, "x"]] as JSONValue, metadata: ["k": "v"])
         let text = String(decoding: published.event.json, as: UTF8.self)
-        #expect(text == #"{"seq":1,"event_type":"t","timestamp":"2023-11-14T22:13:20.250000Z","data":{"a":[1,"x"]},"metadata":{"k":"v"}}"#)
+        #expect(
+            text
+                == #"{"seq":1,"event_type":"t","timestamp":"2023-11-14T22:13:20.250000Z","data":{"a":[1,"x"]},"metadata":{"k":"v"}}"#
+        )
         var writer = JSONWriter()
         bus.history().records[0].encodeJSON(to: &writer, includeData: false)
         let record = try JSONParser.parse(writer.bytes)

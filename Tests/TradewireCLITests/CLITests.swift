@@ -40,7 +40,9 @@ struct CLITests {
 
     @Test func publishThenHistory() async throws {
         try await withDaemon { daemon in
-            let published = try await daemon.tradewire(["publish", "cli.test", #"{"n":42,"s":"x"}"#, "--meta", "src=cli", "--meta", "k=7"])
+            let published = try await daemon.tradewire([
+                "publish", "cli.test", #"{"n":42,"s":"x"}"#, "--meta", "src=cli", "--meta", "k=7",
+            ])
             #expect(published.status == 0, "\(published.stderr)")
             #expect(published.stdout.hasPrefix("published seq 1 (cli.test, 0 subscribers)"))
 

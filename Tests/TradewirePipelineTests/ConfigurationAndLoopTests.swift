@@ -22,7 +22,8 @@ import TradewireTrading
             .write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let c = try PipelineConfiguration.load(
-            configFile: path, environment: ["SYMBOLS": " iwm, dia ", "RISK_MAX_QTY": "75", "USE_ASYNC_ORCHESTRATOR": "TRUE"])
+            configFile: path,
+            environment: ["SYMBOLS": " iwm, dia ", "RISK_MAX_QTY": "75", "USE_ASYNC_ORCHESTRATOR": "TRUE"])
         #expect(c.symbols == ["IWM", "DIA"])
         #expect(c.trading.riskMaxQty == 75)
         #expect(c.loopIntervalSeconds == 5)

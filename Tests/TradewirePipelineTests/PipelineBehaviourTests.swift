@@ -13,7 +13,8 @@ struct Boom: Error {}
     @Test(arguments: Mode.allCases)
     func aThrowingOrHangingHandlerBreaksNeitherTheBusNorTheIteration(mode: Mode) async throws {
         let bus = EventBus()
-        bus.subscribe(try EventPattern("signals_ready"), owner: .inProcess("bad"), handler: .async { _ in throw Boom() })
+        bus.subscribe(
+            try EventPattern("signals_ready"), owner: .inProcess("bad"), handler: .async { _ in throw Boom() })
         bus.subscribe(
             try EventPattern("approved_ready"), owner: .inProcess("stuck"),
             handler: .async { _ in try await Task.sleep(for: .seconds(3600)) })
@@ -24,7 +25,9 @@ struct Boom: Error {}
         #expect(result.signals.count == 3)
         // The sequential orchestrator does not wait for observers: give the failure a moment.
         let deadline = ContinuousClock.now + .seconds(5)
-        while bus.statistics().handlerErrors == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        while bus.statistics().handlerErrors == 0, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         #expect(bus.statistics().handlerErrors == 1)
         let published = await bus.publish("after", payload: JSONValue(1))
         #expect(published.event.seq > 6)
@@ -114,7 +117,8 @@ struct Boom: Error {}
         let orchestrator = makeOrchestrator(mode, bus: bus)
         let signal = try TradingSignal(
             json: ["symbol": "AAPL", "action": "HOLD", "strategy_name": "Manual", "confidence": 0.9], path: "")
-        let publication = orchestrator.publishClientEvent(.signalsReady, payload: .signals([signal]), metadata: ["who": "test"])
+        let publication = orchestrator.publishClientEvent(
+            .signalsReady, payload: .signals([signal]), metadata: ["who": "test"])
         #expect(publication.published.event.seq == 1)
         let outcome = await publication.reaction()
         #expect(outcome.completed)

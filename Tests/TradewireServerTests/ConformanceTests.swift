@@ -23,9 +23,11 @@ import TradewirePipeline
             a = try exchange(path, ["[1,2,3]"])
             #expect(a[0].arrayValue?.map(\.errorCode) == [-32600, -32600, -32600])
             // The mixed batch: requests, notifications, an invalid entry, an unknown method.
-            a = try exchange(path, [
-                #"[{"jsonrpc":"2.0","method":"ping","id":"1"},{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","method":"ping","id":"2"},{"foo":"boo"},{"jsonrpc":"2.0","method":"foo.get","params":{"name":"myself"},"id":"5"},{"jsonrpc":"2.0","method":"get_stats","id":"9"}]"#
-            ])
+            a = try exchange(
+                path,
+                [
+                    #"[{"jsonrpc":"2.0","method":"ping","id":"1"},{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","method":"ping","id":"2"},{"foo":"boo"},{"jsonrpc":"2.0","method":"foo.get","params":{"name":"myself"},"id":"5"},{"jsonrpc":"2.0","method":"get_stats","id":"9"}]"#
+                ])
             let batch = try #require(a.first?.arrayValue)
             #expect(batch.count == 5)
             var byID: [String: JSONValue] = [:]
@@ -36,31 +38,38 @@ import TradewirePipeline
             #expect(byID["5"]?.errorCode == -32601 && byID["5"]?.errorType == "method_not_found")
             #expect(byID["9"]?["result"]?["connections"] != nil)
             // A batch of notifications only: nothing at all comes back.
-            a = try exchange(path, [#"[{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","method":"publish","params":{"event_type":"n"}}]"#])
+            a = try exchange(
+                path,
+                [
+                    #"[{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","method":"publish","params":{"event_type":"n"}}]"#
+                ])
             #expect(a.isEmpty)
             // Notifications are never answered, not even errors.
-            a = try exchange(path, [#"{"jsonrpc":"2.0","method":"nope"}"#, #"{"jsonrpc":"2.0","method":"ping","params":[1]}"#])
+            a = try exchange(
+                path, [#"{"jsonrpc":"2.0","method":"nope"}"#, #"{"jsonrpc":"2.0","method":"ping","params":[1]}"#])
             #expect(a.isEmpty)
         }
     }
 
     @Test func errorTableRows() async throws {
         try await withDaemon { path, _ in
-            let a = try exchange(path, [
-                #"{"jsonrpc":"2.0","id":1,"method":"nope"}"#,
-                #"{"jsonrpc":"2.0","id":2,"method":"ping","params":{"extra":1}}"#,
-                #"{"jsonrpc":"2.0","id":3,"method":"publish","params":{"event_type":123}}"#,
-                #"{"jsonrpc":"2.0","id":4,"method":"run_pipeline","params":{"symbols":["AAPL","MSFT","bad sym!"]}}"#,
-                #"{"jsonrpc":"2.0","id":5,"method":"ping","params":[1]}"#,
-                #"{"jsonrpc":"2.0","id":6,"method":"ping","params":"x"}"#,
-                #"{"jsonrpc":"2.0","id":7,"method":"get_event_history","params":{"limit":-1}}"#,
-                #"{"jsonrpc":"2.0","id":8,"method":"unsubscribe","params":{}}"#,
-                #"{"jsonrpc":"2.0","id":9,"method":"publish","params":{"event_type":"signals_ready","data":[{"symbol":"AAPL"}]}}"#,
-                #"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#,
-                #"{"jsonrpc":"1.0","id":"old","method":"ping"}"#,
-                #"{"jsonrpc":"2.0","id":12,"method":"start_loop","params":{"interval_seconds":0.01}}"#,
-                #"{"jsonrpc":"2.0","id":13,"method":"run_pipeline","params":{"strategy":"Astrology"}}"#,
-            ])
+            let a = try exchange(
+                path,
+                [
+                    #"{"jsonrpc":"2.0","id":1,"method":"nope"}"#,
+                    #"{"jsonrpc":"2.0","id":2,"method":"ping","params":{"extra":1}}"#,
+                    #"{"jsonrpc":"2.0","id":3,"method":"publish","params":{"event_type":123}}"#,
+                    #"{"jsonrpc":"2.0","id":4,"method":"run_pipeline","params":{"symbols":["AAPL","MSFT","bad sym!"]}}"#,
+                    #"{"jsonrpc":"2.0","id":5,"method":"ping","params":[1]}"#,
+                    #"{"jsonrpc":"2.0","id":6,"method":"ping","params":"x"}"#,
+                    #"{"jsonrpc":"2.0","id":7,"method":"get_event_history","params":{"limit":-1}}"#,
+                    #"{"jsonrpc":"2.0","id":8,"method":"unsubscribe","params":{}}"#,
+                    #"{"jsonrpc":"2.0","id":9,"method":"publish","params":{"event_type":"signals_ready","data":[{"symbol":"AAPL"}]}}"#,
+                    #"{"jsonrpc":"2.0","id":{"x":1},"method":"ping"}"#,
+                    #"{"jsonrpc":"1.0","id":"old","method":"ping"}"#,
+                    #"{"jsonrpc":"2.0","id":12,"method":"start_loop","params":{"interval_seconds":0.01}}"#,
+                    #"{"jsonrpc":"2.0","id":13,"method":"run_pipeline","params":{"strategy":"Astrology"}}"#,
+                ])
             func answer(_ id: JSONValue) -> JSONValue? { a.first { $0["id"] == id } }
             #expect(answer(1)?.errorCode == -32601)
             #expect(answer(2)?.errorCode == -32602)
@@ -86,14 +95,17 @@ import TradewirePipeline
             for id in [#""abc""#, "12345678901234567890123", "-1.5e3", "null", "0"] {
                 socket.write(Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"ping"}"#.utf8) + [10])
                 let line = try #require(socket.readLine())
-                #expect(String(decoding: line, as: UTF8.self) == #"{"jsonrpc":"2.0","id":\#(id),"result":{"pong":true}}"#)
+                #expect(
+                    String(decoding: line, as: UTF8.self) == #"{"jsonrpc":"2.0","id":\#(id),"result":{"pong":true}}"#)
             }
         }
     }
 
     @Test func overlongLineThenPingOnTheSameConnection() async throws {
         try await withDaemon(maxMessageBytes: 4096) { path, _ in
-            let big = #"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"x","data":""# + String(repeating: "a", count: 100_000) + #""}}"#
+            let big =
+                #"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"x","data":""#
+                + String(repeating: "a", count: 100_000) + #""}}"#
             let a = try exchange(path, [big, #"{"jsonrpc":"2.0","id":2,"method":"ping"}"#])
             #expect(a.count == 2)
             #expect(a[0].errorCode == -32600 && a[0].errorType == "message_too_large" && a[0]["id"] == .null)
@@ -103,11 +115,14 @@ import TradewirePipeline
 
     @Test func pipelineErrors() async throws {
         try await withDaemon(provider: FailingProvider()) { path, _ in
-            let a = try exchange(path, [#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"symbols":["AAPL"]}}"#], expecting: 1)
+            let a = try exchange(
+                path, [#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"symbols":["AAPL"]}}"#], expecting: 1
+            )
             #expect(a.first?.errorCode == -32010 && a.first?.errorType == "no_market_data")
         }
         try await withDaemon(provider: HangingProvider(), shutdownGrace: .milliseconds(200)) { path, _ in
-            let a = try exchange(path, [#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"timeout_ms":100}}"#], expecting: 1)
+            let a = try exchange(
+                path, [#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"timeout_ms":100}}"#], expecting: 1)
             #expect(a.first?.errorCode == -32011 && a.first?.errorType == "pipeline_timeout")
             #expect(a.first?["error"]?["data"]?["stage"] == "none")
             #expect(a.first?["error"]?["data"]?["iteration"] == 1)
@@ -115,11 +130,14 @@ import TradewirePipeline
     }
 
     @Test func overloadedAndShuttingDown() async throws {
-        try await withDaemon(provider: HangingProvider(), maxInFlight: 2, shutdownGrace: .milliseconds(300)) { path, daemon in
+        try await withDaemon(provider: HangingProvider(), maxInFlight: 2, shutdownGrace: .milliseconds(300)) {
+            path, daemon in
             let socket = try LineSocket(path: path)
             socket.setReadTimeout(seconds: 10)
             for id in 1...3 {
-                socket.write(Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"run_pipeline","params":{"timeout_ms":2000}}"#.utf8) + [10])
+                socket.write(
+                    Array(#"{"jsonrpc":"2.0","id":\#(id),"method":"run_pipeline","params":{"timeout_ms":2000}}"#.utf8)
+                        + [10])
             }
             let third = try #require(socket.readLine().flatMap { try? JSONParser.parse($0) })
             #expect(third["id"] == 3 && third.errorCode == -32001 && third.errorType == "overloaded")
@@ -143,13 +161,18 @@ import TradewirePipeline
                 "1e999999999", "-", "\"\\ud800\"", "{\"jsonrpc\":\"2.0\",\"id\":1e400,\"method\":\"ping\"}",
                 "\u{0}\u{1}\u{2}", "null", "true", "\"str\"", "{}",
             ]
-            let methods = ["subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
-                "start_loop", "stop_loop", "get_status", "ping", "rpc.discover"]
-            let hostileValues = ["null", "-1", "1e308", "\"\"", "[]", "{}", "[[[[1]]]]", "true", "\"*\"", "99999999999999999999"]
+            let methods = [
+                "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
+                "start_loop", "stop_loop", "get_status", "ping", "rpc.discover",
+            ]
+            let hostileValues = [
+                "null", "-1", "1e308", "\"\"", "[]", "{}", "[[[[1]]]]", "true", "\"*\"", "99999999999999999999",
+            ]
             for method in methods {
-                for key in ["event_type", "symbols", "since_seq", "limit", "data", "metadata", "timeout_ms", "subscription",
-                    "interval_seconds", "include_data", "strategy", "market_data", "dry_run"]
-                {
+                for key in [
+                    "event_type", "symbols", "since_seq", "limit", "data", "metadata", "timeout_ms", "subscription",
+                    "interval_seconds", "include_data", "strategy", "market_data", "dry_run",
+                ] {
                     for value in hostileValues {
                         lines.append(#"{"jsonrpc":"2.0","id":7,"method":"\#(method)","params":{"\#(key)":\#(value)}}"#)
                     }

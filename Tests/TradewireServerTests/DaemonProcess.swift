@@ -3,7 +3,7 @@ import Synchronization
 import TradewireJSON
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The built `tradewired` binary, run as a child process.
@@ -96,7 +96,9 @@ func withDaemonProcess(
 }
 
 /// Runs a command to completion; returns its exit status and combined output.
-func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> (
+    Int32, String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments

@@ -54,8 +54,10 @@ func withDaemon(
         config: TradingConfig(), provider: provider ?? SimulatedMarketDataProvider(seed: 42), logger: logger)
     let orchestrator: any Orchestrator =
         mode == .async
-        ? EventDrivenOrchestrator(bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
-        : SequentialOrchestrator(bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
+        ? EventDrivenOrchestrator(
+            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
+        : SequentialOrchestrator(
+            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
     let loop = PipelineLoop(orchestrator: orchestrator, intervalSeconds: 60, logger: logger)
     let daemon = Daemon(bus: bus, orchestrator: orchestrator, loop: loop, configuration: configuration, logger: logger)
     let server = TradewireServer(daemon: daemon)

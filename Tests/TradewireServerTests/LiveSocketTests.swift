@@ -1,13 +1,15 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
 import Testing
 import TradewireClient
 import TradewireJSON
 import TradewirePipeline
+
 @testable import TradewireServer
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Every method through `TradewireClient`, and the connection behaviours of PROTOCOL §1–§6.
 @Suite struct LiveSocketTests {
@@ -29,10 +31,12 @@ import TradewirePipeline
             #expect(first.params["event"]?["metadata"]?["m"] == "v")
 
             let run = try await client.call("run_pipeline", ["symbols": ["aapl", "MSFT"], "dry_run": true])
-            for key in ["iteration", "iteration_id", "symbols", "duration_seconds", "market_data", "signals",
-                "validated_signals", "approved_signals", "rejected_signals", "execution_results", "audit_report", "errors",
-                "dry_run"]
-            {
+            for key in [
+                "iteration", "iteration_id", "symbols", "duration_seconds", "market_data", "signals",
+                "validated_signals", "approved_signals", "rejected_signals", "execution_results", "audit_report",
+                "errors",
+                "dry_run",
+            ] {
                 #expect(run[key] != nil, "run_pipeline lacks \(key)")
             }
             #expect(run["symbols"] == ["AAPL", "MSFT"])
@@ -63,10 +67,12 @@ import TradewirePipeline
             #expect(removed == ["removed": 1])
             let discover = try await client.call("rpc.discover")
             let names = discover["methods"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
-            #expect(Set(names) == [
-                "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history", "start_loop",
-                "stop_loop", "get_status", "ping", "rpc.discover", "shutdown",
-            ])
+            #expect(
+                Set(names) == [
+                    "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
+                    "start_loop",
+                    "stop_loop", "get_status", "ping", "rpc.discover", "shutdown",
+                ])
             #expect(try await client.call("shutdown") == ["ok": true])
             await client.close()
             await watcher.close()
@@ -77,7 +83,8 @@ import TradewirePipeline
         try await withDaemon { path, _ in
             let client = try await TradewireClient.connect(socketPath: path)
             let result = try await client.publish(
-                "signals_ready", data: [["symbol": "aapl", "action": "HOLD", "strategy_name": "Manual", "confidence": 0.9]])
+                "signals_ready",
+                data: [["symbol": "aapl", "action": "HOLD", "strategy_name": "Manual", "confidence": 0.9]])
             #expect(result["completed"] == true && result["iteration"] == 1)
             let history = try await client.call("get_event_history")
             let types = history["events"]?.arrayValue?.compactMap { $0["event_type"]?.stringValue }
@@ -92,7 +99,8 @@ import TradewirePipeline
         try await withDaemon(historyCapacity: 100, outboxBudget: budget) { path, daemon in
             let stalled = try LineSocket(path: path)  // subscribes, then does not read
             stalled.setReadTimeout(seconds: 30)
-            stalled.write(Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"load"}}"#.utf8) + [10])
+            stalled.write(
+                Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"load"}}"#.utf8) + [10])
             let reader = try LineSocket(path: path)
             reader.setReadTimeout(seconds: 30)
             _ = reader.roundTrip(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"load"}}"#)
@@ -102,7 +110,10 @@ import TradewirePipeline
             async let readerDone = onThread { reader.countLines(upTo: count, progress: received) }
             let publisher = try LineSocket(path: path)
             publisher.setReadTimeout(seconds: 60)
-            let line = Array(#"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"load","data":"\#(payload)"}}"#.utf8) + [10]
+            let line =
+                Array(
+                    #"{"jsonrpc":"2.0","id":1,"method":"publish","params":{"event_type":"load","data":"\#(payload)"}}"#
+                        .utf8) + [10]
             let answers = LineCounter()
             async let publisherDone = onThread { publisher.countLines(upTo: count, progress: answers) }
             await onThread {
@@ -151,19 +162,26 @@ import TradewirePipeline
             try await Task.sleep(for: .milliseconds(30))
             let subscriber = try LineSocket(path: path)
             subscriber.setReadTimeout(seconds: 30)
-            subscriber.write(Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"tick","since_seq":0}}"#.utf8) + [10])
+            subscriber.write(
+                Array(
+                    #"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"tick","since_seq":0}}"#.utf8)
+                    + [10])
             for publisher in publishers { try await publisher.value }
             let ack = try #require(await onThread { subscriber.readLine().flatMap { try? JSONParser.parse($0) } })
             #expect(ack["result"]?["subscription"] != nil)
             let seqs: [Int] = await onThread {
                 var seqs: [Int] = []
                 while seqs.count < 6000, let raw = subscriber.readLine() {
-                    if let seq = (try? JSONParser.parse(raw))?["params"]?["event"]?["seq"]?.intValue { seqs.append(seq) }
+                    if let seq = (try? JSONParser.parse(raw))?["params"]?["event"]?["seq"]?.intValue {
+                        seqs.append(seq)
+                    }
                 }
                 return seqs
             }
             #expect(seqs.count == 6000)
-            #expect(seqs == Array(1...seqs.count), "first out of order at \(zip(seqs, 1...).first { $0 != $1 }.map { "\($0)" } ?? "-")")
+            #expect(
+                seqs == Array(1...seqs.count),
+                "first out of order at \(zip(seqs, 1...).first { $0 != $1 }.map { "\($0)" } ?? "-")")
         }
     }
 
@@ -175,7 +193,9 @@ import TradewirePipeline
                 let symbols = JSONValue.array((0..<40).map { JSONValue("P\($0)") })
                 results.append(try await client.call("run_pipeline", ["symbols": symbols]))
                 let history = try await client.call("get_event_history", ["include_data": false])
-                #expect(history["events"]?.arrayValue?.compactMap { $0["event_type"]?.stringValue } == PipelineEvent.allCases.map(\.rawValue))
+                #expect(
+                    history["events"]?.arrayValue?.compactMap { $0["event_type"]?.stringValue }
+                        == PipelineEvent.allCases.map(\.rawValue))
                 await client.close()
             }
         }
@@ -183,7 +203,9 @@ import TradewirePipeline
             let approved = run["approved_signals"]?.arrayValue ?? []
             let executed = run["execution_results"]?.arrayValue ?? []
             return approved.map { "\($0["symbol"]!) \($0["action"]!) \($0["confidence"]!) \($0["qty"]!)" }
-                + executed.map { "\($0["signal"]?["symbol"] ?? nil) \($0["fill_price"] ?? nil) \($0["executed"] ?? nil)" }
+                + executed.map {
+                    "\($0["signal"]?["symbol"] ?? nil) \($0["fill_price"] ?? nil) \($0["executed"] ?? nil)"
+                }
                 + (run["rejected_signals"]?.arrayValue ?? []).map { "\($0["symbol"]!) \($0["rejection_reason"]!)" }
         }
         #expect(decisions(results[0]) == decisions(results[1]))

@@ -7,34 +7,42 @@ import TradewireJSON
 @Suite struct AuditAgentTests {
     let now = utc("2025-06-13T15:00:00Z")
 
-    func summary(_ n: Int, generated: Int, validated: Int, approved: Int, executed: Int, at: Date? = nil,
-                 results: [ExecutionResult] = [], errors: [String] = [], duration: Double = 5.5) -> IterationSummary {
+    func summary(
+        _ n: Int, generated: Int, validated: Int, approved: Int, executed: Int, at: Date? = nil,
+        results: [ExecutionResult] = [], errors: [String] = [], duration: Double = 5.5
+    ) -> IterationSummary {
         IterationSummary(
             iterationNumber: n, timestamp: at ?? now, symbolsProcessed: ["AAPL", "MSFT"], signalsGenerated: generated,
-            signalsValidated: validated, signalsApproved: approved, signalsExecuted: executed, executionResults: results,
+            signalsValidated: validated, signalsApproved: approved, signalsExecuted: executed,
+            executionResults: results,
             errors: errors, durationSeconds: duration)
     }
 
     @Test func metricsAsTheOriginal() throws {
         let agent = AuditAgent(log: AuditLog(), logger: quietLogger)
-        let report = agent.audit(summary(1, generated: 2, validated: 2, approved: 1, executed: 1), record: true, now: now)
+        let report = agent.audit(
+            summary(1, generated: 2, validated: 2, approved: 1, executed: 1), record: true, now: now)
         #expect(report.reportType == .iteration && report.timestamp == now)
-        #expect(report.metrics.keys == [
-            "iteration_number", "signals_generated", "signals_validated", "signals_approved", "signals_executed",
-            "approval_rate", "execution_rate", "duration_seconds", "error_count",
-        ])
+        #expect(
+            report.metrics.keys == [
+                "iteration_number", "signals_generated", "signals_validated", "signals_approved", "signals_executed",
+                "approval_rate", "execution_rate", "duration_seconds", "error_count",
+            ])
         #expect(report.metrics["approval_rate"]?.doubleValue == 0.5)
         #expect(report.metrics["execution_rate"]?.doubleValue == 1.0)
         #expect(report.metrics["duration_seconds"]?.doubleValue == 5.5)
         #expect(report.metrics["error_count"]?.intValue == 0)
         #expect(report.metrics["iteration_number"]?.intValue == 1)
-        #expect(report.summary == "Iteration 1 processed 2 signals across 2 symbols: 2 validated, 1 approved, 1 executed, 0 errors.")
+        #expect(
+            report.summary
+                == "Iteration 1 processed 2 signals across 2 symbols: 2 validated, 1 approved, 1 executed, 0 errors.")
         #expect(report.recommendations == nil)
 
         let ok = ExecutionResult(signal: signal("AAPL", .buy), orderID: "paper-000001", executed: true)
         let failed = ExecutionResult(signal: signal("MSFT", .sell), executed: false, error: "no position")
         let withResults = agent.audit(
-            summary(2, generated: 2, validated: 2, approved: 1, executed: 1, results: [ok, failed]), record: true, now: now)
+            summary(2, generated: 2, validated: 2, approved: 1, executed: 1, results: [ok, failed]), record: true,
+            now: now)
         #expect(Array(withResults.metrics.keys.suffix(2)) == ["execution_success_rate", "execution_failures"])
         #expect(withResults.metrics["execution_success_rate"]?.doubleValue == 0.5)
         #expect(withResults.metrics["execution_failures"]?.intValue == 1)
@@ -47,10 +55,12 @@ import TradewireJSON
         #expect(low.metrics["approval_rate"]?.doubleValue == 0.25)
         #expect(low.recommendations?.hasPrefix("Approval rate 25.0% is below 50% (1 of 4 signals approved)") == true)
         let errors = agent.audit(
-            summary(4, generated: 2, validated: 2, approved: 2, executed: 0, errors: ["data: XYZ: feed down"]), record: false, now: now)
+            summary(4, generated: 2, validated: 2, approved: 2, executed: 0, errors: ["data: XYZ: feed down"]),
+            record: false, now: now)
         #expect(errors.metrics["error_count"]?.intValue == 1)
         #expect(errors.recommendations == "1 error occurred during the iteration; the first: data: XYZ: feed down")
-        let none = agent.audit(summary(5, generated: 0, validated: 0, approved: 0, executed: 0), record: false, now: now)
+        let none = agent.audit(
+            summary(5, generated: 0, validated: 0, approved: 0, executed: 0), record: false, now: now)
         #expect(none.metrics["approval_rate"]?.doubleValue == 0)
         #expect(none.metrics["execution_rate"]?.doubleValue == 0)
         #expect(none.summary.lowercased().contains("no trading activity"))
@@ -65,8 +75,11 @@ import TradewireJSON
         #expect(empty.summary == "No trading activity today.")
         #expect(empty.summary.lowercased().contains("no trading activity"))
         #expect(empty.metrics.isEmpty)
-        _ = agent.audit(summary(1, generated: 3, validated: 3, approved: 2, executed: 2, errors: ["x"]), record: true, now: now)
-        _ = agent.audit(summary(0, generated: 9, validated: 9, approved: 9, executed: 9, at: now.addingTimeInterval(-86_400)), record: true, now: now)
+        _ = agent.audit(
+            summary(1, generated: 3, validated: 3, approved: 2, executed: 2, errors: ["x"]), record: true, now: now)
+        _ = agent.audit(
+            summary(0, generated: 9, validated: 9, approved: 9, executed: 9, at: now.addingTimeInterval(-86_400)),
+            record: true, now: now)
         let report = agent.dailyReport(now: now)
         #expect(report.metrics == ["iterations": 1, "total_signals": 3, "total_executed": 2, "total_errors": 1])
         #expect(report.metrics.keys == ["iterations", "total_signals", "total_executed", "total_errors"])
@@ -80,10 +93,14 @@ import TradewireJSON
         #expect(agent.weeklyReport(now: now).metrics.isEmpty)
         for (i, days) in [0.0, 2, 6].enumerated() {
             _ = agent.audit(
-                summary(i + 1, generated: 4, validated: 4, approved: i == 0 ? 4 : 2, executed: 1, at: now.addingTimeInterval(-days * 86_400)),
+                summary(
+                    i + 1, generated: 4, validated: 4, approved: i == 0 ? 4 : 2, executed: 1,
+                    at: now.addingTimeInterval(-days * 86_400)),
                 record: true, now: now)
         }
-        _ = agent.audit(summary(9, generated: 4, validated: 4, approved: 4, executed: 4, at: now.addingTimeInterval(-8 * 86_400)), record: true, now: now)
+        _ = agent.audit(
+            summary(9, generated: 4, validated: 4, approved: 4, executed: 4, at: now.addingTimeInterval(-8 * 86_400)),
+            record: true, now: now)
         let report = agent.weeklyReport(now: now)
         #expect(report.reportType == .weekly)
         #expect(report.metrics.keys == ["iterations", "total_signals", "total_executed", "avg_approval_rate"])

@@ -52,10 +52,11 @@ final class CountingProvider: MarketDataProvider {
         let agent = DataAgent(provider: provider, barsPerSymbol: 30, logger: quietLogger)
         let result = await agent.fetch(symbols: ["AAPL", "GOOGL", "EMPTY", "MSFT", "SPY"], asOf: asOf)
         #expect(result.marketData.keys.sorted() == ["AAPL", "MSFT", "SPY"])
-        #expect(result.failures == [
-            SymbolFailure(symbol: "GOOGL", message: "feed down for GOOGL"),
-            SymbolFailure(symbol: "EMPTY", message: "no market data (0 bars)"),
-        ])
+        #expect(
+            result.failures == [
+                SymbolFailure(symbol: "GOOGL", message: "feed down for GOOGL"),
+                SymbolFailure(symbol: "EMPTY", message: "no market data (0 bars)"),
+            ])
     }
 
     @Test func duplicatesFetchedOnce() async {

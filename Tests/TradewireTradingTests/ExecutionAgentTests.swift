@@ -56,7 +56,8 @@ import Testing
         #expect(results[1].executed && results[1].fillPrice == 500)
         #expect(await agent.execute([], dryRun: false, now: now).isEmpty)
         for dryRun in [true, false] {
-            let zero = await agent.execute([signal("SPY", .buy, price: 500, approved: true, qty: 0)], dryRun: dryRun, now: now)
+            let zero = await agent.execute(
+                [signal("SPY", .buy, price: 500, approved: true, qty: 0)], dryRun: dryRun, now: now)
             #expect(zero.first?.error == "quantity must be positive, got 0" && zero.first?.executed == false)
         }
     }

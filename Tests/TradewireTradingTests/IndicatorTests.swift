@@ -28,7 +28,7 @@ import Testing
         #expect(rolling[0].isNaN && rolling[1].isNaN)
         #expect(abs(rolling[2] - (7.0 / 3).squareRoot()) < 1e-12)
         #expect(abs(rolling[3] - (19.0 / 3).squareRoot()) < 1e-12)
-        #expect(Indicators.rollingSampleStd([5, 5, 5, 5], window: 2) .dropFirst().allSatisfy { $0 == 0 })
+        #expect(Indicators.rollingSampleStd([5, 5, 5, 5], window: 2).dropFirst().allSatisfy { $0 == 0 })
     }
 
     @Test func rsiUsesSimpleMeans() {

@@ -9,7 +9,8 @@ import TradewireJSON
 
     var fullSignal: TradingSignal {
         TradingSignal(
-            id: "sig-1", symbol: "AAPL", action: .buy, strategyName: "TrendFollowing", confidence: 0.75, timestamp: when,
+            id: "sig-1", symbol: "AAPL", action: .buy, strategyName: "TrendFollowing", confidence: 0.75,
+            timestamp: when,
             price: 187.5, stopLoss: 183.75, takeProfit: 191.25, reasoning: "because", qty: 12, riskAmount: 45.5,
             approved: true, rejectionReason: nil)
     }
@@ -52,7 +53,8 @@ import TradewireJSON
 
     @Test func minimalTradingSignalGetsDefaults() throws {
         let before = Date()
-        let json = try JSONParser.parse(#"{"symbol":"MSFT","action":"SELL","strategy_name":"Breakout","confidence":0.4}"#)
+        let json = try JSONParser.parse(
+            #"{"symbol":"MSFT","action":"SELL","strategy_name":"Breakout","confidence":0.4}"#)
         let s = try json.decode(TradingSignal.self)
         #expect(s.symbol == "MSFT")
         #expect(s.action == .sell)
@@ -68,12 +70,24 @@ import TradewireJSON
     @Test(arguments: [
         (#"{"action":"BUY","strategy_name":"X","confidence":0.5}"#, "/symbol", "required"),
         (#"{"symbol":"A","strategy_name":"X","confidence":0.5}"#, "/action", "required"),
-        (#"{"symbol":"A","action":"buy","strategy_name":"X","confidence":0.5}"#, "/action", "expected one of BUY, SELL, HOLD"),
+        (
+            #"{"symbol":"A","action":"buy","strategy_name":"X","confidence":0.5}"#, "/action",
+            "expected one of BUY, SELL, HOLD"
+        ),
         (#"{"symbol":"A","action":"BUY","confidence":0.5}"#, "/strategy_name", "required"),
         (#"{"symbol":"A","action":"BUY","strategy_name":"X"}"#, "/confidence", "required"),
-        (#"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":-0.1}"#, "/confidence", "must be between 0 and 1"),
-        (#"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":"high"}"#, "/confidence", "expected a number, got string"),
-        (#"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":0.5,"qty":1.5}"#, "/qty", "expected an integer"),
+        (
+            #"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":-0.1}"#, "/confidence",
+            "must be between 0 and 1"
+        ),
+        (
+            #"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":"high"}"#, "/confidence",
+            "expected a number, got string"
+        ),
+        (
+            #"{"symbol":"A","action":"BUY","strategy_name":"X","confidence":0.5,"qty":1.5}"#, "/qty",
+            "expected an integer"
+        ),
     ])
     func tradingSignalDecodeErrors(text: String, path: String, message: String) throws {
         let json = try JSONParser.parse(text)
@@ -105,8 +119,10 @@ import TradewireJSON
             (#"{"symbol":"A","bars":[\#(bar),\#(missingClose)]}"#, "/bars/1/close", "required"),
             (#"{"bars":[]}"#, "/symbol", "required"),
             (#"{"symbol":"A"}"#, "/bars", "required"),
-            (#"{"symbol":"A","bars":[\#(bar),{"timestamp":"yesterday","open":1,"high":2,"low":0.5,"close":1,"volume":1}]}"#,
-             "/bars/1/timestamp", "expected an RFC 3339 timestamp"),
+            (
+                #"{"symbol":"A","bars":[\#(bar),{"timestamp":"yesterday","open":1,"high":2,"low":0.5,"close":1,"volume":1}]}"#,
+                "/bars/1/timestamp", "expected an RFC 3339 timestamp"
+            ),
             (#"{"symbol":"A","bars":[\#(bar)],"quote":5}"#, "/quote", "expected an object or null, got number"),
             (#"{"symbol":"A","bars":{}}"#, "/bars", "expected an array, got object"),
         ]
@@ -129,7 +145,9 @@ import TradewireJSON
         #expect(try JSONParser.parse(JSONWriter.encode(result)).decode(ExecutionResult.self) == result)
         let failed = ExecutionResult(signal: fullSignal, error: "insufficient cash")
         let text = JSONWriter.string(failed)
-        #expect(text.contains("\"order_id\":null,\"executed\":false,\"execution_time\":null,\"error\":\"insufficient cash\""))
+        #expect(
+            text.contains(
+                "\"order_id\":null,\"executed\":false,\"execution_time\":null,\"error\":\"insufficient cash\""))
         #expect(try JSONParser.parse(text).decode(ExecutionResult.self) == failed)
         #expect(throws: JSONDecodingError(path: "/signal/symbol", message: "required")) {
             try JSONParser.parse(#"{"signal":{"action":"BUY"}}"#).decode(ExecutionResult.self)
@@ -140,9 +158,12 @@ import TradewireJSON
         var metrics = JSONObject()
         metrics.append("iteration_number", 3)
         metrics.append("approval_rate", 0.5)
-        let report = AuditReport(reportType: .iteration, timestamp: when, summary: "ok", metrics: metrics, recommendations: nil)
+        let report = AuditReport(
+            reportType: .iteration, timestamp: when, summary: "ok", metrics: metrics, recommendations: nil)
         #expect(try encodedKeys(report) == ["report_type", "timestamp", "summary", "metrics", "recommendations"])
-        #expect(JSONWriter.string(report).contains("\"metrics\":{\"iteration_number\":3,\"approval_rate\":0.5},\"recommendations\":null"))
+        #expect(
+            JSONWriter.string(report).contains(
+                "\"metrics\":{\"iteration_number\":3,\"approval_rate\":0.5},\"recommendations\":null"))
         #expect(try JSONParser.parse(JSONWriter.encode(report)).decode(AuditReport.self) == report)
         #expect(throws: JSONDecodingError(path: "/report_type", message: "expected one of iteration, daily, weekly")) {
             try JSONParser.parse(#"{"report_type":"monthly","summary":"x"}"#).decode(AuditReport.self)

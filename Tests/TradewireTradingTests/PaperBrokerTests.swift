@@ -47,7 +47,8 @@ import Testing
     @Test func noDriftOverTenThousandSmallTrades() async throws {
         let b = broker(cash: 1_000)
         for i in 0..<10_000 {
-            _ = try await b.submit(symbol: "PENNY", side: i % 2 == 0 ? .buy : .sell, quantity: 1, referencePrice: 0.1234)
+            _ = try await b.submit(
+                symbol: "PENNY", side: i % 2 == 0 ? .buy : .sell, quantity: 1, referencePrice: 0.1234)
         }
         // buy fill 0.1234·1.0005 = 0.12346170 → 1235 units; sell 0.1234·0.9995 = 0.12333830 → 1233 units; commission 50 units
         let expected = Money(units: 10_000_000 - 5_000 * (1_235 + 50) + 5_000 * (1_233 - 50))

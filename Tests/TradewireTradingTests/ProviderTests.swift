@@ -11,8 +11,14 @@ import Testing
         #expect(md.symbol == "TEST")
         #expect(md.timeframe == "1Day")
         #expect(md.bars.count == 40)
-        #expect(md.bars[0] == Bar(timestamp: utc("2024-01-02"), open: 99.75, high: 101, low: 98.75, close: 100, volume: 1_000_000))
-        #expect(md.bars[39] == Bar(timestamp: utc("2024-02-26"), open: 119.25, high: 120.5, low: 118.25, close: 119.5, volume: 1_039_000))
+        #expect(
+            md.bars[0]
+                == Bar(timestamp: utc("2024-01-02"), open: 99.75, high: 101, low: 98.75, close: 100, volume: 1_000_000))
+        #expect(
+            md.bars[39]
+                == Bar(
+                    timestamp: utc("2024-02-26"), open: 119.25, high: 120.5, low: 118.25, close: 119.5,
+                    volume: 1_039_000))
         #expect(zip(md.bars, md.bars.dropFirst()).allSatisfy { $0.timestamp < $1.timestamp })
     }
 
@@ -23,7 +29,9 @@ import Testing
         #expect(last10.bars.first?.close == 115)  // row 31 of 40: 100 + 30·0.5
         // asOf in the middle of a day includes that day's row; rows after it are cut
         let mid = try await provider.marketData(for: "TEST", bars: 5, asOf: utc("2024-01-09T15:00:00Z"))
-        #expect(mid.bars.map(\.timestamp) == ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09"].map(utc))
+        #expect(
+            mid.bars.map(\.timestamp)
+                == ["2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08", "2024-01-09"].map(utc))
         let none = try await provider.marketData(for: "TEST", bars: 5, asOf: utc("2023-12-31"))
         #expect(none.bars.isEmpty)
     }
@@ -31,7 +39,8 @@ import Testing
     @Test func anyColumnOrderRFC3339AndUnsortedRows() async throws {
         let md = try await provider.marketData(for: "ORDER", bars: 252, asOf: utc("2024-02-01"))
         #expect(md.bars.map(\.close) == [10.5, 10.7, 10.9])
-        #expect(md.bars[0] == Bar(timestamp: utc("2024-01-02"), open: 10, high: 11, low: 9.5, close: 10.5, volume: 1000))
+        #expect(
+            md.bars[0] == Bar(timestamp: utc("2024-01-02"), open: 10, high: 11, low: 9.5, close: 10.5, volume: 1000))
     }
 
     @Test func missingFileError() async throws {
@@ -69,15 +78,20 @@ import Testing
         #expect(throws: CSVError.missingColumns(path: "x.csv", columns: ["Volume"])) {
             try CSVMarketDataProvider.parse("Date,Open,High,Low,Close\n2024-01-02,1,2,0.5,1.5\n", path: "x.csv")
         }
-        #expect(throws: CSVError.badRow(path: "x.csv", line: 3, message: "invalid date \"02/01/2024\" (expected YYYY-MM-DD or RFC 3339)")) {
+        #expect(
+            throws: CSVError.badRow(
+                path: "x.csv", line: 3, message: "invalid date \"02/01/2024\" (expected YYYY-MM-DD or RFC 3339)")
+        ) {
             try CSVMarketDataProvider.parse(
-                "Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n02/01/2024,1,2,0.5,1.5,10\n", path: "x.csv")
+                "Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5,10\n02/01/2024,1,2,0.5,1.5,10\n", path: "x.csv"
+            )
         }
         #expect(throws: CSVError.badRow(path: "x.csv", line: 2, message: "expected at least 6 fields, got 5")) {
             try CSVMarketDataProvider.parse("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,1.5\n", path: "x.csv")
         }
         #expect(throws: CSVError.badRow(path: "x.csv", line: 2, message: "Close must be positive, got -1")) {
-            try CSVMarketDataProvider.parse("Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,-1,10\n", path: "x.csv")
+            try CSVMarketDataProvider.parse(
+                "Date,Open,High,Low,Close,Volume\n2024-01-02,1,2,0.5,-1,10\n", path: "x.csv")
         }
         let quoted = try CSVMarketDataProvider.parse(
             "\u{FEFF}\"Date\",\"Open\",\"High\",\"Low\",\"Close\",\"Volume\"\n\"2024-01-02\",\"1\",\"2\",\"0.5\",\"1.5\",\"10\"\n",
@@ -103,10 +117,15 @@ import Testing
         let a = SimulatedMarketDataProvider(seed: 42)
         let first = a.bars(for: "AAPL", count: 252, asOf: asOf)
         #expect(first.count == 252)
-        #expect(first == SimulatedMarketDataProvider(seed: 42).bars(for: "AAPL", count: 252, asOf: asOf.addingTimeInterval(3600)))
+        #expect(
+            first
+                == SimulatedMarketDataProvider(seed: 42).bars(
+                    for: "AAPL", count: 252, asOf: asOf.addingTimeInterval(3600)))
         #expect(first != SimulatedMarketDataProvider(seed: 43).bars(for: "AAPL", count: 252, asOf: asOf))
         #expect(first != a.bars(for: "MSFT", count: 252, asOf: asOf))
-        #expect(first.map(\.close) != a.bars(for: "AAPL", count: 252, asOf: asOf.addingTimeInterval(3 * 86_400)).map(\.close))
+        #expect(
+            first.map(\.close)
+                != a.bars(for: "AAPL", count: 252, asOf: asOf.addingTimeInterval(3 * 86_400)).map(\.close))
     }
 
     @Test func windowsOverlapExactly() {

@@ -7,7 +7,8 @@ import Testing
 
     func validated(_ closes: [Double], confidence: Double = 0.8, agent: QuantAgent? = nil) -> TradingSignal {
         let agent = agent ?? quant
-        return agent.validate([signal("SPY", .buy, confidence: confidence)], marketData: ["SPY": marketData("SPY", closes)])[0]
+        return agent.validate(
+            [signal("SPY", .buy, confidence: confidence)], marketData: ["SPY": marketData("SPY", closes)])[0]
     }
 
     @Test func defaultsAndCustomThresholds() {
@@ -49,7 +50,8 @@ import Testing
         let low = validated(noisy, confidence: 1)
         #expect(low.confidence <= 0.75 && low.confidence >= 0)
         // rise, crash 30 %, recover: drawdown > 15 %
-        let crash = linear(40, start: 100, step: 1) + linear(20, start: 139, step: -2.1) + linear(40, start: 97, step: 1.5)
+        let crash =
+            linear(40, start: 100, step: 1) + linear(20, start: 139, step: -2.1) + linear(40, start: 97, step: 1.5)
         let deep = validated(crash, confidence: 1)
         #expect(deep.confidence <= 0.75)
         #expect(deep.reasoning?.contains("max drawdown") == true)
@@ -69,7 +71,8 @@ import Testing
 
     @Test func noDataPassesThroughUnchangedAndCountIsKept() {
         let signals = [
-            signal("AAA", .buy, confidence: 0.9), signal("NODATA", .sell, confidence: 0.6), signal("BBB", .hold, confidence: 0.4),
+            signal("AAA", .buy, confidence: 0.9), signal("NODATA", .sell, confidence: 0.6),
+            signal("BBB", .hold, confidence: 0.4),
         ]
         let data = [
             "AAA": marketData("AAA", linear(100, start: 150, step: -0.5)),

@@ -23,12 +23,14 @@ import Testing
         #expect(config.quantMinSharpe == 0.8 && config.quantMaxDrawdown == 0.15)
         #expect(config.strategySelector == .regime && config.barsPerSymbol == 252 && config.dataCacheTTLSeconds == 60)
         let custom = agent { $0.riskMinConfidence = 0.5 }
-        let d = custom.evaluate([signal("SPY", .buy, confidence: 0.45)], marketData: flat, equity: 10_000, on: day1, commit: true)
+        let d = custom.evaluate(
+            [signal("SPY", .buy, confidence: 0.45)], marketData: flat, equity: 10_000, on: day1, commit: true)
         #expect(d.rejected.first?.rejectionReason == "Confidence 0.45 below minimum 0.50")
     }
 
     @Test func lowConfidenceRejected() {
-        let d = agent().evaluate([signal("SPY", .buy, confidence: 0.2)], marketData: flat, equity: 10_000, on: day1, commit: true)
+        let d = agent().evaluate(
+            [signal("SPY", .buy, confidence: 0.2)], marketData: flat, equity: 10_000, on: day1, commit: true)
         #expect(d.approved.isEmpty)
         let rejected = d.rejected[0]
         #expect(rejected.approved == false)
@@ -38,7 +40,8 @@ import Testing
 
     @Test func sizingWithTenThousand() throws {
         let budget = RiskBudget()
-        let d = agent(budget: budget).evaluate([signal("SPY", .buy, confidence: 0.8)], marketData: flat, equity: 10_000, on: day1, commit: true)
+        let d = agent(budget: budget).evaluate(
+            [signal("SPY", .buy, confidence: 0.8)], marketData: flat, equity: 10_000, on: day1, commit: true)
         let s = try #require(d.approved.first)
         // risk = 0.02·10 000·0.8 = 160; stop 3 → qty 53; actual 159
         #expect(s.qty == 53)
@@ -52,7 +55,9 @@ import Testing
         let sized = agent().evaluate([sell], marketData: flat, equity: 10_000, on: day1, commit: true).approved[0]
         #expect(sized.stopLoss == 103 && sized.qty == 66)  // 200/3
         sell.stopLoss = 101.5
-        #expect(agent().evaluate([sell], marketData: flat, equity: 10_000, on: day1, commit: true).approved[0].stopLoss == 101.5)
+        #expect(
+            agent().evaluate([sell], marketData: flat, equity: 10_000, on: day1, commit: true).approved[0].stopLoss
+                == 101.5)
     }
 
     @Test func maxQtyRespectedOnLargeBalance() throws {
@@ -72,16 +77,20 @@ import Testing
 
     @Test func oneShareBeyondMaxRiskIsRejected() {
         // stop 3 but max risk per trade 0.02·100 = 2 → even 1 share is too much
-        let d = agent().evaluate([signal("SPY", .buy, confidence: 1)], marketData: flat, equity: 100, on: day1, commit: true)
+        let d = agent().evaluate(
+            [signal("SPY", .buy, confidence: 1)], marketData: flat, equity: 100, on: day1, commit: true)
         #expect(d.rejected.first?.rejectionReason?.contains("exceeds max risk") == true)
     }
 
     @Test func dailyLimitRejection() {
         let budget = RiskBudget()
         budget.commit(400, on: day1)  // 4 % of 10 000 already committed
-        let d = agent(budget: budget).evaluate([signal("SPY", .buy, confidence: 1)], marketData: flat, equity: 10_000, on: day1, commit: true)
+        let d = agent(budget: budget).evaluate(
+            [signal("SPY", .buy, confidence: 1)], marketData: flat, equity: 10_000, on: day1, commit: true)
         // 66 shares × 3 = 198 → 598 > 500
-        #expect(d.rejected.first?.rejectionReason == "Would exceed daily loss limit: committed 400.00 + 198.00 > 500.00 (5.00% of equity)")
+        #expect(
+            d.rejected.first?.rejectionReason
+                == "Would exceed daily loss limit: committed 400.00 + 198.00 > 500.00 (5.00% of equity)")
         #expect(budget.committed(on: day1) == 400)
     }
 
@@ -89,7 +98,8 @@ import Testing
         let budget = RiskBudget()
         let risk = agent(budget: budget)
         let three = ["A", "B", "C"].map { signal($0, .buy, confidence: 1) }
-        let data = Dictionary(uniqueKeysWithValues: ["A", "B", "C"].map { ($0, marketData($0, [Double](repeating: 100, count: 60))) })
+        let data = Dictionary(
+            uniqueKeysWithValues: ["A", "B", "C"].map { ($0, marketData($0, [Double](repeating: 100, count: 60))) })
         let first = risk.evaluate(three, marketData: data, equity: 10_000, on: day1, commit: true)
         #expect(first.approved.map(\.symbol) == ["A", "B"])  // 198 + 198; a third would reach 594 > 500
         #expect(first.rejected.map(\.symbol) == ["C"])
@@ -120,7 +130,8 @@ import Testing
         let budget = RiskBudget()
         budget.commit(100, on: day1)
         let three = ["A", "B", "C"].map { signal($0, .buy, confidence: 1) }
-        let data = Dictionary(uniqueKeysWithValues: ["A", "B", "C"].map { ($0, marketData($0, [Double](repeating: 100, count: 60))) })
+        let data = Dictionary(
+            uniqueKeysWithValues: ["A", "B", "C"].map { ($0, marketData($0, [Double](repeating: 100, count: 60))) })
         let d = agent(budget: budget).evaluate(three, marketData: data, equity: 10_000, on: day1, commit: false)
         // sequential within the call: 100 + 198 + 198 = 496 ≤ 500; a third would exceed
         #expect(d.approved.map(\.symbol) == ["A", "B"])
@@ -129,7 +140,9 @@ import Testing
     }
 
     @Test func ordersAndCountsAreKept() {
-        let signals = [signal("SPY", .hold), signal("SPY", .buy, confidence: 0.1), signal("SPY", .sell, confidence: 0.9)]
+        let signals = [
+            signal("SPY", .hold), signal("SPY", .buy, confidence: 0.1), signal("SPY", .sell, confidence: 0.9),
+        ]
         let d = agent().evaluate(signals, marketData: flat, equity: 50_000, on: day1, commit: true)
         #expect(d.approved.count + d.rejected.count == 3)
         #expect(d.approved.map(\.action) == [.hold, .sell])
@@ -137,14 +150,16 @@ import Testing
     }
 
     @Test func nonPositiveEquityFallsBackToTheDefaultBalance() throws {
-        let d = agent().evaluate([signal("SPY", .buy, confidence: 1)], marketData: flat, equity: .nan, on: day1, commit: false)
+        let d = agent().evaluate(
+            [signal("SPY", .buy, confidence: 1)], marketData: flat, equity: .nan, on: day1, commit: false)
         #expect(try #require(d.approved.first).qty == 66)  // 0.02·10 000 / 3
     }
 
     @Test func atrFallbackWithFewBars() {
         // 5 bars, each high − low = 2 → mean range 2 → stop 3
         let short = ["SPY": marketData("SPY", [Double](repeating: 100, count: 5), spread: 1)]
-        let d = agent().evaluate([signal("SPY", .buy, confidence: 1)], marketData: short, equity: 10_000, on: day1, commit: false)
+        let d = agent().evaluate(
+            [signal("SPY", .buy, confidence: 1)], marketData: short, equity: 10_000, on: day1, commit: false)
         #expect(d.approved.first?.qty == 66)
     }
 }

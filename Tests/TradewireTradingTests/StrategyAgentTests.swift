@@ -16,7 +16,8 @@ import Testing
         #expect(abs(context.ma20 - Indicators.mean(Array(closes.suffix(20)))) < 1e-9)
         #expect(abs(context.ma50 - Indicators.mean(closes)) < 1e-9)  // fewer than 50 bars: all of them
         #expect(context.maTrend == .up)
-        let expectedVol = Indicators.populationStd(Array(closes.suffix(20))) / Indicators.mean(Array(closes.suffix(20))) * 100
+        let expectedVol =
+            Indicators.populationStd(Array(closes.suffix(20))) / Indicators.mean(Array(closes.suffix(20))) * 100
         #expect(abs(context.volatility - expectedVol) < 1e-9)
         #expect(context.volatilityRegime == .low)
         #expect(context.regime == "LOW_VOLATILITY")
@@ -31,7 +32,8 @@ import Testing
 
     @Test func fixedStrategyOnUptrend() throws {
         let agent = StrategyAgent(selector: .fixed(.momentumRotation), logger: quietLogger)
-        let output = agent.generate(marketData: ["SPY": marketData("SPY", linear(250))], override: nil, idPrefix: "it1", now: now)
+        let output = agent.generate(
+            marketData: ["SPY": marketData("SPY", linear(250))], override: nil, idPrefix: "it1", now: now)
         let s = try #require(output.signals.first)
         #expect(output.signals.count == 1 && output.failures.isEmpty)
         #expect(s.id == "it1-SPY")
@@ -73,13 +75,18 @@ import Testing
             marketData: ["A": marketData("A", linear(20)), "B": marketData("B", linear(60)), "C": marketData("C", [])],
             override: nil, idPrefix: "i", now: now)
         #expect(output.signals.map(\.symbol) == ["B"])
-        #expect(output.failures == [
-            SymbolFailure(symbol: "A", message: "insufficient data: need at least 30 bars, got 20"),
-            SymbolFailure(symbol: "C", message: "insufficient data: need at least 30 bars, got 0"),
-        ])
-        let overridden = agent.generate(marketData: ["B": marketData("B", linear(100))], override: .trendFollowing, idPrefix: "i", now: now)
+        #expect(
+            output.failures == [
+                SymbolFailure(symbol: "A", message: "insufficient data: need at least 30 bars, got 20"),
+                SymbolFailure(symbol: "C", message: "insufficient data: need at least 30 bars, got 0"),
+            ])
+        let overridden = agent.generate(
+            marketData: ["B": marketData("B", linear(100))], override: .trendFollowing, idPrefix: "i", now: now)
         #expect(overridden.signals.isEmpty)
-        #expect(overridden.failures == [SymbolFailure(symbol: "B", message: "insufficient data: need at least 200 bars, got 100")])
+        #expect(
+            overridden.failures == [
+                SymbolFailure(symbol: "B", message: "insufficient data: need at least 200 bars, got 100")
+            ])
     }
 
     @Test func confidenceFormulas() {
@@ -98,7 +105,8 @@ import Testing
             trend: MarketContext.Trend = .up, position: Double = 50, bars: Int = 252, mom: Double? = nil
         ) -> MarketContext {
             MarketContext(
-                currentPrice: price, priceChangePct: change, volatility: vol, volatilityShort: vol, ma20: ma20, ma50: ma50,
+                currentPrice: price, priceChangePct: change, volatility: vol, volatilityShort: vol, ma20: ma20,
+                ma50: ma50,
                 maTrend: trend, pricePositionInRange: position, barsCount: bars, momentum126: mom)
         }
         // 1. trending (ma20 2 % above ma50, close above ma20) — wins even when volatile

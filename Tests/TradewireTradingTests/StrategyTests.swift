@@ -176,10 +176,11 @@ import Testing
         #expect(StrategyName(lenient: "SupportResistance") == .breakout)
         #expect(StrategyName(lenient: "ConsolidationBreakout") == .breakout)
         #expect(StrategyName(lenient: "nope") == nil)
-        #expect(StrategyName.allCases.map(\.rawValue) == [
-            "TrendFollowing", "MomentumRotation", "MeanReversion", "Breakout", "VolatilityBreakout",
-            "RelativeStrength", "SectorRotation", "DualMomentum", "MovingAverageEnvelope", "BollingerBands",
-        ])
+        #expect(
+            StrategyName.allCases.map(\.rawValue) == [
+                "TrendFollowing", "MomentumRotation", "MeanReversion", "Breakout", "VolatilityBreakout",
+                "RelativeStrength", "SectorRotation", "DualMomentum", "MovingAverageEnvelope", "BollingerBands",
+            ])
         for name in StrategyName.allCases {
             #expect(type(of: name.makeStrategy()).name == name)
         }

@@ -26,7 +26,8 @@ func makeBars(_ closes: [Double], spread: Double = 1, end: Date = baseDate) -> [
         let day = end.addingTimeInterval(Double(i - closes.count + 1) * 86_400)
         bars.append(
             Bar(
-                timestamp: day, open: open, high: max(open, close) + spread, low: min(open, close) - spread, close: close,
+                timestamp: day, open: open, high: max(open, close) + spread, low: min(open, close) - spread,
+                close: close,
                 volume: 1_000_000))
     }
     return bars

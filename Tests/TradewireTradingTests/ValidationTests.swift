@@ -3,7 +3,10 @@ import Testing
 @testable import TradewireTrading
 
 @Suite struct ValidationTests {
-    @Test(arguments: [(" aapl ", "AAPL"), ("BRK.B", "BRK.B"), ("spy", "SPY"), ("A", "A"), ("ABCDEFGHIJ", "ABCDEFGHIJ"), ("x-1", "X-1")])
+    @Test(arguments: [
+        (" aapl ", "AAPL"), ("BRK.B", "BRK.B"), ("spy", "SPY"), ("A", "A"), ("ABCDEFGHIJ", "ABCDEFGHIJ"),
+        ("x-1", "X-1"),
+    ])
     func validSymbols(raw: String, normalized: String) throws {
         #expect(try SymbolValidation.normalize(raw) == normalized)
     }
@@ -18,7 +21,8 @@ import Testing
         do {
             _ = try SymbolValidation.normalize("bad sym!")
         } catch {
-            #expect(error.message == "invalid symbol \"bad sym!\": must match ^[A-Z][A-Z0-9.-]{0,9}$ after upper-casing")
+            #expect(
+                error.message == "invalid symbol \"bad sym!\": must match ^[A-Z][A-Z0-9.-]{0,9}$ after upper-casing")
         }
         do {
             _ = try SymbolValidation.normalize(" ")
@@ -36,6 +40,7 @@ import Testing
         #expect(StrategySelector(parsing: "fixed:Astrology") == nil)
         #expect(StrategySelector(parsing: "llm") == nil)
         #expect(StrategySelector.fixed(.dualMomentum).description == "fixed:DualMomentum")
-        #expect(StrategySelector(parsing: StrategySelector.fixed(.bollingerBands).description) == .fixed(.bollingerBands))
+        #expect(
+            StrategySelector(parsing: StrategySelector.fixed(.bollingerBands).description) == .fixed(.bollingerBands))
     }
 }

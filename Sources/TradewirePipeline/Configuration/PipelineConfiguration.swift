@@ -84,7 +84,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
                 }
                 text = strings.joined(separator: ",")
             default:
-                throw ConfigurationError(source: "\(source) key \(member.key)", message: "unexpected \(member.value.typeName)")
+                throw ConfigurationError(
+                    source: "\(source) key \(member.key)", message: "unexpected \(member.value.typeName)")
             }
             try set(member.key, text, source: "\(source) key \(member.key)")
         }
@@ -102,13 +103,17 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public mutating func set(_ key: String, _ text: String, source: String) throws(ConfigurationError) {
         func number(_ range: ClosedRange<Double>) throws(ConfigurationError) -> Double {
             guard let value = Double(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-                throw ConfigurationError(source: source, message: "expected a number in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"")
+                throw ConfigurationError(
+                    source: source,
+                    message: "expected a number in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"")
             }
             return value
         }
         func integer(_ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
             guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
-                throw ConfigurationError(source: source, message: "expected an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"")
+                throw ConfigurationError(
+                    source: source,
+                    message: "expected an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"")
             }
             return value
         }
@@ -121,7 +126,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
         }
         switch key {
         case "symbols": symbols = try Self.parseSymbols(text, source: source)
-        case "loop_interval_seconds": loopIntervalSeconds = try number(Self.minimumLoopInterval...Self.maximumLoopInterval)
+        case "loop_interval_seconds":
+            loopIntervalSeconds = try number(Self.minimumLoopInterval...Self.maximumLoopInterval)
         case "use_async_orchestrator":
             // The original compared case-insensitively with "true": anything else meant sync.
             mode = text.trimmingCharacters(in: .whitespaces).lowercased() == "true" ? .async : .sync
@@ -152,7 +158,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
         case "strategy_selector":
             guard let selector = StrategySelector(parsing: text) else {
                 throw ConfigurationError(
-                    source: source, message: "expected regime or fixed:NAME (one of the ten strategies), got \"\(text)\"")
+                    source: source,
+                    message: "expected regime or fixed:NAME (one of the ten strategies), got \"\(text)\"")
             }
             trading.strategySelector = selector
         case "slippage_bps": trading.slippageBps = try number(0...1000)

@@ -34,7 +34,8 @@ public enum PipelinePayload: EventPayload, Equatable {
     /// Decodes a client's data for a pipeline event type, with JSON Pointer paths on error.
     /// Market data keys are upper-cased and must be valid symbols; each `symbol` field is
     /// set from its key.
-    public static func decode(_ event: PipelineEvent, from json: JSONValue) throws(JSONDecodingError) -> PipelinePayload {
+    public static func decode(_ event: PipelineEvent, from json: JSONValue) throws(JSONDecodingError) -> PipelinePayload
+    {
         switch event {
         case .dataReady:
             return .marketData(try decodeMarketData(json, path: "/data"))
@@ -48,7 +49,9 @@ public enum PipelinePayload: EventPayload, Equatable {
     }
 
     /// `{SYMBOL: MarketData}` with symbol validation.
-    public static func decodeMarketData(_ json: JSONValue, path: String) throws(JSONDecodingError) -> [String: MarketData] {
+    public static func decodeMarketData(_ json: JSONValue, path: String) throws(JSONDecodingError) -> [String:
+        MarketData]
+    {
         let reader = try JSONObjectReader(json, path: path)
         var result: [String: MarketData] = [:]
         for member in reader.object {

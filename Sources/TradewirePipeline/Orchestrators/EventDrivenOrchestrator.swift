@@ -32,7 +32,10 @@ public final class EventDrivenOrchestrator: Orchestrator {
 
     private func subscribeStages() {
         let core = self.core
-        func on(_ event: PipelineEvent, _ name: String, _ react: @escaping @Sendable (IterationContext, PipelinePayload) async -> Void) {
+        func on(
+            _ event: PipelineEvent, _ name: String,
+            _ react: @escaping @Sendable (IterationContext, PipelinePayload) async -> Void
+        ) {
             // Patterns are literal event names, which always validate.
             let pattern = try! EventPattern(event.rawValue)
             core.bus.subscribe(
@@ -41,7 +44,9 @@ public final class EventDrivenOrchestrator: Orchestrator {
                     guard let payload = published.data(as: PipelinePayload.self),
                         let context = core.context(for: published)
                     else {
-                        core.logger.debug("pipeline.event.ignored", metadata: ["event.type": "\(published.type)", "event.seq": "\(published.seq)"])
+                        core.logger.debug(
+                            "pipeline.event.ignored",
+                            metadata: ["event.type": "\(published.type)", "event.seq": "\(published.seq)"])
                         return
                     }
                     guard !context.isAbandoned else { return }

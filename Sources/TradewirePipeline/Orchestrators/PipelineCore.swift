@@ -105,7 +105,9 @@ final class PipelineCore: Sendable {
             stages.metrics.recordTimeout()
             logger.warning(
                 "pipeline.iteration.timeout",
-                metadata: ["iteration": "\(context.number)", "iteration.id": "\(context.id)", "stage": "\(stage.rawValue)"])
+                metadata: [
+                    "iteration": "\(context.number)", "iteration.id": "\(context.id)", "stage": "\(stage.rawValue)",
+                ])
         }
         return outcome
     }

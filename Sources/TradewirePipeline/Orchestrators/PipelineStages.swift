@@ -32,14 +32,16 @@ struct PipelineStages: Sendable {
                     if let data = supplied[symbol], !data.bars.isEmpty {
                         marketData[symbol] = data
                     } else {
-                        errors.append(StageError(stage: .data, symbol: symbol, message: "no market data supplied for symbol"))
+                        errors.append(
+                            StageError(stage: .data, symbol: symbol, message: "no market data supplied for symbol"))
                     }
                 }
             } else {
                 let fetched = await agents.data.fetch(symbols: symbols, asOf: context.asOf)
                 marketData = fetched.marketData
                 errors = fetched.failures.map { StageError(stage: .data, symbol: $0.symbol, message: $0.message) }
-                for symbol in symbols where marketData[symbol] == nil && !errors.contains(where: { $0.symbol == symbol }) {
+                for symbol in symbols
+                where marketData[symbol] == nil && !errors.contains(where: { $0.symbol == symbol }) {
                     errors.append(StageError(stage: .data, symbol: symbol, message: "no market data returned"))
                 }
             }
@@ -86,7 +88,9 @@ struct PipelineStages: Sendable {
     func risk(_ context: IterationContext, validated: [TradingSignal]) async -> [TradingSignal] {
         await timed(.risk, context) {
             guard !validated.isEmpty else {
-                context.update { $0.approved = []; $0.rejected = [] }
+                context.update {
+                    $0.approved = []; $0.rejected = []
+                }
                 return []
             }
             let marketData = context.progress.withLock { $0.marketData }
@@ -132,7 +136,8 @@ struct PipelineStages: Sendable {
                 executionResults: executions, errors: progress.errors.map(\.message), durationSeconds: duration)
             let report = agents.audit.audit(summary, record: !context.request.dryRun, now: clock())
             return IterationResult(
-                iteration: context.number, iterationID: context.id, symbols: progress.symbols, durationSeconds: duration,
+                iteration: context.number, iterationID: context.id, symbols: progress.symbols,
+                durationSeconds: duration,
                 marketData: progress.marketData, signals: progress.signals, validatedSignals: progress.validated,
                 approvedSignals: progress.approved, rejectedSignals: progress.rejected, executionResults: executions,
                 auditReport: report, errors: progress.errors, dryRun: context.request.dryRun, finishedAt: clock())

@@ -92,7 +92,9 @@ public final class SequentialOrchestrator: Orchestrator {
     }
 
     /// Puts a client's event data into a fresh context as if the earlier stages had produced it.
-    static func seed(_ context: IterationContext, core: PipelineCore, with event: PipelineEvent, payload: PipelinePayload) {
+    static func seed(
+        _ context: IterationContext, core: PipelineCore, with event: PipelineEvent, payload: PipelinePayload
+    ) {
         switch payload {
         case .marketData(let md):
             core.stages.adopt(context, marketData: md)

@@ -110,11 +110,13 @@ public struct AuditAgent: Sendable {
     // MARK: text
 
     private func narrative(_ s: IterationSummary, failures: Int) -> String {
-        let head = "Iteration \(s.iterationNumber) processed \(Self.count(s.signalsGenerated, "signal")) across \(Self.count(s.symbolsProcessed.count, "symbol"))"
+        let head =
+            "Iteration \(s.iterationNumber) processed \(Self.count(s.signalsGenerated, "signal")) across \(Self.count(s.symbolsProcessed.count, "symbol"))"
         guard s.signalsGenerated > 0 else {
             return head + ": no trading activity, \(Self.count(s.errors.count, "error"))."
         }
-        var text = head
+        var text =
+            head
             + ": \(s.signalsValidated) validated, \(s.signalsApproved) approved, \(s.signalsExecuted) executed, \(Self.count(s.errors.count, "error"))."
         if failures > 0 { text += " \(Self.count(failures, "order")) failed." }
         return text
@@ -132,7 +134,8 @@ public struct AuditAgent: Sendable {
             )
         }
         if !s.errors.isEmpty {
-            parts.append("\(Self.count(s.errors.count, "error")) occurred during the iteration; the first: \(s.errors[0])")
+            parts.append(
+                "\(Self.count(s.errors.count, "error")) occurred during the iteration; the first: \(s.errors[0])")
         }
         return parts.isEmpty ? nil : parts.joined(separator: " ")
     }

@@ -27,7 +27,9 @@ public struct DataAgent: Sendable {
     public let cache: MarketDataCache
     let logger: Logger
 
-    public init(provider: any MarketDataProvider, barsPerSymbol: Int = 252, cacheTTLSeconds: Double = 60, logger: Logger) {
+    public init(
+        provider: any MarketDataProvider, barsPerSymbol: Int = 252, cacheTTLSeconds: Double = 60, logger: Logger
+    ) {
         self.provider = provider
         self.barsPerSymbol = barsPerSymbol
         self.cache = MarketDataCache(ttlSeconds: cacheTTLSeconds)

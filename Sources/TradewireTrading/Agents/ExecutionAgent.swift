@@ -34,7 +34,8 @@ public struct ExecutionAgent: Sendable {
             if reference == nil { reference = await broker.lastPrice(of: signal.symbol) }
             guard let referencePrice = reference, referencePrice.isFinite, referencePrice > 0 else {
                 result.error = BrokerError.invalidPrice(symbol: signal.symbol).message
-                logger.warning("execution.failed", metadata: ["symbol": "\(signal.symbol)", "error": "\(result.error ?? "")"])
+                logger.warning(
+                    "execution.failed", metadata: ["symbol": "\(signal.symbol)", "error": "\(result.error ?? "")"])
                 results.append(result)
                 continue
             }
@@ -65,7 +66,8 @@ public struct ExecutionAgent: Sendable {
                     ])
             } catch {
                 result.error = error.message
-                logger.warning("execution.failed", metadata: ["symbol": "\(signal.symbol)", "error": "\(error.message)"])
+                logger.warning(
+                    "execution.failed", metadata: ["symbol": "\(signal.symbol)", "error": "\(error.message)"])
             }
             results.append(result)
         }

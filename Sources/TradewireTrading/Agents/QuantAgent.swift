@@ -75,7 +75,9 @@ public struct QuantAgent: Sendable {
             if drawdown > maxDrawdown, drawdown > 0 {
                 let factor = maxDrawdown / drawdown
                 confidence *= factor
-                notes.append("max drawdown \(Format.fixed(drawdown * 100, 1))% > \(Format.fixed(maxDrawdown * 100, 1))% ×\(Format.fixed(factor, 3))")
+                notes.append(
+                    "max drawdown \(Format.fixed(drawdown * 100, 1))% > \(Format.fixed(maxDrawdown * 100, 1))% ×\(Format.fixed(factor, 3))"
+                )
             } else {
                 notes.append("max drawdown \(Format.fixed(drawdown * 100, 1))%")
             }
@@ -85,11 +87,15 @@ public struct QuantAgent: Sendable {
 
         confidence = confidence.isNaN ? 0 : min(1, max(0, confidence))
         signal.confidence = confidence
-        let note = "quant: " + notes.joined(separator: ", ") + "; confidence \(Format.fixed(original, 3)) → \(Format.fixed(confidence, 3))"
+        let note =
+            "quant: " + notes.joined(separator: ", ")
+            + "; confidence \(Format.fixed(original, 3)) → \(Format.fixed(confidence, 3))"
         signal.reasoning = signal.reasoning.map { $0 + " | " + note } ?? note
         logger.debug(
             "quant.validated",
-            metadata: ["symbol": "\(signal.symbol)", "confidence.before": "\(original)", "confidence.after": "\(confidence)"])
+            metadata: [
+                "symbol": "\(signal.symbol)", "confidence.before": "\(original)", "confidence.after": "\(confidence)",
+            ])
         return signal
     }
 

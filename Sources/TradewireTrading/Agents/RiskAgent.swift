@@ -70,7 +70,9 @@ public struct RiskAgent: Sendable {
                 if commit {
                     let reservation = budget.reserve(actual, limit: dailyLimit, on: date)
                     guard reservation.accepted else {
-                        reject(&signal, dailyLimitMessage(reservation.committedBefore, actual, dailyLimit), into: &decision)
+                        reject(
+                            &signal, dailyLimitMessage(reservation.committedBefore, actual, dailyLimit), into: &decision
+                        )
                         continue
                     }
                 } else {

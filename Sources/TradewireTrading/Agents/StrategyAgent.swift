@@ -82,7 +82,9 @@ public struct StrategyAgent: Sendable {
         case .fixed(let name): needed = name.minimumBars
         }
         guard n >= needed, n >= 2 else {
-            return .failure(SymbolFailure(symbol: symbol, message: "insufficient data: need at least \(max(needed, 2)) bars, got \(n)"))
+            return .failure(
+                SymbolFailure(
+                    symbol: symbol, message: "insufficient data: need at least \(max(needed, 2)) bars, got \(n)"))
         }
         let series = PriceSeries(bars: data.bars)
         guard let context = MarketContext(series: series) else {
@@ -99,7 +101,8 @@ public struct StrategyAgent: Sendable {
         } catch {
             switch error {
             case .insufficientData(let need, let got):
-                return .failure(SymbolFailure(symbol: symbol, message: "insufficient data: need at least \(need) bars, got \(got)"))
+                return .failure(
+                    SymbolFailure(symbol: symbol, message: "insufficient data: need at least \(need) bars, got \(got)"))
             }
         }
         let price = context.currentPrice

@@ -62,7 +62,9 @@ public actor PaperBroker {
     /// - Throws: ``BrokerError`` — `insufficient cash` when a buy costs more than the cash,
     ///   `no position to sell (shorting disabled)` when a sell exceeds the position.
     @discardableResult
-    public func submit(symbol: String, side: OrderSide, quantity: Int, referencePrice: Double) throws(BrokerError) -> Fill {
+    public func submit(symbol: String, side: OrderSide, quantity: Int, referencePrice: Double) throws(BrokerError)
+        -> Fill
+    {
         guard quantity > 0 else { throw .invalidQuantity(quantity) }
         guard referencePrice.isFinite, referencePrice > 0 else { throw .invalidPrice(symbol: symbol) }
         let (fill, commission) = price(side: side, quantity: quantity, referencePrice: referencePrice)
@@ -91,7 +93,8 @@ public actor PaperBroker {
 
     /// The fill price and commission an order would get now, without changing anything
     /// (for dry runs).
-    public func quote(side: OrderSide, quantity: Int, referencePrice: Double) -> (fillPrice: Double, commission: Double) {
+    public func quote(side: OrderSide, quantity: Int, referencePrice: Double) -> (fillPrice: Double, commission: Double)
+    {
         let (fill, commission) = price(side: side, quantity: quantity, referencePrice: referencePrice)
         return (fill.dollars, commission.dollars)
     }

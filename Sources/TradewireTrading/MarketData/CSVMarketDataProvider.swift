@@ -103,17 +103,22 @@ public struct CSVMarketDataProvider: MarketDataProvider {
                 continue
             }
             guard fields.count >= needed else {
-                throw .badRow(path: path, line: lineNumber, message: "expected at least \(needed) fields, got \(fields.count)")
+                throw .badRow(
+                    path: path, line: lineNumber, message: "expected at least \(needed) fields, got \(fields.count)")
             }
             guard let timestamp = RFC3339.date(from: fields[columns.date]) else {
-                throw .badRow(path: path, line: lineNumber, message: "invalid date \"\(fields[columns.date])\" (expected YYYY-MM-DD or RFC 3339)")
+                throw .badRow(
+                    path: path, line: lineNumber,
+                    message: "invalid date \"\(fields[columns.date])\" (expected YYYY-MM-DD or RFC 3339)")
             }
             func number(_ index: Int, _ name: String, positive: Bool) throws(CSVError) -> Double {
                 guard let value = Double(fields[index]), value.isFinite else {
                     throw .badRow(path: path, line: lineNumber, message: "invalid \(name) \"\(fields[index])\"")
                 }
                 guard positive ? value > 0 : value >= 0 else {
-                    throw .badRow(path: path, line: lineNumber, message: "\(name) must be \(positive ? "positive" : "non-negative"), got \(fields[index])")
+                    throw .badRow(
+                        path: path, line: lineNumber,
+                        message: "\(name) must be \(positive ? "positive" : "non-negative"), got \(fields[index])")
                 }
                 return value
             }
@@ -126,14 +131,17 @@ public struct CSVMarketDataProvider: MarketDataProvider {
                     close: try number(columns.close, "Close", positive: true),
                     volume: try number(columns.volume, "Volume", positive: false)))
         }
-        guard header != nil else { throw .missingColumns(path: path, columns: ["Date", "Open", "High", "Low", "Close", "Volume"]) }
+        guard header != nil else {
+            throw .missingColumns(path: path, columns: ["Date", "Open", "High", "Low", "Close", "Volume"])
+        }
         var sorted = true
         for i in bars.indices.dropFirst() where bars[i].timestamp < bars[i - 1].timestamp {
             sorted = false
             break
         }
         if !sorted {
-            bars = bars.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }.map(\.element)
+            bars = bars.enumerated().sorted { ($0.element.timestamp, $0.offset) < ($1.element.timestamp, $1.offset) }
+                .map(\.element)
         }
         return bars
     }
@@ -142,7 +150,9 @@ public struct CSVMarketDataProvider: MarketDataProvider {
     /// and trims spaces around each field.
     static func splitFields(_ line: Substring) -> [String] {
         guard line.contains("\"") else {
-            return line.split(separator: ",", omittingEmptySubsequences: false).map { String($0).trimmingASCIIWhitespace() }
+            return line.split(separator: ",", omittingEmptySubsequences: false).map {
+                String($0).trimmingASCIIWhitespace()
+            }
         }
         var fields: [String] = []
         var current = ""

@@ -58,7 +58,9 @@ public struct SimulatedMarketDataProvider: MarketDataProvider {
             let endLevel = profile.level(atBoundary: block + 1)
             var rng = Xoshiro256StarStar(seed: SplitMix64.combine(profile.key, UInt64(bitPattern: block), 2))
             let u = rng.uniform()
-            let regime = u < 0.15 ? 1.8 + 0.7 * rng.uniform() : (u < 0.55 ? 0.9 + 0.3 * rng.uniform() : 0.5 + 0.3 * rng.uniform())
+            let regime =
+                u < 0.15
+                ? 1.8 + 0.7 * rng.uniform() : (u < 0.55 ? 0.9 + 0.3 * rng.uniform() : 0.5 + 0.3 * rng.uniform())
             let s = profile.sigma * regime
             walk[0] = 0
             for k in 0..<Int(L) {

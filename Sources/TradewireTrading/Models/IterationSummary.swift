@@ -61,7 +61,8 @@ public struct IterationSummary: Sendable, JSONModel {
         var names: [String] = []
         for (i, v) in symbols.enumerated() {
             guard case .string(let s) = v else {
-                throw JSONDecodingError(path: jsonPointer(r.pointer("symbols_processed"), i), message: "expected a string")
+                throw JSONDecodingError(
+                    path: jsonPointer(r.pointer("symbols_processed"), i), message: "expected a string")
             }
             names.append(s)
         }
@@ -70,7 +71,8 @@ public struct IterationSummary: Sendable, JSONModel {
         signalsValidated = try r.optionalInt("signals_validated") ?? 0
         signalsApproved = try r.optionalInt("signals_approved") ?? 0
         signalsExecuted = try r.optionalInt("signals_executed") ?? 0
-        executionResults = r.value("execution_results") == nil ? [] : try r.decodeArray(ExecutionResult.self, "execution_results")
+        executionResults =
+            r.value("execution_results") == nil ? [] : try r.decodeArray(ExecutionResult.self, "execution_results")
         let errorValues = try r.optionalArray("errors") ?? []
         var messages: [String] = []
         for (i, v) in errorValues.enumerated() {

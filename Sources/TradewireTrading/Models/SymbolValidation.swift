@@ -39,7 +39,8 @@ public enum SymbolValidation {
             }
         }
         guard valid else {
-            throw SymbolError(symbol: raw, message: "invalid symbol \"\(raw)\": must match \(pattern) after upper-casing")
+            throw SymbolError(
+                symbol: raw, message: "invalid symbol \"\(raw)\": must match \(pattern) after upper-casing")
         }
         return symbol
     }

@@ -27,19 +27,26 @@ public struct BollingerBands: Strategy {
         let sd = Indicators.sampleStd(closes[(n - period)..<n])
         guard Score.finite(close, ma, sd) else { return Score.unavailable("Bollinger bands") }
         guard sd > 0 else {
-            return StrategyEvaluation(action: .hold, strength: 0, reasoning: "Bollinger bands collapsed (zero deviation): HOLD")
+            return StrategyEvaluation(
+                action: .hold, strength: 0, reasoning: "Bollinger bands collapsed (zero deviation): HOLD")
         }
         let lower = ma - deviations * sd
         let upper = ma + deviations * sd
-        let text = "close \(Format.fixed(close)) vs bands \(Format.fixed(lower))–\(Format.fixed(upper)) (MA\(period) \(Format.fixed(ma)), σ \(Format.fixed(sd)))"
+        let text =
+            "close \(Format.fixed(close)) vs bands \(Format.fixed(lower))–\(Format.fixed(upper)) (MA\(period) \(Format.fixed(ma)), σ \(Format.fixed(sd)))"
         if close <= lower {
-            return StrategyEvaluation(action: .buy, strength: Score.excess(lower - close, per: sd), reasoning: text + ": below the lower band")
+            return StrategyEvaluation(
+                action: .buy, strength: Score.excess(lower - close, per: sd), reasoning: text + ": below the lower band"
+            )
         }
         if close >= upper {
-            return StrategyEvaluation(action: .sell, strength: Score.excess(close - upper, per: sd), reasoning: text + ": above the upper band")
+            return StrategyEvaluation(
+                action: .sell, strength: Score.excess(close - upper, per: sd),
+                reasoning: text + ": above the upper band")
         }
         return StrategyEvaluation(
-            action: .hold, strength: Score.proximity(distance: min(close - lower, upper - close), halfWidth: deviations * sd),
+            action: .hold,
+            strength: Score.proximity(distance: min(close - lower, upper - close), halfWidth: deviations * sd),
             reasoning: text + ": inside")
     }
 }

@@ -20,13 +20,20 @@ public struct Breakout: Strategy {
         let high = series.highs[n - 1]
         let low = series.lows[n - 1]
         let close = series.closes[n - 1]
-        guard Score.finite(upper, lower, high, low), upper > 0, lower > 0 else { return Score.unavailable("Donchian channel") }
-        let text = "high \(Format.fixed(high)) / low \(Format.fixed(low)) vs previous \(period)-bar channel \(Format.fixed(lower))–\(Format.fixed(upper))"
+        guard Score.finite(upper, lower, high, low), upper > 0, lower > 0 else {
+            return Score.unavailable("Donchian channel")
+        }
+        let text =
+            "high \(Format.fixed(high)) / low \(Format.fixed(low)) vs previous \(period)-bar channel \(Format.fixed(lower))–\(Format.fixed(upper))"
         if high > upper {
-            return StrategyEvaluation(action: .buy, strength: Score.excess(high / upper - 1, per: 0.02), reasoning: text + ": upside breakout")
+            return StrategyEvaluation(
+                action: .buy, strength: Score.excess(high / upper - 1, per: 0.02), reasoning: text + ": upside breakout"
+            )
         }
         if low < lower {
-            return StrategyEvaluation(action: .sell, strength: Score.excess(1 - low / lower, per: 0.02), reasoning: text + ": downside breakout")
+            return StrategyEvaluation(
+                action: .sell, strength: Score.excess(1 - low / lower, per: 0.02),
+                reasoning: text + ": downside breakout")
         }
         return StrategyEvaluation(
             action: .hold,

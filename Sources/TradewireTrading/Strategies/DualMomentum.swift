@@ -23,14 +23,17 @@ public struct DualMomentum: Strategy {
         let ma = Indicators.sma(closes, period: maPeriod)
         let relative = (close - ma) / ma * 100
         guard Score.finite(absolute, relative) else { return Score.unavailable("dual momentum") }
-        let text = "absolute \(lookback)-bar momentum \(Format.signedPercent(absolute)), relative to SMA\(maPeriod) \(Format.signedPercent(relative))"
+        let text =
+            "absolute \(lookback)-bar momentum \(Format.signedPercent(absolute)), relative to SMA\(maPeriod) \(Format.signedPercent(relative))"
         if absolute > 0 && relative > 0 {
             return StrategyEvaluation(
-                action: .buy, strength: Score.clamp01(min(absolute / 20, relative / 5)), reasoning: text + ": both positive")
+                action: .buy, strength: Score.clamp01(min(absolute / 20, relative / 5)),
+                reasoning: text + ": both positive")
         }
         if absolute < 0 || relative < 0 {
             return StrategyEvaluation(
-                action: .sell, strength: Score.clamp01(max(-absolute / 20, -relative / 5)), reasoning: text + ": momentum negative")
+                action: .sell, strength: Score.clamp01(max(-absolute / 20, -relative / 5)),
+                reasoning: text + ": momentum negative")
         }
         return StrategyEvaluation(action: .hold, strength: 1, reasoning: text + ": flat")
     }

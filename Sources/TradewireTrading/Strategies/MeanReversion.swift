@@ -20,16 +20,20 @@ public struct MeanReversion: Strategy {
         try requireBars(series)
         let rsi = Indicators.rsi(series.closes, period: period)
         guard rsi.isFinite else { return Score.unavailable("RSI(\(period))") }
-        let text = "RSI(\(period)) \(Format.fixed(rsi)) (oversold < \(Format.fixed(oversold, 0)), overbought > \(Format.fixed(overbought, 0)))"
+        let text =
+            "RSI(\(period)) \(Format.fixed(rsi)) (oversold < \(Format.fixed(oversold, 0)), overbought > \(Format.fixed(overbought, 0)))"
         if rsi < oversold {
-            return StrategyEvaluation(action: .buy, strength: Score.excess(oversold - rsi, per: 30), reasoning: text + ": oversold")
+            return StrategyEvaluation(
+                action: .buy, strength: Score.excess(oversold - rsi, per: 30), reasoning: text + ": oversold")
         }
         if rsi > overbought {
-            return StrategyEvaluation(action: .sell, strength: Score.excess(rsi - overbought, per: 30), reasoning: text + ": overbought")
+            return StrategyEvaluation(
+                action: .sell, strength: Score.excess(rsi - overbought, per: 30), reasoning: text + ": overbought")
         }
         return StrategyEvaluation(
             action: .hold,
-            strength: Score.proximity(distance: min(rsi - oversold, overbought - rsi), halfWidth: (overbought - oversold) / 2),
+            strength: Score.proximity(
+                distance: min(rsi - oversold, overbought - rsi), halfWidth: (overbought - oversold) / 2),
             reasoning: text)
     }
 }

@@ -7,7 +7,8 @@ enum MomentumRule {
     static func evaluate(_ series: PriceSeries, lookback: Int, threshold: Double) -> StrategyEvaluation {
         let mom = Indicators.pctChange(series.closes, periods: lookback) * 100
         guard mom.isFinite else { return Score.unavailable("\(lookback)-bar momentum") }
-        let text = "\(lookback)-bar momentum \(Format.signedPercent(mom)) (BUY above \(Format.fixed(threshold, 1))%, SELL below 0%)"
+        let text =
+            "\(lookback)-bar momentum \(Format.signedPercent(mom)) (BUY above \(Format.fixed(threshold, 1))%, SELL below 0%)"
         if mom > threshold {
             return StrategyEvaluation(action: .buy, strength: Score.excess(mom - threshold, per: 20), reasoning: text)
         }

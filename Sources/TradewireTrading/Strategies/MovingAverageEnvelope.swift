@@ -22,17 +22,21 @@ public struct MovingAverageEnvelope: Strategy {
         guard Score.finite(close, ma), ma > 0 else { return Score.unavailable("MA(\(period))") }
         let lower = ma * (1 - envelope)
         let upper = ma * (1 + envelope)
-        let text = "close \(Format.fixed(close)) vs envelope \(Format.fixed(lower))–\(Format.fixed(upper)) around MA\(period) \(Format.fixed(ma))"
+        let text =
+            "close \(Format.fixed(close)) vs envelope \(Format.fixed(lower))–\(Format.fixed(upper)) around MA\(period) \(Format.fixed(ma))"
         if close <= lower {
             return StrategyEvaluation(
-                action: .buy, strength: Score.excess((lower - close) / lower, per: envelope), reasoning: text + ": below the envelope")
+                action: .buy, strength: Score.excess((lower - close) / lower, per: envelope),
+                reasoning: text + ": below the envelope")
         }
         if close >= upper {
             return StrategyEvaluation(
-                action: .sell, strength: Score.excess((close - upper) / upper, per: envelope), reasoning: text + ": above the envelope")
+                action: .sell, strength: Score.excess((close - upper) / upper, per: envelope),
+                reasoning: text + ": above the envelope")
         }
         return StrategyEvaluation(
-            action: .hold, strength: Score.proximity(distance: min(close - lower, upper - close), halfWidth: (upper - lower) / 2),
+            action: .hold,
+            strength: Score.proximity(distance: min(close - lower, upper - close), halfWidth: (upper - lower) / 2),
             reasoning: text + ": inside")
     }
 }

@@ -21,7 +21,8 @@ public struct RelativeStrength: Strategy {
         let rs = close / ma
         guard Score.finite(close, ma, rs) else { return Score.unavailable("relative strength") }
         let lower = 1 / threshold
-        let text = "close/SMA\(period) \(Format.fixed(rs, 4)) (BUY above \(Format.fixed(threshold, 4)), SELL below \(Format.fixed(lower, 4)))"
+        let text =
+            "close/SMA\(period) \(Format.fixed(rs, 4)) (BUY above \(Format.fixed(threshold, 4)), SELL below \(Format.fixed(lower, 4)))"
         if rs > threshold {
             return StrategyEvaluation(action: .buy, strength: Score.excess(rs - threshold, per: 0.10), reasoning: text)
         }
@@ -29,7 +30,8 @@ public struct RelativeStrength: Strategy {
             return StrategyEvaluation(action: .sell, strength: Score.excess(lower - rs, per: 0.10), reasoning: text)
         }
         return StrategyEvaluation(
-            action: .hold, strength: Score.proximity(distance: min(threshold - rs, rs - lower), halfWidth: (threshold - lower) / 2),
+            action: .hold,
+            strength: Score.proximity(distance: min(threshold - rs, rs - lower), halfWidth: (threshold - lower) / 2),
             reasoning: text)
     }
 }

@@ -22,12 +22,15 @@ public struct TrendFollowing: Strategy {
         let long = Indicators.sma(closes, period: longPeriod)
         guard Score.finite(close, short, long), long > 0 else { return Score.unavailable("SMA") }
         let gap = close / long - 1
-        let text = "close \(Format.fixed(close)) vs SMA\(longPeriod) \(Format.fixed(long)) (\(Format.signedPercent(gap * 100))), SMA\(shortPeriod) \(Format.fixed(short))"
+        let text =
+            "close \(Format.fixed(close)) vs SMA\(longPeriod) \(Format.fixed(long)) (\(Format.signedPercent(gap * 100))), SMA\(shortPeriod) \(Format.fixed(short))"
         if close > long && short > long {
-            return StrategyEvaluation(action: .buy, strength: Score.excess(gap, per: 0.10), reasoning: text + ": uptrend")
+            return StrategyEvaluation(
+                action: .buy, strength: Score.excess(gap, per: 0.10), reasoning: text + ": uptrend")
         }
         if close < long {
-            return StrategyEvaluation(action: .sell, strength: Score.excess(-gap, per: 0.10), reasoning: text + ": below long-term trend")
+            return StrategyEvaluation(
+                action: .sell, strength: Score.excess(-gap, per: 0.10), reasoning: text + ": below long-term trend")
         }
         return StrategyEvaluation(
             action: .hold, strength: Score.proximity(distance: (long - short) / long, halfWidth: 0.05),

@@ -32,15 +32,19 @@ public struct VolatilityBreakout: Strategy {
         let high = series.highs[n - 1]
         let low = series.lows[n - 1]
         let close = series.closes[n - 1]
-        let text = "high \(Format.fixed(high)) / low \(Format.fixed(low)) vs bands \(Format.fixed(down))–\(Format.fixed(up)) (ATR(\(atrPeriod)) \(Format.fixed(atr)))"
+        let text =
+            "high \(Format.fixed(high)) / low \(Format.fixed(low)) vs bands \(Format.fixed(down))–\(Format.fixed(up)) (ATR(\(atrPeriod)) \(Format.fixed(atr)))"
         if high > up {
-            return StrategyEvaluation(action: .buy, strength: Score.excess(high - up, per: atr), reasoning: text + ": volatility breakout up")
+            return StrategyEvaluation(
+                action: .buy, strength: Score.excess(high - up, per: atr), reasoning: text + ": volatility breakout up")
         }
         if low < down {
-            return StrategyEvaluation(action: .sell, strength: Score.excess(down - low, per: atr), reasoning: text + ": volatility breakdown")
+            return StrategyEvaluation(
+                action: .sell, strength: Score.excess(down - low, per: atr), reasoning: text + ": volatility breakdown")
         }
         return StrategyEvaluation(
-            action: .hold, strength: Score.proximity(distance: min(up - close, close - down), halfWidth: (up - down) / 2),
+            action: .hold,
+            strength: Score.proximity(distance: min(up - close, close - down), halfWidth: (up - down) / 2),
             reasoning: text + ": no breakout")
     }
 }

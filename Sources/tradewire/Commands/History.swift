@@ -19,7 +19,9 @@ extension Tradewire {
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Option(name: .customLong("type"), help: ArgumentHelp("Event type pattern (* and ? allowed).", valueName: "pattern"))
+        @Option(
+            name: .customLong("type"), help: ArgumentHelp("Event type pattern (* and ? allowed).", valueName: "pattern")
+        )
         var eventType: String?
 
         @Option(help: "Keep only the last N matching records (0: all).")

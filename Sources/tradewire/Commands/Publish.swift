@@ -52,7 +52,8 @@ extension Tradewire {
 
         static func render(_ result: JSONValue) -> [String] {
             let subscribers = result["subscribers"]?.intValue ?? 0
-            var line = "published seq \(Format.cell(result["seq"])) (\(Format.cell(result["event_type"])), "
+            var line =
+                "published seq \(Format.cell(result["seq"])) (\(Format.cell(result["event_type"])), "
                 + "\(subscribers) subscriber\(subscribers == 1 ? "" : "s"))"
             if let iteration = result["iteration"] {
                 let completed = result["completed"]?.boolValue == true ? "completed" : "did not complete"

@@ -81,7 +81,9 @@ extension Tradewire {
                 lines += ["", "errors:"]
                 for error in errors {
                     let symbol = error["symbol"].flatMap { $0.isNull ? nil : Format.cell($0) }
-                    lines.append("  \(Format.cell(error["stage"]))\(symbol.map { " \($0)" } ?? ""): \(Format.cell(error["message"]))")
+                    lines.append(
+                        "  \(Format.cell(error["stage"]))\(symbol.map { " \($0)" } ?? ""): \(Format.cell(error["message"]))"
+                    )
                 }
             }
             return lines

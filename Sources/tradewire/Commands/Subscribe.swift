@@ -21,10 +21,13 @@ extension Tradewire {
 
         @OptionGroup var connection: ConnectionOptions
 
-        @Argument(help: ArgumentHelp("Event type patterns (* and ? allowed; '*' for everything).", valueName: "pattern"))
+        @Argument(
+            help: ArgumentHelp("Event type patterns (* and ? allowed; '*' for everything).", valueName: "pattern"))
         var patterns: [String]
 
-        @Option(name: .customLong("since"), help: ArgumentHelp("Replay recorded events with seq > SEQ first (0: all held).", valueName: "seq"))
+        @Option(
+            name: .customLong("since"),
+            help: ArgumentHelp("Replay recorded events with seq > SEQ first (0: all held).", valueName: "seq"))
         var sinceSeq: Int?
 
         @Option(help: "Exit after N events.")
@@ -72,7 +75,8 @@ extension Tradewire {
         }
 
         func line(for event: JSONValue) -> String {
-            let head = "\(Format.cell(event["seq"])) \(Format.time(event["timestamp"])) \(Format.cell(event["event_type"]))"
+            let head =
+                "\(Format.cell(event["seq"])) \(Format.time(event["timestamp"])) \(Format.cell(event["event_type"]))"
             return head + " " + Format.truncate(JSONWriter.string(event["data"] ?? .null), to: wide ? nil : 60)
         }
 
