@@ -158,13 +158,16 @@ struct Tradewired: AsyncParsableCommand {
             throw StartupError(message: error.description, exitCode: 2)
         }
 
-        let socketPath = SocketPath.resolve(explicit: socket, environment: environment)
+        let inherited = Self.systemdSocket(environment: environment)
+        // Under socket activation the inherited socket's own path is the one to report.
+        let socketPath =
+            inherited.flatMap(Self.boundPath(of:)) ?? SocketPath.resolve(explicit: socket, environment: environment)
         var serverConfiguration = ServerConfiguration(socketPath: socketPath)
         serverConfiguration.socketMode = UInt16(socketMode, radix: 8) ?? 0o600
         serverConfiguration.maxMessageBytes = maxMessageBytes
         serverConfiguration.allowedUIDs = Set(allowUID)
         serverConfiguration.allowedGIDs = Set(allowGID)
-        serverConfiguration.inheritedSocket = Self.systemdSocket(environment: environment)
+        serverConfiguration.inheritedSocket = inherited
 
         let bus = EventBus(historyCapacity: settings.historyCapacity, logger: Logger(label: "tradewire.bus"))
         let agents = TradingAgents(
@@ -218,6 +221,20 @@ struct Tradewired: AsyncParsableCommand {
         if loop { _ = await pipelineLoop.start() }
         try await group.run()
         logger.info("daemon.stopped")
+    }
+
+    /// The filesystem path a Unix socket is bound to (nil for an abstract or unnamed one).
+    static func boundPath(of fd: Int32) -> String? {
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard result == 0, address.sun_family == sa_family_t(AF_UNIX) else { return nil }
+        let path = withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return path.isEmpty ? nil : path
     }
 
     /// The listening socket systemd passed (LISTEN_PID is us and LISTEN_FDS ≥ 1): fd 3.

@@ -122,7 +122,7 @@ import TradewireJSON
             os.dup2(s.fileno(), 3)
             os.set_inheritable(3, True)
             env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
-            os.execve(sys.argv[2], [sys.argv[2], "--socket", sys.argv[1], "--log-level", "warning"], env)
+            os.execve(sys.argv[2], [sys.argv[2], "--log-level", "warning"], env)
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -145,6 +145,7 @@ import TradewireJSON
         #expect(listening)
         let client = try await TradewireClient.connect(socketPath: path)
         #expect(try await client.ping())
+        #expect(try await client.call("get_status")["socket"] == JSONValue(path))
         await client.close()
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
