@@ -7,10 +7,29 @@ import TradewireJSON
 public protocol EventPayload: JSONEncodable {
     /// `object|array|string|number|boolean|null`, as recorded in history.
     var jsonTypeName: String { get }
+    /// About how many bytes the JSON encoding takes (for outbound budgets, before encoding).
+    var estimatedJSONBytes: Int { get }
+}
+
+extension EventPayload {
+    public var estimatedJSONBytes: Int { 256 }
 }
 
 extension JSONValue: EventPayload {
     public var jsonTypeName: String { typeName }
+
+    /// Close to the compact encoding's size (escapes aside), without encoding.
+    public var estimatedJSONBytes: Int {
+        switch self {
+        case .null: 4
+        case .bool(let b): b ? 4 : 5
+        case .number(let n): n.text.utf8.count
+        case .string(let s): s.utf8.count + 2
+        case .array(let elements): elements.reduce(2) { $0 + $1.estimatedJSONBytes + 1 }
+        case .object(let object):
+            object.members.reduce(2) { $0 + $1.key.utf8.count + 4 + $1.value.estimatedJSONBytes }
+        }
+    }
 }
 
 /// One published event. Immutable apart from its lazily computed, shared JSON encodings.
@@ -26,8 +45,9 @@ public final class Event: Sendable {
     private let cache: Mutex<EncodingCache>
 
     private struct EncodingCache {
-        var data: [UInt8]?
+        /// The event object, and where its `data` value sits inside it.
         var event: [UInt8]?
+        var dataRange: Range<Int> = 0..<0
     }
 
     public convenience init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
@@ -59,39 +79,43 @@ public final class Event: Sendable {
     /// The typed payload, when it is a `T`.
     public func data<T>(as type: T.Type) -> T? { payload as? T }
 
-    /// The payload as compact JSON. Encoded once, then shared by every reader.
-    public var dataJSON: [UInt8] {
-        if let cached = cache.withLock({ $0.data }) { return cached }
-        var writer = JSONWriter(reservingCapacity: 128)
-        payload.encodeJSON(to: &writer)
-        let bytes = writer.bytes
-        return cache.withLock { cache in
-            if let existing = cache.data { return existing }
-            cache.data = bytes
-            return bytes
-        }
+    /// The encoded size when the event was already encoded, else an estimate.
+    public var knownOrEstimatedJSONBytes: Int {
+        if let known = cache.withLock({ $0.event?.count }) { return known }
+        return 96 + type.utf8.count + payload.estimatedJSONBytes + JSONValue.object(metadata).estimatedJSONBytes
+    }
+
+    /// The payload as compact JSON: a slice of the shared event encoding (no second encode).
+    public var dataJSON: ArraySlice<UInt8> {
+        let (event, range) = encoded
+        return event[range]
     }
 
     /// The event object of PROTOCOL §3 as compact JSON:
-    /// `{"seq","event_type","timestamp","data","metadata"}`. Computed once, then shared.
-    public var json: [UInt8] {
-        if let cached = cache.withLock({ $0.event }) { return cached }
-        let data = dataJSON
-        var writer = JSONWriter(reservingCapacity: data.count + 128)
+    /// `{"seq","event_type","timestamp","data","metadata"}`. Computed once, then shared by
+    /// every subscriber and by history.
+    public var json: [UInt8] { encoded.event }
+
+    private var encoded: (event: [UInt8], range: Range<Int>) {
+        if let cached = cache.withLock({ c in c.event.map { ($0, c.dataRange) } }) { return cached }
+        var writer = JSONWriter(reservingCapacity: 192)
         writer.beginObject()
         writer.field("seq", seq)
         writer.field("event_type", type)
         writer.key("timestamp")
         writer.writeRaw(timestampJSON)
         writer.key("data")
-        writer.writeRaw(data)
+        let start = writer.bytes.count
+        payload.encodeJSON(to: &writer)
+        let range = start..<writer.bytes.count
         writer.field("metadata", metadata)
         writer.endObject()
         let bytes = writer.bytes
         return cache.withLock { cache in
-            if let existing = cache.event { return existing }
+            if let existing = cache.event { return (existing, cache.dataRange) }
             cache.event = bytes
-            return bytes
+            cache.dataRange = range
+            return (bytes, range)
         }
     }
 }

@@ -22,6 +22,14 @@ public struct LineFramer: Sendable {
 
     /// Feeds bytes; calls `emit` for each complete frame, in order.
     public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ emit: (Frame) -> Void) {
+        feed(chunk, onLine: { emit(.line(Array($0))) }, onTooLong: { emit(.tooLong) })
+    }
+
+    /// Feeds bytes without copying lines: `onLine` sees each complete line (valid only during
+    /// the call), `onTooLong` each discarded over-long line, in order.
+    public mutating func feed(
+        _ chunk: UnsafeRawBufferPointer, onLine: (UnsafeRawBufferPointer) -> Void, onTooLong: () -> Void
+    ) {
         var start = 0
         let count = chunk.count
         while start < count {
@@ -40,30 +48,33 @@ public struct LineFramer: Sendable {
             }
             if discarding {
                 discarding = false
-                emit(.tooLong)
+                onTooLong()
             } else if pending.isEmpty {
-                emitLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]), emit)
+                Self.emitLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]), maximumLineBytes, onLine, onTooLong)
             } else {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
                 let line = pending
                 pending.removeAll(keepingCapacity: true)
-                line.withUnsafeBytes { emitLine($0, emit) }
+                line.withUnsafeBytes { Self.emitLine($0, maximumLineBytes, onLine, onTooLong) }
             }
             start = newline + 1
         }
     }
 
-    private func emitLine(_ raw: UnsafeRawBufferPointer, _ emit: (Frame) -> Void) {
+    private static func emitLine(
+        _ raw: UnsafeRawBufferPointer, _ limit: Int, _ onLine: (UnsafeRawBufferPointer) -> Void,
+        _ onTooLong: () -> Void
+    ) {
         var end = raw.count
         if end > 0 && raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-        guard end <= maximumLineBytes else {
-            emit(.tooLong)
+        guard end <= limit else {
+            onTooLong()
             return
         }
         // Blank (or whitespace-only) lines are ignored.
         var i = 0
         while i < end, raw[i] == 0x20 || raw[i] == 0x09 || raw[i] == 0x0D { i += 1 }
         guard i < end else { return }
-        emit(.line(Array(UnsafeRawBufferPointer(rebasing: raw[0..<end]))))
+        onLine(UnsafeRawBufferPointer(rebasing: raw[0..<end]))
     }
 }

@@ -114,17 +114,13 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func process(_ buffer: ByteBuffer) {
-        var frames: [LineFramer.Frame] = []
+        let limit = daemon.configuration.maxMessageBytes
         buffer.withUnsafeReadableBytes { bytes in
-            framer.feed(bytes) { frames.append($0) }
-        }
-        for frame in frames {
-            switch frame {
-            case .tooLong:
-                connection?.respond(id: .null, .failure(.messageTooLarge(limit: framer.maximumLineBytes)))
-            case .line(let line):
-                handle(line: line)
-            }
+            // Lines are parsed where they lie in the read buffer (no copy per request).
+            framer.feed(
+                bytes,
+                onLine: { line in handle(line: line) },
+                onTooLong: { connection?.respond(id: .null, .failure(.messageTooLarge(limit: limit))) })
         }
     }
 
@@ -196,7 +192,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     // MARK: requests
 
-    private func handle(line: [UInt8]) {
+    private func handle(line: UnsafeRawBufferPointer) {
         guard let connection else { return }
         switch RPCMessageParser.parse(line) {
         case .failure(let error):

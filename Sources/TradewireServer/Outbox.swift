@@ -16,7 +16,8 @@ import TradewireRPC
 final class Outbox: Sendable {
     enum Item: Sendable {
         case line([UInt8])
-        case event(prefix: EventPrefix, Event)
+        /// `size` is what the item counts against the budget (taken at enqueue time).
+        case event(prefix: EventPrefix, Event, size: Int)
     }
 
     /// `{"jsonrpc":"2.0","method":"event","params":{"subscription":"s-N","event":` for one subscription.
@@ -73,9 +74,12 @@ final class Outbox: Sendable {
         if schedule { scheduleDrain() }
     }
 
-    /// Queues an event for a subscription, or drops it when over budget. Called by the bus.
+    /// Queues an event for a subscription, or drops it when over budget. Called by the bus,
+    /// under its delivery lock: the event is not encoded here (the connection's own event
+    /// loop does that while draining, once for all subscribers), so the budget counts the
+    /// exact size when it is already known and the payload's estimate otherwise.
     func enqueue(event: Event, prefix: EventPrefix) {
-        let size = event.json.count + prefix.bytes.count + 3
+        let size = event.knownOrEstimatedJSONBytes + prefix.bytes.count + 3
         let schedule: Bool = state.withLock { state in
             guard !state.closed else { return false }
             let id = prefix.subscription
@@ -93,7 +97,7 @@ final class Outbox: Sendable {
                 Self.drop(event.seq, id, &state)
                 return false
             }
-            state.items.append(.event(prefix: prefix, event))
+            state.items.append(.event(prefix: prefix, event, size: size))
             state.bytes += size
             return Self.claimFlush(&state)
         }
@@ -167,7 +171,7 @@ final class Outbox: Sendable {
                 let itemSize: Int
                 switch item {
                 case .line(let bytes): itemSize = bytes.count + 1
-                case .event(let prefix, let event): itemSize = event.json.count + prefix.bytes.count + 3
+                case .event(_, _, let size): itemSize = size
                 }
                 size += itemSize
                 taken.append(item)
@@ -204,7 +208,7 @@ final class Outbox: Sendable {
             switch item {
             case .line(let bytes):
                 buffer.writeBytes(bytes)
-            case .event(let prefix, let event):
+            case .event(let prefix, let event, _):
                 buffer.writeBytes(prefix.bytes)
                 buffer.writeBytes(event.json)
                 buffer.writeStaticString("}}")

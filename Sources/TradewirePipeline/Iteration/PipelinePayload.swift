@@ -17,6 +17,16 @@ public enum PipelinePayload: EventPayload, Equatable {
         }
     }
 
+    /// Rough sizes per element, measured on simulated data (used only for outbound budgets).
+    public var estimatedJSONBytes: Int {
+        switch self {
+        case .marketData(let bySymbol): bySymbol.values.reduce(2) { $0 + 96 + $1.bars.count * 130 }
+        case .signals(let signals): 2 + signals.count * 480
+        case .executions(let results): 2 + results.count * 700
+        case .audit: 700
+        }
+    }
+
     public func encodeJSON(to writer: inout JSONWriter) {
         switch self {
         case .marketData(let bySymbol):
