@@ -51,7 +51,7 @@ func row(_ columns: [String], widths: [Int]) -> String {
 enum InProcessBenchmarks {
     static func run() async {
         LoggingSystem.bootstrap { _ in SwiftLogNoOpLogHandler() }
-        let widths = [44, 16, 16, 10]
+        let widths = [46, 16, 22, 8]
         say("In-process (release build, median of 5 runs)")
         say(row(["benchmark", "result", "reference", "ratio"], widths: widths))
         for handlers in [1, 10] {

@@ -9,8 +9,8 @@ import TradewireJSON
 
 enum SocketBenchmarks {
     static func run(socketPath: String) async throws {
-        let widths = [44, 24]
-        say(row(["tradewired over its socket (Swift load generator)", "result"], widths: widths))
+        let widths = [48, 44]
+        say(row(["tradewired over its socket (Swift load generator)", "result (release build)"], widths: widths))
         let (p50, p99) = try ping(socketPath, count: 20_000)
         say(
             row(
