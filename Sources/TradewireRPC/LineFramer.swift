@@ -50,7 +50,8 @@ public struct LineFramer: Sendable {
                 discarding = false
                 onTooLong()
             } else if pending.isEmpty {
-                Self.emitLine(UnsafeRawBufferPointer(rebasing: chunk[start..<newline]), maximumLineBytes, onLine, onTooLong)
+                let line = UnsafeRawBufferPointer(rebasing: chunk[start..<newline])
+                Self.emitLine(line, maximumLineBytes, onLine, onTooLong)
             } else {
                 pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<newline]))
                 let line = pending
