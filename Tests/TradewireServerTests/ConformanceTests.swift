@@ -4,6 +4,8 @@ import TradewireClient
 import TradewireJSON
 import TradewirePipeline
 
+@testable import TradewireServer
+
 /// The error table of PROTOCOL §2 and the JSON-RPC 2.0 specification's own examples.
 @Suite struct ConformanceTests {
     @Test func specificationExamples() async throws {
@@ -150,6 +152,26 @@ import TradewirePipeline
             #expect(notice?["method"] == "shutdown")
             let during = other.roundTrip(#"{"jsonrpc":"2.0","id":"late","method":"ping"}"#)
             #expect(during?.errorCode == -32000 && during?.errorType == "shutting_down")
+        }
+    }
+
+    @Test func aClientThatVanishesMidCallCostsNothing() async throws {
+        try await withDaemon(provider: HangingProvider(), shutdownGrace: .milliseconds(300)) { path, daemon in
+            for _ in 0..<20 {
+                let socket = try LineSocket(path: path)
+                socket.write(Array(#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"timeout_ms":300}}"#.utf8) + [10])
+                socket.write(Array(#"{"jsonrpc":"2.0","id":2,"method":"subscribe","params":{"event_type":"*"}}"#.utf8) + [10])
+            }  // each socket closes here, with its pipeline still running
+            let client = try await TradewireClient.connect(socketPath: path)
+            #expect(try await client.ping())
+            // Their subscriptions went with them, and the abandoned runs end at their deadline.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while daemon.pendingWork > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(daemon.pendingWork == 0)
+            let stats = try await client.call("get_stats")
+            #expect(stats["total_subscribers"] == 0 && stats["connections"] == 1)
+            #expect(stats["pipeline"]?["timeouts"] == 20)
+            await client.close()
         }
     }
 

@@ -10,8 +10,9 @@ import TradewireJSON
 /// The daemon's life as a process (PROTOCOL §1 and §7): start-up, permissions, signals,
 /// socket takeover and refusal, socket activation, logs, configuration layering.
 @Suite(.serialized) struct DaemonProcessTests {
-    @Test func sigtermDrainsNotifiesAndRemovesTheSocket() async throws {
-        let path = uniqueSocketPath("term")
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aSignalDrainsNotifiesAndRemovesTheSocket(signal: Int32) async throws {
+        let path = uniqueSocketPath("sig\(signal)")
         let daemon = try DaemonProcess(socketPath: path, arguments: ["--loop", "--interval", "0.2"])
         #expect(await daemon.waitUntilListening())
         var info = stat()
@@ -24,8 +25,10 @@ import TradewireJSON
                 "result"] != nil)
         // Wait for a loop iteration so that the drain happens with the loop running.
         _ = watcher.readLine()
-        let status = await daemon.stop()
+        kill(daemon.process.processIdentifier, signal)
+        let status = await daemon.waitForExit()
         #expect(status == 0)
+        await daemon.stop()
         var sawShutdown = false
         while let line = watcher.readLine() {
             if (try? JSONParser.parse(line))?["method"] == "shutdown" { sawShutdown = true }
