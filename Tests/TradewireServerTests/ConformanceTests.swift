@@ -159,14 +159,18 @@ import TradewirePipeline
         try await withDaemon(provider: HangingProvider(), shutdownGrace: .milliseconds(300)) { path, daemon in
             for _ in 0..<20 {
                 let socket = try LineSocket(path: path)
-                socket.write(Array(#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"timeout_ms":300}}"#.utf8) + [10])
-                socket.write(Array(#"{"jsonrpc":"2.0","id":2,"method":"subscribe","params":{"event_type":"*"}}"#.utf8) + [10])
+                socket.write(
+                    Array(#"{"jsonrpc":"2.0","id":1,"method":"run_pipeline","params":{"timeout_ms":300}}"#.utf8) + [10])
+                socket.write(
+                    Array(#"{"jsonrpc":"2.0","id":2,"method":"subscribe","params":{"event_type":"*"}}"#.utf8) + [10])
             }  // each socket closes here, with its pipeline still running
             let client = try await TradewireClient.connect(socketPath: path)
             #expect(try await client.ping())
             // Their subscriptions went with them, and the abandoned runs end at their deadline.
             let deadline = ContinuousClock.now + .seconds(10)
-            while daemon.pendingWork > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            while daemon.pendingWork > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             #expect(daemon.pendingWork == 0)
             let stats = try await client.call("get_stats")
             #expect(stats["total_subscribers"] == 0 && stats["connections"] == 1)
