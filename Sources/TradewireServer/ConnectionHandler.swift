@@ -95,6 +95,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             if admitted { daemon.unregister(connection) }
             logger.debug("server.connection.closed", metadata: ["connection": "\(connection.id)"])
         }
+        // The outbox's drain closure holds this handler: dropping the connection here breaks
+        // the cycle (handler → connection → outbox → handler) so a closed connection is freed.
+        self.connection = nil
         self.context = nil
         context.fireChannelInactive()
     }

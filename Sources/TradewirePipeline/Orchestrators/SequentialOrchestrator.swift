@@ -63,9 +63,7 @@ public final class SequentialOrchestrator: Orchestrator {
         case (.validatedReady, .signals(let s)?): validated = s
         case (.approvedReady, .signals(let s)?): approved = s
         case (.executedReady, .executions(let e)?): executions = e
-        case (.dataReady, .marketData(let md)?):
-            _ = md
-        default: break
+        default: break  // data_ready: the market data is in the context (run or adopted)
         }
         if event == .dataReady {
             let data = marketData ?? context.progress.withLock { $0.marketData }
