@@ -35,6 +35,13 @@ enum SocketFile {
             if mkdir(directory, 0o700) != 0 && errno != EEXIST {
                 throw .cannotPrepare(directory, String(cString: strerror(errno)))
             }
+            // /tmp is shared: only use the directory if it is ours and closed to others.
+            var directoryInfo = stat()
+            guard lstat(directory, &directoryInfo) == 0, (directoryInfo.st_mode & S_IFMT) == S_IFDIR,
+                directoryInfo.st_uid == getuid(), directoryInfo.st_mode & 0o077 == 0
+            else {
+                throw .cannotPrepare(directory, "not a directory owned by uid \(getuid()) with mode 0700")
+            }
         }
         var info = stat()
         guard lstat(path, &info) == 0 else { return }  // nothing there
