@@ -126,6 +126,22 @@ import Testing
         #expect(d.approved[0].approved && d.approved[0].qty == nil && d.approved[0].rejectionReason == nil)
     }
 
+    @Test func sellsNeedSharesWhenShortingIsDisabled() {
+        let data = [
+            "A": marketData("A", [Double](repeating: 100, count: 60)),
+            "B": marketData("B", [Double](repeating: 100, count: 60)),
+        ]
+        let sells = [signal("A", .sell, confidence: 1), signal("B", .sell, confidence: 1)]
+        let d = agent().evaluate(sells, marketData: data, equity: 10_000, on: day1, commit: false, positions: ["B": 7])
+        #expect(d.rejected.map(\.symbol) == ["A"])
+        #expect(d.rejected.first?.rejectionReason == "No position to sell (shorting disabled)")
+        #expect(d.approved.map(\.symbol) == ["B"])
+        #expect(d.approved.first?.qty == 7)
+        // Without positions (no broker) the original's behaviour is kept.
+        let unchecked = agent().evaluate(sells, marketData: data, equity: 10_000, on: day1, commit: false)
+        #expect(unchecked.rejected.isEmpty)
+    }
+
     @Test func dryRunLeavesTheBudgetUnchanged() {
         let budget = RiskBudget()
         budget.commit(100, on: day1)

@@ -94,9 +94,10 @@ struct PipelineStages: Sendable {
                 return []
             }
             let marketData = context.progress.withLock { $0.marketData }
-            let equity = await agents.broker.equity
+            let account = await agents.broker.account()
             let decision = agents.risk.evaluate(
-                validated, marketData: marketData, equity: equity, on: context.asOf, commit: !context.request.dryRun)
+                validated, marketData: marketData, equity: account.equity.dollars, on: context.asOf,
+                commit: !context.request.dryRun, positions: account.positions)
             context.update {
                 $0.approved = decision.approved
                 $0.rejected = decision.rejected

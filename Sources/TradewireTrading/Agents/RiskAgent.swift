@@ -46,8 +46,13 @@ public struct RiskAgent: Sendable {
     /// Approves or rejects each signal (see the type's documentation). With `commit` false
     /// (a dry run) the shared budget is left untouched, but signals are still checked as if
     /// the earlier approvals of this call had been committed.
+    ///
+    /// With `positions` (the broker's shares per symbol) and shorting disabled, a SELL needs
+    /// shares to sell: none → rejected ("No position to sell (shorting disabled)"), and its
+    /// quantity is capped at the shares held.
     public func evaluate(
-        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool
+        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool,
+        positions: [String: Int]? = nil
     ) -> RiskDecision {
         let balance = equity.isFinite && equity > 0 ? equity : config.riskDefaultAccountBalance
         let dailyLimit = config.riskMaxDailyLoss * balance
@@ -62,11 +67,24 @@ public struct RiskAgent: Sendable {
                 decision.approved.append(signal)
                 continue
             }
+            var held: Int?
+            if signal.action == .sell, !config.allowShorting, let positions {
+                let shares = positions[signal.symbol] ?? 0
+                guard shares > 0 else {
+                    reject(&signal, "No position to sell (shorting disabled)", into: &decision)
+                    continue
+                }
+                held = shares
+            }
             let sizing = size(signal, bars: marketData[signal.symbol]?.bars ?? [], balance: balance)
             switch sizing {
             case .rejected(let reason):
                 reject(&signal, reason, into: &decision)
-            case .sized(let qty, let actual, let stop, let price):
+            case .sized(var qty, var actual, let stop, let price):
+                if let held, qty > held {
+                    qty = held
+                    actual = Double(qty) * stop
+                }
                 if commit {
                     let reservation = budget.reserve(actual, limit: dailyLimit, on: date)
                     guard reservation.accepted else {
