@@ -32,7 +32,9 @@ enum SocketFile {
         guard path.utf8.count <= 107 else { throw .pathTooLong(path) }
         let directory = (path as NSString).deletingLastPathComponent
         if directory == defaultDirectory {
-            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            if mkdir(directory, 0o700) == 0 {
+                chmod(directory, 0o700)  // exactly 0700, whatever the umask
+            } else if errno != EEXIST {
                 throw .cannotPrepare(directory, String(cString: strerror(errno)))
             }
             // /tmp is shared: only use the directory if it is ours and closed to others.
