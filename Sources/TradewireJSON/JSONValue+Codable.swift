@@ -29,7 +29,15 @@ extension JSONValue: Codable {
         case .null: try container.encodeNil()
         case .bool(let b): try container.encode(b)
         case .number(let n):
-            if let i = Int(n.text) { try container.encode(i) } else { try container.encode(n.double ?? 0) }
+            if let i = Int(n.text) {
+                try container.encode(i)
+            } else if let d = n.double {
+                try container.encode(d)
+            } else {
+                // Never silently change a number: one beyond Double's range cannot go through Encoder.
+                throw EncodingError.invalidValue(
+                    n.text, .init(codingPath: encoder.codingPath, debugDescription: "number out of Double range"))
+            }
         case .string(let s): try container.encode(s)
         case .array(let a): try container.encode(a)
         case .object(let o):

@@ -118,11 +118,7 @@ enum DaemonMethods {
                 pipelineEvent, payload: payload, metadata: metadata)
             return .deferred {
                 let outcome = await publication.reaction()
-                var result = receipt(outcome.published)
-                result["iteration"] = JSONValue(outcome.iteration)
-                result["iteration_id"] = JSONValue(outcome.iterationID)
-                result["completed"] = JSONValue(outcome.completed)
-                return .success(JSONWriter.encode(result))
+                return .success(receiptBytes(outcome.published, pipeline: outcome))
             }
         }
         let published = daemon.bus.publishRecording(type, payload: data, metadata: metadata)
@@ -133,17 +129,9 @@ enum DaemonMethods {
         }
     }
 
-    private static func receipt(_ published: PublishedEvent) -> JSONObject {
-        [
-            "seq": JSONValue(published.event.seq),
-            "event_type": JSONValue(published.event.type),
-            "timestamp": JSONValue(RFC3339.string(from: published.event.timestamp)),
-            "subscribers": JSONValue(published.clientSubscribers),
-        ]
-    }
-
-    /// The common publish result, written directly (the hot path).
-    private static func receiptBytes(_ published: PublishedEvent) -> [UInt8] {
+    /// The publish result; a client's pipeline event adds `iteration`, `iteration_id` and
+    /// `completed`.
+    private static func receiptBytes(_ published: PublishedEvent, pipeline: ClientEventOutcome? = nil) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()
         writer.field("seq", published.event.seq)
@@ -151,6 +139,11 @@ enum DaemonMethods {
         writer.key("timestamp")
         writer.writeRaw(published.event.timestampJSON)
         writer.field("subscribers", published.clientSubscribers)
+        if let pipeline {
+            writer.field("iteration", pipeline.iteration)
+            writer.field("iteration_id", pipeline.iterationID)
+            writer.field("completed", pipeline.completed)
+        }
         writer.endObject()
         return writer.bytes
     }

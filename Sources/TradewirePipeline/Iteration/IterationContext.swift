@@ -44,8 +44,6 @@ final class IterationContext: Sendable {
         self.progress = Mutex(Progress())
     }
 
-    /// `metadata.iteration` and `metadata.iteration_id`, stamped on every pipeline event.
-    var metadata: JSONObject { ["iteration": JSONValue(number), "iteration_id": JSONValue(id)] }
 
     var elapsedSeconds: Double {
         let d = ContinuousClock.now - startedAt

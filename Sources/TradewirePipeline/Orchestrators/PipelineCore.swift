@@ -54,8 +54,15 @@ final class PipelineCore: Sendable {
         return live.withLock { $0[id] }
     }
 
+    /// `metadata` with the iteration's `iteration` and `iteration_id` set (PROTOCOL §8).
+    private func stamped(_ metadata: JSONObject, _ context: IterationContext) -> JSONObject {
+        var stamped = metadata
+        stamped["iteration"] = JSONValue(context.number)
+        stamped["iteration_id"] = JSONValue(context.id)
+        return stamped
+    }
+
     /// Publishes a pipeline event stamped with the iteration's metadata (other metadata kept).
-    /// Pre-encodes large payloads outside the bus lock when a client subscriber will need them.
     ///
     /// With `awaitHandlers` false (the sequential orchestrator, whose events are for observers)
     /// in-process handlers still run, but the chain does not wait for them.
@@ -64,10 +71,7 @@ final class PipelineCore: Sendable {
         _ event: PipelineEvent, _ payload: PipelinePayload, for context: IterationContext, extra: JSONObject = [:],
         awaitHandlers: Bool = true
     ) async -> PublishedEvent {
-        var metadata = extra
-        metadata["iteration"] = JSONValue(context.number)
-        metadata["iteration_id"] = JSONValue(context.id)
-        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: metadata)
+        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(extra, context))
         if awaitHandlers {
             await published.handlersFinished()
         } else if published.hasPendingHandlers {
@@ -121,10 +125,7 @@ final class PipelineCore: Sendable {
     ) -> ClientEventPublication {
         let context = makeContext(IterationRequest())
         SequentialOrchestrator.seed(context, core: self, with: event, payload: payload)
-        var stamped = metadata
-        stamped["iteration"] = JSONValue(context.number)
-        stamped["iteration_id"] = JSONValue(context.id)
-        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped)
+        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(metadata, context))
         return ClientEventPublication(published: published) {
             guard event != .auditReady else {
                 // Nothing follows audit: the event is recorded and delivered, and that is all.

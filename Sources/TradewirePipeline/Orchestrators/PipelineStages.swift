@@ -40,8 +40,8 @@ struct PipelineStages: Sendable {
                 let fetched = await agents.data.fetch(symbols: symbols, asOf: context.asOf)
                 marketData = fetched.marketData
                 errors = fetched.failures.map { StageError(stage: .data, symbol: $0.symbol, message: $0.message) }
-                for symbol in symbols
-                where marketData[symbol] == nil && !errors.contains(where: { $0.symbol == symbol }) {
+                let reported = Set(errors.compactMap(\.symbol))
+                for symbol in symbols where marketData[symbol] == nil && !reported.contains(symbol) {
                     errors.append(StageError(stage: .data, symbol: symbol, message: "no market data returned"))
                 }
             }
