@@ -44,7 +44,6 @@ final class IterationContext: Sendable {
         self.progress = Mutex(Progress())
     }
 
-
     var elapsedSeconds: Double {
         let d = ContinuousClock.now - startedAt
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
