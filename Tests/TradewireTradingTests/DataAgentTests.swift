@@ -105,6 +105,39 @@ final class CountingProvider: MarketDataProvider {
         #expect(cache.value(for: .init(symbol: "S4", bars: 1, day: 0))?.symbol == "S4")
     }
 
+    @Test func cacheEvictsOldestFirstInAmortisedConstantTime() {
+        // 20 000 stores into 1 000 slots: the old code filtered and sorted the map on each one.
+        let cache = MarketDataCache(ttlSeconds: 60, maxEntries: 1_000)
+        let empty = MarketData(symbol: "", bars: [])
+        for i in 0..<20_000 { cache.store(empty, for: .init(symbol: "S\(i)", bars: 1, day: 0)) }
+        #expect(cache.count == 1_000)
+        #expect(cache.value(for: .init(symbol: "S19999", bars: 1, day: 0)) != nil)
+        #expect(cache.value(for: .init(symbol: "S19000", bars: 1, day: 0)) != nil)
+        #expect(cache.value(for: .init(symbol: "S18999", bars: 1, day: 0)) == nil)
+        #expect(cache.value(for: .init(symbol: "S0", bars: 1, day: 0)) == nil)
+        // Storing a key again makes it the newest.
+        let small = MarketDataCache(ttlSeconds: 60, maxEntries: 3)
+        for name in ["A", "B", "C", "A", "D"] {
+            small.store(MarketData(symbol: name, bars: []), for: .init(symbol: name, bars: 1, day: 0))
+        }
+        #expect(small.count == 3)
+        #expect(small.value(for: .init(symbol: "B", bars: 1, day: 0)) == nil)
+        for kept in ["A", "C", "D"] {
+            #expect(small.value(for: .init(symbol: kept, bars: 1, day: 0))?.symbol == kept)
+        }
+        small.removeAll()
+        #expect(small.count == 0)
+    }
+
+    @Test func expiredEntriesAreDroppedFirst() async throws {
+        let cache = MarketDataCache(ttlSeconds: 0.05, maxEntries: 3)
+        cache.store(MarketData(symbol: "OLD", bars: []), for: .init(symbol: "OLD", bars: 1, day: 0))
+        try await Task.sleep(for: .milliseconds(80))
+        cache.store(MarketData(symbol: "NEW", bars: []), for: .init(symbol: "NEW", bars: 1, day: 0))
+        #expect(cache.count == 1)
+        #expect(cache.value(for: .init(symbol: "NEW", bars: 1, day: 0))?.symbol == "NEW")
+    }
+
     @Test func simulatedProviderThroughTheAgent() async {
         let agent = DataAgent(provider: SimulatedMarketDataProvider(seed: 9), logger: quietLogger)
         let result = await agent.fetch(symbols: ["SPY", "QQQ", "IWM"], asOf: asOf)

@@ -109,9 +109,9 @@ import Testing
 
     @Test func uniqueSequentialOrderIDsAndQuotesChangeNothing() async throws {
         let b = broker()
-        let quote = await b.quote(side: .buy, quantity: 10, referencePrice: 100)
+        let quote = try await b.quote(symbol: "AAPL", side: .buy, quantity: 10, referencePrice: 100)
         #expect(quote.fillPrice == 100.05 && quote.commission == 0.05)
-        #expect(await b.quote(side: .sell, quantity: 10, referencePrice: 100).fillPrice == 99.95)
+        #expect(try await b.quote(symbol: "AAPL", side: .sell, quantity: 10, referencePrice: 100).fillPrice == 99.95)
         #expect(await b.account().orders == 0)
         var ids: [String] = []
         for i in 0..<12 {

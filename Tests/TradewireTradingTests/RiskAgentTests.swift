@@ -132,12 +132,13 @@ import Testing
             "B": marketData("B", [Double](repeating: 100, count: 60)),
         ]
         let sells = [signal("A", .sell, confidence: 1), signal("B", .sell, confidence: 1)]
-        let d = agent().evaluate(sells, marketData: data, equity: 10_000, on: day1, commit: false, positions: ["B": 7])
+        let d = agent().evaluate(
+            sells, marketData: data, account: account(cash: 10_000, positions: ["B": 7]), on: day1, commit: false)
         #expect(d.rejected.map(\.symbol) == ["A"])
         #expect(d.rejected.first?.rejectionReason == "No position to sell (shorting disabled)")
         #expect(d.approved.map(\.symbol) == ["B"])
         #expect(d.approved.first?.qty == 7)
-        // Without positions (no broker) the original's behaviour is kept.
+        // Without an account (no broker) the original's behaviour is kept.
         let unchecked = agent().evaluate(sells, marketData: data, equity: 10_000, on: day1, commit: false)
         #expect(unchecked.rejected.isEmpty)
     }

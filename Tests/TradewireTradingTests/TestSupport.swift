@@ -67,3 +67,18 @@ func signal(
         id: "t-\(symbol)", symbol: symbol, action: action, strategyName: "TrendFollowing", confidence: confidence,
         timestamp: baseDate, price: price, qty: qty, approved: approved)
 }
+
+/// A broker account snapshot: `positions` marked at `marks` (default 100 a share), equity =
+/// cash + Σ position × mark.
+func account(cash: Double, positions: [String: Int] = [:], marks: [String: Double] = [:]) -> AccountSnapshot {
+    var equity = Money(dollars: cash)
+    var markMoney: [String: Money] = [:]
+    for (symbol, qty) in positions {
+        let mark = Money(dollars: marks[symbol] ?? 100)
+        markMoney[symbol] = mark
+        equity = equity + mark * qty
+    }
+    return AccountSnapshot(
+        cash: Money(dollars: cash), equity: equity, positions: positions, marks: markMoney, commissionPaid: .zero,
+        orders: 0)
+}

@@ -15,24 +15,39 @@ public struct RiskDecision: Sendable {
 }
 
 /// Hard-coded risk rules and ATR position sizing (original §7.4, with the port's fixes: the
-/// budget resets each UTC day and sizing reads the broker's current equity).
+/// budget resets each UTC day, sizing reads the broker's current account, and a BUY is sized
+/// against buying power).
 ///
-/// For each non-HOLD signal, in order (`balance` = the equity passed in, or
-/// ``TradingConfig/riskDefaultAccountBalance`` when that is not a positive number):
+/// For each non-HOLD signal, in order (`balance` = the account's equity, or
+/// ``TradingConfig/riskDefaultAccountBalance`` when that is not a positive number; `price` =
+/// the symbol's last close in the market data — never the signal's own `price`):
 /// 1. `confidence ≥ riskMinConfidence`, else "Confidence 0.20 below minimum 0.30".
-/// 2. Bars for the symbol, else "No historical data for position sizing".
+/// 2. Bars for the symbol, else "No historical data for position sizing", and a positive
+///    finite last close, else "No valid price for position sizing".
 /// 3. `ATR` = ATR(14) (simple mean of true range) with ≥ 14 bars, else mean(high − low);
 ///    `stop = 1.5 × ATR`, which must be > 0.
 /// 4. `risk = min(maxPerTrade·balance·confidence, maxPerTrade·balance)`;
 ///    `qty = clamp(Int(risk / stop), 1, riskMaxQty)`; `actual = qty × stop`.
 /// 5. `actual > maxPerTrade·balance` → "exceeds max risk" (only when the floor of 1 share
 ///    bumps the size up).
-/// 6. The day's committed risk + `actual > maxDailyLoss·balance` → "Would exceed daily loss
+/// 6. With an account: a SELL with shorting disabled needs shares (held plus this call's
+///    earlier approvals), else "No position to sell (shorting disabled)", and is capped at
+///    them. A BUY is reduced until its cost (``OrderPricing``: qty × price × (1 + slippage),
+///    plus commission) fits the cash not yet spent by this call's earlier BUYs, and the
+///    position `(held + qty) × price` stays within `riskMaxPositionPct × balance`; when not
+///    even one share fits → ``insufficientBuyingPower``. SELLs are not limited by cash.
+///    `actual` is recomputed for the reduced quantity.
+/// 7. The day's committed risk + `actual > maxDailyLoss·balance` → "Would exceed daily loss
 ///    limit …".
-/// 7. Approve: `qty`, `risk_amount = actual`, and `stop_loss = price ∓ stop` when unset.
+/// 8. Approve: `qty`, `risk_amount = actual`, `price` = the sizing price, and
+///    `stop_loss = price ∓ stop` when unset.
 ///
 /// HOLD is approved as is, without sizing.
 public struct RiskAgent: Sendable {
+    /// The rejection reason of a BUY that cannot afford one share, or whose position is
+    /// already at ``TradingConfig/riskMaxPositionPct`` of equity.
+    public static let insufficientBuyingPower = "insufficient buying power"
+
     public let config: TradingConfig
     public let budget: RiskBudget
     let logger: Logger
@@ -43,20 +58,36 @@ public struct RiskAgent: Sendable {
         self.logger = logger
     }
 
-    /// Approves or rejects each signal (see the type's documentation). With `commit` false
-    /// (a dry run) the shared budget is left untouched, but signals are still checked as if
-    /// the earlier approvals of this call had been committed.
+    /// Approves or rejects each signal against the broker's account (see the type's
+    /// documentation): equity sets the balance, cash and positions the buying power.
     ///
-    /// With `positions` (the broker's shares per symbol) and shorting disabled, a SELL needs
-    /// shares to sell: none → rejected ("No position to sell (shorting disabled)"), and its
-    /// quantity is capped at the shares held.
+    /// With `commit` false (a dry run) the shared budget is left untouched, but signals are
+    /// still checked as if the earlier approvals of this call had been committed (budget,
+    /// cash and shares alike).
     public func evaluate(
-        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool,
-        positions: [String: Int]? = nil
+        _ signals: [TradingSignal], marketData: [String: MarketData], account: AccountSnapshot, on date: Date,
+        commit: Bool
+    ) -> RiskDecision {
+        evaluate(
+            signals, marketData: marketData, equity: account.equity.dollars, account: account, on: date, commit: commit)
+    }
+
+    /// Approves or rejects each signal without a broker account: the original's rules only
+    /// (steps 1–5, 7 and 8 of the type's documentation) — no buying-power or position checks.
+    public func evaluate(
+        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool
+    ) -> RiskDecision {
+        evaluate(signals, marketData: marketData, equity: equity, account: nil, on: date, commit: commit)
+    }
+
+    private func evaluate(
+        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, account: AccountSnapshot?,
+        on date: Date, commit: Bool
     ) -> RiskDecision {
         let balance = equity.isFinite && equity > 0 ? equity : config.riskDefaultAccountBalance
         let dailyLimit = config.riskMaxDailyLoss * balance
         var dryCommitted = commit ? 0 : budget.committed(on: date)
+        var power = account.map { BuyingPower(account: $0, pricing: OrderPricing(config: config)) }
         var decision = RiskDecision()
         decision.approved.reserveCapacity(signals.count)
 
@@ -68,8 +99,8 @@ public struct RiskAgent: Sendable {
                 continue
             }
             var held: Int?
-            if signal.action == .sell, !config.allowShorting, let positions {
-                let shares = positions[signal.symbol] ?? 0
+            if signal.action == .sell, !config.allowShorting, let power {
+                let shares = power.shares(of: signal.symbol)
                 guard shares > 0 else {
                     reject(&signal, "No position to sell (shorting disabled)", into: &decision)
                     continue
@@ -84,6 +115,19 @@ public struct RiskAgent: Sendable {
                 if let held, qty > held {
                     qty = held
                     actual = Double(qty) * stop
+                }
+                if signal.action == .buy, let power {
+                    let limit = config.riskMaxPositionPct * balance
+                    let affordable = power.affordableShares(
+                        of: signal.symbol, at: price, upTo: qty, positionLimit: limit)
+                    guard affordable >= 1 else {
+                        reject(&signal, Self.insufficientBuyingPower, into: &decision)
+                        continue
+                    }
+                    if affordable < qty {
+                        qty = affordable
+                        actual = Double(qty) * stop
+                    }
                 }
                 if commit {
                     let reservation = budget.reserve(actual, limit: dailyLimit, on: date)
@@ -100,17 +144,20 @@ public struct RiskAgent: Sendable {
                     }
                     dryCommitted += actual
                 }
+                power?.record(signal.action, symbol: signal.symbol, quantity: qty, at: price)
                 signal.qty = qty
                 signal.riskAmount = actual
                 if signal.stopLoss == nil {
                     signal.stopLoss = signal.action == .buy ? price - stop : price + stop
                 }
-                if signal.price == nil { signal.price = price }
+                signal.price = price
                 signal.approved = true
                 signal.rejectionReason = nil
                 logger.debug(
                     "risk.approved",
-                    metadata: ["symbol": "\(signal.symbol)", "qty": "\(qty)", "risk_amount": "\(actual)"])
+                    metadata: [
+                        "symbol": "\(signal.symbol)", "qty": "\(qty)", "risk_amount": "\(actual)", "price": "\(price)",
+                    ])
                 decision.approved.append(signal)
             }
         }
@@ -132,7 +179,8 @@ public struct RiskAgent: Sendable {
                 "Confidence \(Format.fixed(signal.confidence, digits)) below minimum \(Format.fixed(minimum, digits))")
         }
         guard let last = bars.last else { return .rejected("No historical data for position sizing") }
-        let price = signal.price ?? last.close
+        let price = last.close
+        guard price.isFinite, price > 0 else { return .rejected("No valid price for position sizing") }
         let atr = Self.averageTrueRange(bars)
         let stop = 1.5 * atr
         guard stop.isFinite, stop > 0 else {

@@ -53,6 +53,18 @@ public final class RiskBudget: Sendable {
         }
     }
 
+    /// Gives back `amount` committed on the UTC day of `date` (an order the broker refused),
+    /// never going below zero. Nothing happens once that day is over (its budget is gone),
+    /// or for an amount that is not a positive finite number.
+    public func release(_ amount: Double, on date: Date) {
+        guard amount.isFinite, amount > 0 else { return }
+        let day = Self.utcDay(date)
+        state.withLock { s in
+            guard s.day == day else { return }
+            s.committed = max(0, s.committed - amount)
+        }
+    }
+
     /// Forgets everything committed (the original's `reset_daily_loss`).
     public func reset() {
         state.withLock { $0 = State() }

@@ -6,8 +6,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case noPosition(symbol: String, held: Int, requested: Int)
     /// Quantity ≤ 0.
     case invalidQuantity(Int)
-    /// A reference price that is not a positive finite number (or none known).
+    /// A reference price that is not a positive finite number (or none known), or one whose
+    /// fill price rounds to zero.
     case invalidPrice(symbol: String)
+    /// The order's value, commission, the resulting cash or position is beyond what the
+    /// ledger can hold (``Money`` holds about ±9.2e14 dollars).
+    case overflow(symbol: String, quantity: Int, referencePrice: Double)
 
     public var message: String {
         switch self {
@@ -19,6 +23,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             "quantity must be positive, got \(quantity)"
         case .invalidPrice(let symbol):
             "no valid reference price for \(symbol)"
+        case .overflow(let symbol, let quantity, let referencePrice):
+            "order value overflows the ledger: \(quantity) × \(referencePrice) for \(symbol)"
         }
     }
 

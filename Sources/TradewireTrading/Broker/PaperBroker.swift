@@ -2,11 +2,13 @@
 ///
 /// Market orders fill immediately at the reference price ± slippage (buys pay up, sells
 /// receive less), rounded to 1/10 000 dollar; commission is `commissionPerShare × qty`,
-/// rounded the same way. Cash, positions and marks are kept in ``Money``, so any number of
-/// trades leaves no rounding drift. No shorting unless enabled; order ids are sequential.
+/// rounded the same way (``OrderPricing``). Cash, positions and marks are kept in ``Money``,
+/// so any number of trades leaves no rounding drift, and every ledger operation is checked:
+/// an order whose amounts do not fit is refused with ``BrokerError/overflow(symbol:quantity:referencePrice:)``
+/// and changes nothing. No shorting unless enabled; order ids are sequential.
 public actor PaperBroker {
-    private let slippageBps: Double
-    private let commissionPerShare: Double
+    /// The slippage and commission applied to every order.
+    public nonisolated let pricing: OrderPricing
     private let allowShorting: Bool
     private var cash: Money
     private var positions: [String: Int] = [:]
@@ -16,8 +18,7 @@ public actor PaperBroker {
 
     public init(startingCash: Double, slippageBps: Double, commissionPerShare: Double, allowShorting: Bool) {
         self.cash = Money(dollars: startingCash)
-        self.slippageBps = slippageBps
-        self.commissionPerShare = commissionPerShare
+        self.pricing = OrderPricing(slippageBps: slippageBps, commissionPerShare: commissionPerShare)
         self.allowShorting = allowShorting
     }
 
@@ -31,10 +32,11 @@ public actor PaperBroker {
     /// `cash + Σ position × last mark`, in dollars.
     public var equity: Double { equityMoney.dollars }
 
+    /// Saturates at the ledger's range rather than trapping (a display total, never booked).
     private var equityMoney: Money {
         var total = cash
         for (symbol, qty) in positions {
-            total = total + (marks[symbol] ?? .zero) * qty
+            total = total.saturatingAdding((marks[symbol] ?? .zero).saturatingMultiplied(by: qty))
         }
         return total
     }
@@ -46,10 +48,12 @@ public actor PaperBroker {
             orders: orderCount)
     }
 
-    /// Updates the last prices used for equity (non-positive or non-finite prices are ignored).
+    /// Updates the last prices used for equity (prices that are not positive finite numbers,
+    /// or that do not fit the ledger, are ignored).
     public func mark(_ prices: [String: Double]) {
         for (symbol, price) in prices where price.isFinite && price > 0 {
-            marks[symbol] = Money(dollars: price)
+            guard let money = try? Money(validatingDollars: price), money > .zero else { continue }
+            marks[symbol] = money
         }
     }
 
@@ -57,52 +61,81 @@ public actor PaperBroker {
     public func lastPrice(of symbol: String) -> Double? { marks[symbol]?.dollars }
 
     /// Fills a market order (see the type's documentation) and marks the symbol at
-    /// `referencePrice`.
+    /// `referencePrice`. A refused order changes nothing.
     ///
     /// - Throws: ``BrokerError`` — `insufficient cash` when a buy costs more than the cash,
-    ///   `no position to sell (shorting disabled)` when a sell exceeds the position.
+    ///   `no position to sell (shorting disabled)` when a sell exceeds the position,
+    ///   `order value overflows the ledger` when an amount does not fit in ``Money``.
     @discardableResult
     public func submit(symbol: String, side: OrderSide, quantity: Int, referencePrice: Double) throws(BrokerError)
         -> Fill
     {
-        guard quantity > 0 else { throw .invalidQuantity(quantity) }
-        guard referencePrice.isFinite, referencePrice > 0 else { throw .invalidPrice(symbol: symbol) }
-        let (fill, commission) = price(side: side, quantity: quantity, referencePrice: referencePrice)
-        let notional = fill * quantity
+        let order = try price(symbol: symbol, side: side, quantity: quantity, referencePrice: referencePrice)
+        let overflow = BrokerError.overflow(symbol: symbol, quantity: quantity, referencePrice: referencePrice)
         let held = positions[symbol] ?? 0
+        let newCash: Money
+        let newPosition: Int
         switch side {
         case .buy:
-            let required = notional + commission
-            guard required <= cash else { throw .insufficientCash(required: required, available: cash) }
-            cash = cash - required
-            setPosition(symbol, held + quantity)
+            guard order.cashRequired <= cash else {
+                throw .insufficientCash(required: order.cashRequired, available: cash)
+            }
+            newCash = cash - order.cashRequired  // 0 ≤ required ≤ cash: cannot overflow
+            let (position, positionOverflow) = held.addingReportingOverflow(quantity)
+            guard !positionOverflow else { throw overflow }
+            newPosition = position
         case .sell:
             guard allowShorting || held >= quantity else {
                 throw .noPosition(symbol: symbol, held: held, requested: quantity)
             }
-            cash = cash + notional - commission
-            setPosition(symbol, held - quantity)
+            do throws(MoneyOverflow) {
+                newCash = try cash.adding(order.notional).subtracting(order.commission)
+            } catch {
+                throw overflow
+            }
+            let (position, positionOverflow) = held.subtractingReportingOverflow(quantity)
+            guard !positionOverflow else { throw overflow }
+            newPosition = position
         }
-        commissionPaid = commissionPaid + commission
-        marks[symbol] = Money(dollars: referencePrice)
+        guard let mark = try? Money(validatingDollars: referencePrice),
+            let paid = try? commissionPaid.adding(order.commission)
+        else { throw overflow }
+        cash = newCash
+        setPosition(symbol, newPosition)
+        commissionPaid = paid
+        marks[symbol] = mark
         orderCount += 1
         return Fill(
-            orderID: "paper-" + Format.zeroPadded(orderCount, width: 6), fillPrice: fill.dollars, quantity: quantity,
-            side: side, commission: commission.dollars)
+            orderID: "paper-" + Format.zeroPadded(orderCount, width: 6), fillPrice: order.fillPrice.dollars,
+            quantity: quantity, side: side, commission: order.commission.dollars)
     }
 
     /// The fill price and commission an order would get now, without changing anything
     /// (for dry runs).
-    public func quote(side: OrderSide, quantity: Int, referencePrice: Double) -> (fillPrice: Double, commission: Double)
+    ///
+    /// - Throws: ``BrokerError`` — an invalid quantity or price, or amounts beyond the ledger.
+    public func quote(symbol: String, side: OrderSide, quantity: Int, referencePrice: Double) throws(BrokerError)
+        -> (fillPrice: Double, commission: Double)
     {
-        let (fill, commission) = price(side: side, quantity: quantity, referencePrice: referencePrice)
-        return (fill.dollars, commission.dollars)
+        let order = try price(symbol: symbol, side: side, quantity: quantity, referencePrice: referencePrice)
+        return (order.fillPrice.dollars, order.commission.dollars)
     }
 
-    private func price(side: OrderSide, quantity: Int, referencePrice: Double) -> (fill: Money, commission: Money) {
-        let slip = slippageBps / 10_000
-        let raw = side == .buy ? referencePrice * (1 + slip) : referencePrice * (1 - slip)
-        return (Money(dollars: raw), Money(dollars: commissionPerShare * Double(max(quantity, 0))))
+    /// Validates and prices an order: quantity > 0, a positive finite reference price whose
+    /// fill price is at least one ledger unit, and amounts that fit the ledger.
+    private func price(symbol: String, side: OrderSide, quantity: Int, referencePrice: Double) throws(BrokerError)
+        -> OrderQuote
+    {
+        guard quantity > 0 else { throw .invalidQuantity(quantity) }
+        guard referencePrice.isFinite, referencePrice > 0 else { throw .invalidPrice(symbol: symbol) }
+        let order: OrderQuote
+        do throws(MoneyOverflow) {
+            order = try pricing.quote(side: side, quantity: quantity, referencePrice: referencePrice)
+        } catch {
+            throw .overflow(symbol: symbol, quantity: quantity, referencePrice: referencePrice)
+        }
+        guard order.fillPrice > .zero else { throw .invalidPrice(symbol: symbol) }
+        return order
     }
 
     private func setPosition(_ symbol: String, _ qty: Int) {

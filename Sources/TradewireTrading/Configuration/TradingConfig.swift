@@ -11,6 +11,9 @@ public struct TradingConfig: Sendable, Equatable {
     public var riskMinConfidence = 0.3
     /// Largest order size in shares (RISK_MAX_QTY).
     public var riskMaxQty = 1000
+    /// Largest share of equity one position may reach through a BUY, in (0, 1]
+    /// (RISK_MAX_POSITION_PCT).
+    public var riskMaxPositionPct = 0.20
     /// Balance used when the broker's equity is not a positive finite number (RISK_DEFAULT_ACCOUNT_BALANCE).
     public var riskDefaultAccountBalance = 10_000.0
     /// Annualised Sharpe below which quant scales confidence down (QUANT_MIN_SHARPE).

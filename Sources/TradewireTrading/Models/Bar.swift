@@ -5,7 +5,8 @@ import TradewireJSON
 ///
 /// JSON: `{"timestamp", "open", "high", "low", "close", "volume"}`; all six are required when
 /// decoding. Volume is a `Double` so fractional-share feeds fit; it is written as an integer
-/// when integral.
+/// when integral. Decoding refuses, with the member's path, prices that are not positive
+/// finite numbers at most ``TradingSignal/maxPrice`` and a negative or non-finite volume.
 public struct Bar: Sendable, Hashable, JSONModel {
     public var timestamp: Date
     public var open: Double
@@ -37,10 +38,10 @@ public struct Bar: Sendable, Hashable, JSONModel {
     public init(json: JSONValue, path: String) throws(JSONDecodingError) {
         let r = try JSONObjectReader(json, path: path)
         timestamp = try r.date("timestamp")
-        open = try r.double("open")
-        high = try r.double("high")
-        low = try r.double("low")
-        close = try r.double("close")
-        volume = try r.double("volume")
+        open = try r.price("open")
+        high = try r.price("high")
+        low = try r.price("low")
+        close = try r.price("close")
+        volume = try r.nonNegative("volume")
     }
 }

@@ -5,7 +5,10 @@ import TradewireJSON
 ///
 /// JSON: `{"signal", "order_id", "executed", "execution_time", "error", "fill_price",
 /// "quantity", "side", "commission"}`. Decoding requires `signal`; `executed` defaults to
-/// false, everything else to null.
+/// false, everything else to null. As for ``TradingSignal``, absurd values are refused with
+/// the member's path: `fill_price` must be a positive finite number at most
+/// ``TradingSignal/maxPrice``, `quantity` an integer from 0 to ``TradingSignal/maxQuantity``,
+/// `commission` a non-negative finite number, and `quantity × fill_price` must fit in ``Money``.
 public struct ExecutionResult: Sendable, JSONModel {
     public var signal: TradingSignal
     public var orderID: String?
@@ -54,8 +57,9 @@ public struct ExecutionResult: Sendable, JSONModel {
         executed = try r.optionalBool("executed") ?? false
         executionTime = try r.optionalDate("execution_time")
         error = try r.optionalString("error")
-        fillPrice = try r.optionalDouble("fill_price")
-        quantity = try r.optionalInt("quantity")
+        fillPrice = try r.optionalPrice("fill_price")
+        quantity = try r.optionalQuantity("quantity")
+        try r.checkNotional(quantity: quantity, price: fillPrice, quantityKey: "quantity")
         if let text = try r.optionalString("side") {
             guard let side = OrderSide(lenient: text) else {
                 throw JSONDecodingError(path: r.pointer("side"), message: "expected buy or sell")
@@ -64,6 +68,6 @@ public struct ExecutionResult: Sendable, JSONModel {
         } else {
             side = nil
         }
-        commission = try r.optionalDouble("commission")
+        commission = try r.optionalNonNegative("commission")
     }
 }

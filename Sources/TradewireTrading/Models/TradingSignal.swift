@@ -10,8 +10,17 @@ import TradewireJSON
 ///
 /// Decoding requires `symbol`, `action` (`BUY`/`SELL`/`HOLD`), `strategy_name` and
 /// `confidence` (in [0, 1]); `id` defaults to a fresh UUID string, `timestamp` to now,
-/// `approved` to false, the rest to null.
+/// `approved` to false, the rest to null (null means absent). Absurd values are refused with
+/// the member's path: `price`, `stop_loss` and `take_profit` must be positive finite numbers
+/// at most ``maxPrice``; `qty` an integer from 0 to ``maxQuantity``; `risk_amount` a
+/// non-negative finite number; and `qty × price` must fit in ``Money``.
 public struct TradingSignal: Sendable, JSONModel {
+    /// The largest `qty` a decoded signal may carry: one billion shares.
+    public static let maxQuantity = 1_000_000_000
+    /// The largest price (`price`, `stop_loss`, `take_profit`, bar prices, `fill_price`) a
+    /// decoded model may carry: one billion dollars per share.
+    public static let maxPrice = 1_000_000_000.0
+
     public var id: String
     public var symbol: String
     public var action: SignalAction
@@ -98,12 +107,13 @@ public struct TradingSignal: Sendable, JSONModel {
             throw JSONDecodingError(path: r.pointer("confidence"), message: "must be between 0 and 1")
         }
         timestamp = try r.optionalDate("timestamp") ?? Date()
-        price = try r.optionalDouble("price")
-        stopLoss = try r.optionalDouble("stop_loss")
-        takeProfit = try r.optionalDouble("take_profit")
+        price = try r.optionalPrice("price")
+        stopLoss = try r.optionalPrice("stop_loss")
+        takeProfit = try r.optionalPrice("take_profit")
         reasoning = try r.optionalString("reasoning")
-        qty = try r.optionalInt("qty")
-        riskAmount = try r.optionalDouble("risk_amount")
+        qty = try r.optionalQuantity("qty")
+        try r.checkNotional(quantity: qty, price: price, quantityKey: "qty")
+        riskAmount = try r.optionalNonNegative("risk_amount")
         approved = try r.optionalBool("approved") ?? false
         rejectionReason = try r.optionalString("rejection_reason")
     }
