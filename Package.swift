@@ -97,7 +97,10 @@ let package = Package(
             path: "Benchmarks/TradewireBenchmarks"
         ),
         .testTarget(name: "TradewireJSONTests", dependencies: ["TradewireJSON"]),
-        .testTarget(name: "TradewireBusTests", dependencies: ["TradewireBus"]),
+        .testTarget(
+            name: "TradewireBusTests",
+            dependencies: ["TradewireBus", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC"]),
         .testTarget(name: "TradewireCLITests", dependencies: ["TradewireJSON"]),
         .testTarget(

@@ -31,8 +31,15 @@ public final class EventBus: Sendable {
         var byOwnerAndPattern: [SubscriberOwner: [EventPattern: SubscriptionID]] = [:]
         var clientPatternCounts: [String: Int] = [:]
         var internalPatternCounts: [String: Int] = [:]
+        /// Every subscriber, in id order (ids only grow, so appending keeps the order).
+        var ordered: [Subscriber] = []
+        /// Bumped on every subscription change: a match list computed outside the lock is
+        /// used only if no subscription changed meanwhile.
+        var generation = 0
         /// Per event type: the subscribers that match it (dropped whenever subscriptions change).
         var matchCache: [String: [Subscriber]] = [:]
+        /// Σ (matched subscribers + 1) over the cache: its size, bounded by ``EventBus/maximumCachedMatches``.
+        var cachedMatches = 0
         var history: Deque<HistoryRecord> = []
         var historyCapacity: Int
         var published = 0
@@ -40,16 +47,38 @@ public final class EventBus: Sendable {
         var handlerErrors = 0
         var publishedByType: [String: Int] = [:]
 
+        mutating func cache(_ type: String, _ found: [Subscriber]) {
+            let cost = found.count + 1
+            guard cost <= EventBus.maximumCachedMatches else { return }
+            if cachedMatches + cost > EventBus.maximumCachedMatches {
+                matchCache.removeAll()
+                cachedMatches = 0
+            }
+            matchCache[type] = found
+            cachedMatches += cost
+        }
+
+        mutating func subscriptionsChanged() {
+            generation &+= 1
+            matchCache.removeAll(keepingCapacity: true)
+            cachedMatches = 0
+        }
+
+        /// Matches under the lock (the fallback when subscriptions keep changing).
         mutating func matching(_ type: String) -> [Subscriber] {
             if let cached = matchCache[type] { return cached }
-            let found = subscribers.values.filter { $0.pattern.matches(type) }.sorted {
-                $0.id.rawValue < $1.id.rawValue
-            }
-            if matchCache.count >= 10_000 { matchCache.removeAll(keepingCapacity: true) }
-            matchCache[type] = found
+            let found = ordered.filter { $0.pattern.matches(type) }
+            cache(type, found)
             return found
         }
     }
+
+    /// Matched subscribers kept per event type, counted as Σ (matches + 1): a bound on the
+    /// cache's memory (8 bytes a match) whatever the number of types and subscriptions.
+    public static let maximumCachedMatches = 1 << 18
+    /// Distinct client patterns remembered with a zero count (reference `get_stats` keeps
+    /// them); beyond this, zero-count patterns are forgotten.
+    public static let maximumRememberedPatterns = 10_000
 
     /// - Parameters:
     ///   - historyCapacity: records kept in the history ring (at least 1).
@@ -61,7 +90,7 @@ public final class EventBus: Sendable {
     ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
-        initial.history.reserveCapacity(capacity)
+        initial.history.reserveCapacity(min(capacity, 4096))  // grows on demand up to the capacity
         self.state = Mutex(initial)
         self.logger = logger
         self.clock = clock
@@ -109,13 +138,17 @@ public final class EventBus: Sendable {
                 replayed.removeAll()
             }
             state.subscribers[id] = subscriber
+            state.ordered.append(subscriber)
             state.byOwnerAndPattern[owner, default: [:]][pattern] = id
             if owner.isClient {
+                if state.clientPatternCounts.count >= Self.maximumRememberedPatterns {
+                    state.clientPatternCounts = state.clientPatternCounts.filter { $0.value > 0 }
+                }
                 state.clientPatternCounts[pattern.text, default: 0] += 1
             } else {
                 state.internalPatternCounts[pattern.text, default: 0] += 1
             }
-            state.matchCache.removeAll(keepingCapacity: true)
+            state.subscriptionsChanged()
             return SubscribeOutcome(id: id, created: true)
         }
         if case .async(let handle) = handler, !replayed.isEmpty {
@@ -143,7 +176,7 @@ public final class EventBus: Sendable {
             guard let subscriber = state.subscribers[id], owner == nil || subscriber.owner == owner else {
                 return false
             }
-            Self.remove(subscriber, from: &state)
+            Self.remove([subscriber], from: &state)
             return true
         }
     }
@@ -154,7 +187,7 @@ public final class EventBus: Sendable {
         state.withLock { state in
             guard let byPattern = state.byOwnerAndPattern[owner] else { return 0 }
             let doomed = byPattern.filter { $0.key.text == pattern }.compactMap { state.subscribers[$0.value] }
-            for subscriber in doomed { Self.remove(subscriber, from: &state) }
+            Self.remove(doomed, from: &state)
             return doomed.count
         }
     }
@@ -165,24 +198,29 @@ public final class EventBus: Sendable {
         state.withLock { state in
             guard let byPattern = state.byOwnerAndPattern[owner] else { return 0 }
             let doomed = byPattern.values.compactMap { state.subscribers[$0] }
-            for subscriber in doomed { Self.remove(subscriber, from: &state) }
+            Self.remove(doomed, from: &state)
             return doomed.count
         }
     }
 
-    private static func remove(_ subscriber: Subscriber, from state: inout State) {
-        state.subscribers[subscriber.id] = nil
-        state.byOwnerAndPattern[subscriber.owner]?[subscriber.pattern] = nil
-        if state.byOwnerAndPattern[subscriber.owner]?.isEmpty == true {
-            state.byOwnerAndPattern[subscriber.owner] = nil
+    private static func remove(_ doomed: [Subscriber], from state: inout State) {
+        guard !doomed.isEmpty else { return }
+        for subscriber in doomed {
+            state.subscribers[subscriber.id] = nil
+            state.byOwnerAndPattern[subscriber.owner]?[subscriber.pattern] = nil
+            if state.byOwnerAndPattern[subscriber.owner]?.isEmpty == true {
+                state.byOwnerAndPattern[subscriber.owner] = nil
+            }
+            // The pattern key stays with a zero count, as in the reference's get_stats.
+            if subscriber.owner.isClient {
+                state.clientPatternCounts[subscriber.pattern.text, default: 1] -= 1
+            } else {
+                state.internalPatternCounts[subscriber.pattern.text, default: 1] -= 1
+            }
         }
-        // The pattern key stays with a zero count, as in the reference's get_stats.
-        if subscriber.owner.isClient {
-            state.clientPatternCounts[subscriber.pattern.text, default: 1] -= 1
-        } else {
-            state.internalPatternCounts[subscriber.pattern.text, default: 1] -= 1
-        }
-        state.matchCache.removeAll(keepingCapacity: true)
+        let ids = Set(doomed.map(\.id))
+        state.ordered.removeAll { ids.contains($0.id) }
+        state.subscriptionsChanged()
     }
 
     /// How many subscriptions an owner holds.
@@ -223,40 +261,73 @@ public final class EventBus: Sendable {
     ) -> PublishedEvent {
         let timestamp = clock()
         let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
-        return state.withLock { state in
-            let event = Event(
-                seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON, payload: payload,
-                metadata: metadata)
-            state.nextSeq += 1
-            let matched = state.matching(type)
-            var clients = 0
-            var pending: [@Sendable (Event) async throws -> Void] = []
-            for subscriber in matched {
-                if subscriber.owner.isClient { clients += 1 }
-                switch subscriber.handler {
-                case .sync(let deliver):
-                    do { try deliver(event) } catch {
-                        state.handlerErrors += 1
-                        logger.warning(
-                            "bus.handler.failed",
-                            metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
-                    }
-                case .async(let handle):
-                    pending.append(handle)
+        // A type not in the match cache is matched against every subscription outside the
+        // lock (other publishers keep going), then used if no subscription changed meanwhile.
+        var computed: (generation: Int, found: [Subscriber])?
+        for attempt in 0..<3 {
+            var snapshot: (generation: Int, all: [Subscriber])?
+            let published: PublishedEvent? = state.withLock { state in
+                let matched: [Subscriber]
+                if let cached = state.matchCache[type] {
+                    matched = cached
+                } else if let computed, computed.generation == state.generation {
+                    matched = computed.found
+                    state.cache(type, matched)
+                } else if attempt == 2 {
+                    matched = state.matching(type)
+                } else {
+                    snapshot = (state.generation, state.ordered)
+                    return nil
                 }
+                return record(type, timestamp, timestampJSON, payload, metadata, matched, &state)
             }
-            state.delivered += matched.count
-            if state.history.count == state.historyCapacity { state.history.removeFirst() }
-            state.history.append(HistoryRecord(event: event, subscriberCount: clients))
-            state.published += 1
-            if state.publishedByType[type] != nil || state.publishedByType.count < Self.maximumTrackedTypes {
-                state.publishedByType[type, default: 0] += 1
-            } else {
-                state.publishedByType["(other)", default: 0] += 1
+            if let published { return published }
+            if let snapshot {
+                computed = (snapshot.generation, snapshot.all.filter { $0.pattern.matches(type) })
             }
-            return PublishedEvent(event: event, clientSubscribers: clients, pending: pending, bus: self)
         }
+        preconditionFailure("the third attempt matches under the lock")
     }
+
+    /// Assigns the seq, runs synchronous handlers, records history and counts (under the lock).
+    private func record(
+        _ type: String, _ timestamp: Date, _ timestampJSON: [UInt8], _ payload: any EventPayload,
+        _ metadata: JSONObject, _ matched: [Subscriber], _ state: inout State
+    ) -> PublishedEvent {
+        let event = Event(
+            seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON, payload: payload,
+            metadata: metadata)
+        state.nextSeq += 1
+        var clients = 0
+        var pending: [@Sendable (Event) async throws -> Void] = []
+        for subscriber in matched {
+            if subscriber.owner.isClient { clients += 1 }
+            switch subscriber.handler {
+            case .sync(let deliver):
+                do { try deliver(event) } catch {
+                    state.handlerErrors += 1
+                    logger.warning(
+                        "bus.handler.failed",
+                        metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
+                }
+            case .async(let handle):
+                pending.append(handle)
+            }
+        }
+        state.delivered += matched.count
+        if state.history.count == state.historyCapacity { state.history.removeFirst() }
+        state.history.append(HistoryRecord(event: event, subscriberCount: clients))
+        state.published += 1
+        if state.publishedByType[type] != nil || state.publishedByType.count < Self.maximumTrackedTypes {
+            state.publishedByType[type, default: 0] += 1
+        } else {
+            state.publishedByType["(other)", default: 0] += 1
+        }
+        return PublishedEvent(event: event, clientSubscribers: clients, pending: pending, bus: self)
+    }
+
+    /// Matched subscribers held by the match cache (Σ matches + 1), for tests of its bound.
+    var cachedMatchCount: Int { state.withLock { $0.cachedMatches } }
 
     func recordHandlerErrors(_ count: Int) {
         state.withLock { $0.handlerErrors += count }
@@ -286,6 +357,9 @@ public final class EventBus: Sendable {
                 capacity: state.historyCapacity)
         }
     }
+
+    /// The newest seq issued (0 before the first publish).
+    public var lastSeq: Int { state.withLock { $0.nextSeq - 1 } }
 
     /// Empties the history ring (counters and seq are kept).
     public func clearHistory() {

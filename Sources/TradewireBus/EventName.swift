@@ -35,9 +35,18 @@ public enum EventName {
 /// `?` (exactly one character). `*` alone matches every event.
 public struct EventPattern: Sendable, Hashable, CustomStringConvertible {
     public let text: String
-    private let bytes: [UInt8]
+    private let kind: Kind
+
+    private enum Kind: Sendable {
+        /// No wildcard: matching is string equality.
+        case literal
+        /// `*` alone (or only stars).
+        case everything
+        case glob(GlobMatcher)
+    }
+
     /// True when the pattern has no wildcard, so matching is string equality.
-    public let isLiteral: Bool
+    public var isLiteral: Bool { if case .literal = kind { true } else { false } }
 
     public init(_ text: String) throws(EventName.ValidationError) {
         let utf8 = Array(text.utf8)
@@ -50,40 +59,26 @@ public struct EventPattern: Sendable, Hashable, CustomStringConvertible {
             throw EventName.ValidationError(description: "pattern may only contain A-Z a-z 0-9 _ . : - * ?")
         }
         self.text = text
-        self.bytes = utf8
-        self.isLiteral = !utf8.contains { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }
+        if !utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") }) {
+            kind = .literal
+        } else if utf8.allSatisfy({ $0 == UInt8(ascii: "*") }) {
+            kind = .everything
+        } else {
+            // Compiled once here: a subscription's pattern is matched against every new event type.
+            kind = .glob(GlobMatcher(utf8))
+        }
     }
 
     public var description: String { text }
 
-    /// Glob match with `*` and `?` (iterative, linear-time backtracking on the last star).
+    /// Glob match with `*` and `?`, linear in the length of `type` (see ``GlobMatcher``).
     public func matches(_ type: String) -> Bool {
-        if isLiteral { return type == text }
-        if bytes.count == 1 && bytes[0] == UInt8(ascii: "*") { return true }
-        var type = type
-        return type.withUTF8 { t in
-            var p = 0
-            var i = 0
-            var star = -1
-            var mark = 0
-            while i < t.count {
-                if p < bytes.count && (bytes[p] == UInt8(ascii: "?") || bytes[p] == t[i]) {
-                    p += 1
-                    i += 1
-                } else if p < bytes.count && bytes[p] == UInt8(ascii: "*") {
-                    star = p
-                    mark = i
-                    p += 1
-                } else if star >= 0 {
-                    p = star + 1
-                    mark += 1
-                    i = mark
-                } else {
-                    return false
-                }
-            }
-            while p < bytes.count && bytes[p] == UInt8(ascii: "*") { p += 1 }
-            return p == bytes.count
+        switch kind {
+        case .literal: return type == text
+        case .everything: return true
+        case .glob(let matcher):
+            var type = type
+            return type.withUTF8 { matcher.matches($0) }
         }
     }
 

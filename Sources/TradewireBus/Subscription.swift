@@ -34,12 +34,20 @@ public enum EventHandler: Sendable {
     case sync(@Sendable (Event) throws -> Void)
 }
 
-/// A registered subscriber, as the bus stores it.
-struct Subscriber: Sendable {
+/// A registered subscriber, as the bus stores it (a reference, so that match lists cost
+/// one pointer per subscriber).
+final class Subscriber: Sendable {
     let id: SubscriptionID
     let pattern: EventPattern
     let owner: SubscriberOwner
     let handler: EventHandler
+
+    init(id: SubscriptionID, pattern: EventPattern, owner: SubscriberOwner, handler: EventHandler) {
+        self.id = id
+        self.pattern = pattern
+        self.owner = owner
+        self.handler = handler
+    }
 }
 
 /// What `subscribe` did.

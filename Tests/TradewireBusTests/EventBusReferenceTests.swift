@@ -7,7 +7,7 @@ import TradewireJSON
 /// The original system's bus tests (tests/test_pipeline.py), translated.
 @Suite struct EventBusReferenceTests {
     @Test func twoHandlersBothReceiveAPublish() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let calls = Mutex<[String]>([])
         for name in ["handler1", "handler2"] {
             bus.subscribe(
@@ -21,7 +21,7 @@ import TradewireJSON
     }
 
     @Test func statsCountTypesSubscribersAndPublishes() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let handler = EventHandler.async { _ in }
         bus.subscribe(try EventPattern("event1"), owner: .client(connection: 1), handler: handler)
         bus.subscribe(try EventPattern("event2"), owner: .client(connection: 1), handler: handler)
@@ -35,7 +35,7 @@ import TradewireJSON
     }
 
     @Test func historyIsWrittenWithoutSubscribers() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         await bus.publish("test_event", payload: JSONValue("a"))
         await bus.publish("test_event", payload: JSONValue("b"))
         await bus.publish("other_event", payload: JSONValue("c"))

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Synchronization
 import Testing
 import TradewireJSON
@@ -7,9 +8,12 @@ import TradewireJSON
 
 struct Boom: Error {}
 
+/// Handlers throw on purpose here: their expected warnings stay out of the test output.
+let quietLogger = Logger(label: "tradewire.bus.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
 @Suite struct EventBusTests {
     @Test func seqStartsAtOneAndIncreases() async {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let a = await bus.publish("a")
         let b = await bus.publish("b")
         #expect(a.event.seq == 1)
@@ -39,7 +43,7 @@ struct Boom: Error {}
     }
 
     @Test func subscribingTwiceIsANoOp() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let count = Mutex(0)
         let handler = EventHandler.async { _ in count.withLock { $0 += 1 } }
         let first = bus.subscribe(try EventPattern("x"), owner: .inProcess("h"), handler: handler)
@@ -51,7 +55,7 @@ struct Boom: Error {}
     }
 
     @Test func unsubscribeKeepsThePatternKeyWithZero() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let outcome = bus.subscribe(try EventPattern("x"), owner: .client(connection: 7), handler: .sync { _ in })
         #expect(bus.unsubscribe(outcome.id, owner: .client(connection: 8)) == false)
         #expect(bus.unsubscribe(outcome.id, owner: .client(connection: 7)))
@@ -62,7 +66,7 @@ struct Boom: Error {}
     }
 
     @Test func throwingHandlerIsCountedAndOthersStillRun() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let ran = Mutex(0)
         bus.subscribe(try EventPattern("x"), owner: .inProcess("bad"), handler: .async { _ in throw Boom() })
         bus.subscribe(try EventPattern("x"), owner: .inProcess("badSync"), handler: .sync { _ in throw Boom() })
@@ -79,7 +83,7 @@ struct Boom: Error {}
 
     @Test func handlersOfOnePublishRunConcurrently() async throws {
         // Each handler waits for the other to start: only concurrent execution finishes.
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let started = Mutex(0)
         for name in ["a", "b"] {
             bus.subscribe(
@@ -94,7 +98,7 @@ struct Boom: Error {}
     }
 
     @Test func publishAwaitsAsyncHandlers() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let done = Mutex(false)
         bus.subscribe(
             try EventPattern("x"), owner: .inProcess("slow"),
@@ -173,7 +177,7 @@ struct Boom: Error {}
     }
 
     @Test func clientAndInternalSubscribersAreCountedApart() async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         bus.subscribe(try EventPattern("data_ready"), owner: .inProcess("pipeline.strategy"), handler: .async { _ in })
         bus.subscribe(try EventPattern("*"), owner: .client(connection: 1), handler: .sync { _ in })
         let published = await bus.publish("data_ready")
