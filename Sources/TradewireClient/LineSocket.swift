@@ -34,11 +34,12 @@ public final class LineSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
+    /// Writes every byte, or stops at the first error (a closed peer is an error, never SIGPIPE).
     public func write(_ bytes: [UInt8]) {
         var offset = 0
         bytes.withUnsafeBytes { raw in
             while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
                 if n <= 0 { return }
                 offset += n
             }

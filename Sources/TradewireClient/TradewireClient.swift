@@ -17,6 +17,9 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     case timeout(method: String)
     /// The daemon sent something that is not valid JSON-RPC.
     case protocolViolation(String)
+    /// The socket or its directory cannot be trusted (another user could have made it),
+    /// or the process answering is not this user's or root's. Nothing was sent.
+    case untrusted(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
         case .connectionClosed: "the daemon closed the connection"
         case .timeout(let method): "no answer to \(method) in time"
         case .protocolViolation(let what): "protocol violation: \(what)"
+        case .untrusted(let path, let reason): "not connecting to \(path): \(reason)"
         }
     }
 }
@@ -45,6 +49,8 @@ public final class TradewireClient: Sendable {
     private let channel: any Channel
     private let state: Mutex<State>
     private let group: MultiThreadedEventLoopGroup?
+    /// The timeout of a call that names none.
+    public let defaultTimeout: Duration
     /// Server notifications, in arrival order; finishes when the connection closes.
     public let notifications: AsyncStream<ServerNotification>
 
@@ -54,18 +60,28 @@ public final class TradewireClient: Sendable {
         var closed = false
     }
 
-    /// Connects to `socketPath` (default: the PROTOCOL §1 rules).
+    /// Connects to `socketPath` (default: the socket path rules).
+    ///
+    /// Before anything is sent: a socket in the default directory (`/tmp/tradewire-$UID`)
+    /// requires that directory to be this user's, mode 0700 and not a symlink; and whatever
+    /// the path, the process listening must run as this user or root (`SO_PEERCRED`).
+    ///
+    /// - Parameters:
+    ///   - maxMessageBytes: the longest reply accepted; a longer one fails its call.
+    ///   - defaultTimeout: how long a call that names no timeout waits for its answer.
     public static func connect(
-        socketPath: String? = nil, maxMessageBytes: Int = 64 << 20,
+        socketPath: String? = nil, maxMessageBytes: Int = 64 << 20, defaultTimeout: Duration = .seconds(60),
         eventLoopGroup: (any EventLoopGroup)? = nil
     ) async throws(ClientError) -> TradewireClient {
         let path = SocketPath.resolve(explicit: socketPath, environment: ProcessInfo.processInfo.environment)
+        try checkDirectory(of: path)
         let owned = eventLoopGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let group = eventLoopGroup ?? owned!
         let (stream, continuation) = AsyncStream<ServerNotification>.makeStream(bufferingPolicy: .unbounded)
         let box = ClientBox()
+        let channel: any Channel
         do {
-            let channel = try await ClientBootstrap(group: group)
+            channel = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
@@ -73,27 +89,68 @@ public final class TradewireClient: Sendable {
                     }
                 }
                 .connect(unixDomainSocketPath: path).get()
-            let client = TradewireClient(path: path, channel: channel, group: owned, notifications: stream)
-            box.client.withLock { $0 = client }
-            return client
         } catch {
             try? await owned?.shutdownGracefully()
             throw .cannotConnect(path: path, reason: String(describing: error))
         }
+        do {
+            let peer = try await peerCredentials(of: channel)
+            guard peer.isRootOrSelf else {
+                throw ClientError.untrusted(
+                    path: path, reason: "the process listening runs as uid \(peer.uid), not \(getuid()) or root")
+            }
+        } catch {
+            try? await channel.close()
+            try? await owned?.shutdownGracefully()
+            if let error = error as? ClientError { throw error }
+            throw .untrusted(path: path, reason: "cannot read the server's credentials: \(error)")
+        }
+        let client = TradewireClient(
+            path: path, channel: channel, group: owned, defaultTimeout: defaultTimeout, notifications: stream)
+        box.client.withLock { $0 = client }
+        return client
+    }
+
+    /// The default directory must be private; any other directory must at least exist.
+    private static func checkDirectory(of path: String) throws(ClientError) {
+        let directory = SocketPath.directory(of: path)
+        if directory == SocketPath.fallbackDirectory {
+            switch SocketPath.privateDirectoryProblem(directory) {
+            case nil: return
+            case .missing(let missing)?:
+                throw .cannotConnect(path: path, reason: SocketPath.DirectoryProblem.missing(missing).description)
+            case let problem?:
+                throw .untrusted(path: path, reason: problem.description)
+            }
+        }
+        var info = stat()
+        if stat(directory, &info) != 0 {
+            throw .cannotConnect(path: path, reason: SocketPath.DirectoryProblem.missing(directory).description)
+        }
+    }
+
+    private static func peerCredentials(of channel: any Channel) async throws -> PeerCredentials {
+        guard let provider = channel as? any SocketOptionProvider else { throw ChannelError.operationUnsupported }
+        let ucred: PeerCredentials.UCred = try await provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(PeerCredentials.optionName)
+        ).get()
+        return PeerCredentials(ucred)
     }
 
     private init(
-        path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?,
+        path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?, defaultTimeout: Duration,
         notifications: AsyncStream<ServerNotification>
     ) {
         self.socketPath = path
         self.channel = channel
         self.group = group
+        self.defaultTimeout = defaultTimeout
         self.notifications = notifications
         self.state = Mutex(State())
     }
 
-    /// Calls a method with by-name params and returns its `result`.
+    /// Calls a method with by-name params and returns its `result` (within `timeout`, else
+    /// ``defaultTimeout``).
     public func call(_ method: String, _ params: JSONObject = [:], timeout: Duration? = nil) async throws(ClientError)
         -> JSONValue
     {
@@ -115,14 +172,13 @@ public final class TradewireClient: Sendable {
     public func send(raw: [UInt8], id: Int, method: String = "raw", timeout: Duration? = nil) async throws(ClientError)
         -> JSONValue
     {
-        let timer: Task<Void, Never>? = timeout.map { timeout in
-            Task { [weak self] in
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                self?.fail(id: id, with: ClientError.timeout(method: method))
-            }
+        let limit = timeout ?? defaultTimeout
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: limit)
+            guard !Task.isCancelled else { return }
+            self?.fail(id: id, with: ClientError.timeout(method: method))
         }
-        defer { timer?.cancel() }
+        defer { timer.cancel() }
         do {
             return try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<JSONValue, any Error>) in
@@ -158,6 +214,20 @@ public final class TradewireClient: Sendable {
     fileprivate func fail(id: Int, with error: any Error) {
         let continuation = state.withLock { $0.pending.removeValue(forKey: id) }
         continuation?.resume(throwing: error)
+    }
+
+    /// A reply that cannot be read: it fails its own call when its id can be found, else
+    /// every pending call (one of them will never get its answer).
+    fileprivate func failUnreadable(id: Int?, reason: String) {
+        if let id {
+            fail(id: id, with: ClientError.protocolViolation(reason))
+            return
+        }
+        let pending = state.withLock { s in
+            defer { s.pending = [:] }
+            return s.pending
+        }
+        for continuation in pending.values { continuation.resume(throwing: ClientError.protocolViolation(reason)) }
     }
 
     fileprivate func deliver(_ message: JSONValue) {
@@ -237,13 +307,21 @@ final class ClientHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        var lines: [[UInt8]] = []
-        buffer.withUnsafeReadableBytes { bytes in
-            framer.feed(bytes) { frame in if case .line(let line) = frame { lines.append(line) } }
-        }
+        var frames: [LineFramer.Frame] = []
+        buffer.withUnsafeReadableBytes { bytes in framer.feed(bytes) { frames.append($0) } }
         let client = box.client.withLock { $0 }
-        for line in lines {
-            guard let message = try? JSONParser.parse(line) else { continue }
+        for frame in frames {
+            guard case .line(let line) = frame else {
+                client?.failUnreadable(id: nil, reason: "a reply was longer than \(framer.maximumLineBytes) bytes")
+                continue
+            }
+            let message: JSONValue
+            do { message = try JSONParser.parse(line) } catch {
+                // A notification nobody waits for is skipped; a reply fails its call (or all).
+                guard !ReplyScanner.isNotification(line) else { continue }
+                client?.failUnreadable(id: ReplyScanner.integerID(line), reason: "unreadable reply: \(error)")
+                continue
+            }
             if case .array(let responses) = message {
                 for response in responses { client?.deliver(response) }
             } else if let method = message["method"]?.stringValue, message["id"] == nil {

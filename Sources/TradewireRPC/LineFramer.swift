@@ -30,6 +30,17 @@ public struct LineFramer: Sendable {
     public mutating func feed(
         _ chunk: UnsafeRawBufferPointer, onLine: (UnsafeRawBufferPointer) -> Void, onTooLong: () -> Void
     ) {
+        _ = feed(chunk, onLine: { line in onLine(line) }, onTooLong: onTooLong, shouldPause: { false })
+    }
+
+    /// Feeds bytes until `shouldPause` (asked after each frame) says stop.
+    ///
+    /// - Returns: how many bytes of `chunk` were consumed (all of them unless paused); the
+    ///   caller keeps the rest and feeds it again later.
+    public mutating func feed(
+        _ chunk: UnsafeRawBufferPointer, onLine: (UnsafeRawBufferPointer) -> Void, onTooLong: () -> Void,
+        shouldPause: () -> Bool
+    ) -> Int {
         var start = 0
         let count = chunk.count
         while start < count {
@@ -44,7 +55,7 @@ public struct LineFramer: Sendable {
                         pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start..<count]))
                     }
                 }
-                return
+                return count
             }
             if discarding {
                 discarding = false
@@ -59,7 +70,9 @@ public struct LineFramer: Sendable {
                 line.withUnsafeBytes { Self.emitLine($0, maximumLineBytes, onLine, onTooLong) }
             }
             start = newline + 1
+            if start < count && shouldPause() { return start }
         }
+        return count
     }
 
     private static func emitLine(

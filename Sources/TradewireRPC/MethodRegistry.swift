@@ -8,6 +8,9 @@ public enum MethodOutcome: Sendable {
     /// The handler already queued its own response (e.g. a subscription ack that must precede
     /// the subscription's first event).
     case answered
+    /// The encoded `result`, then `afterWrite` once the response is queued (inside a batch:
+    /// once the batch array is). `shutdown` answers this way before the drain begins.
+    case successThen([UInt8], afterWrite: @Sendable () -> Void)
     /// Work that must be awaited (a pipeline run, in-process handlers); it reports its outcome.
     case deferred(@Sendable () async -> Result<[UInt8], RPCError>)
 

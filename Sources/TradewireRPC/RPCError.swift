@@ -71,6 +71,21 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             code: -32001, message: "Too many requests in flight on this connection (limit \(limit))",
             type: "overloaded", details: ["limit": JSONValue(limit)])
     }
+    /// A batch whose answers alone exceed the connection's outbound budget: its remaining
+    /// entries are not started.
+    public static func batchOverBudget(budget: Int) -> RPCError {
+        RPCError(
+            code: -32001,
+            message:
+                "The batch's responses exceed this connection's outbound budget (\(budget) bytes); send fewer or smaller requests per batch",
+            type: "overloaded", details: ["budget_bytes": JSONValue(budget)])
+    }
+    /// The daemon already serves `--max-connections` clients.
+    public static func tooManyConnections(limit: Int) -> RPCError {
+        RPCError(
+            code: -32001, message: "Too many connections (limit \(limit)); try again later", type: "overloaded",
+            details: ["max_connections": JSONValue(limit)])
+    }
     public static func forbidden(uid: UInt32) -> RPCError {
         RPCError(
             code: -32020, message: "Forbidden: uid \(uid) may not use this daemon", type: "forbidden",

@@ -85,8 +85,7 @@ public enum RPCMessageParser {
         }
         var params = JSONObject()
         switch object["params"] {
-        case nil, .null?:
-            // An explicit null params is not in the spec; treated as absent like other optional values.
+        case nil:
             break
         case .object(let p)?: params = p
         case .array(let a)?:

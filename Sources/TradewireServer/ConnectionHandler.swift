@@ -23,8 +23,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var readPending = false
     private var admitted = false
     private var pendingInput: [ByteBuffer] = []
+    /// Input read but not started because the connection was over its outbound budget.
+    private var heldInput: ByteBuffer?
+    /// The rest of a batch whose entries wait for the outbound budget (before `heldInput`).
+    private var heldBatch: (entries: ArraySlice<RPCEntry>, collector: BatchCollector)?
     /// The client shut its writing side (`echo … | socat`): answer what it sent, then close.
     private var inputClosed = false
+    /// The daemon is stopping: nothing more is read, and the connection closes once every
+    /// queued byte has reached the socket.
+    private var closing = false
     private let logger: Logger
 
     init(daemon: Daemon) {
@@ -40,7 +47,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let outbox = Outbox(budget: daemon.configuration.outboxBudgetBytes, eventLoop: context.eventLoop) {
             loopBound.value.drain()
         }
-        connection = ServerConnection(id: id, outbox: outbox, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        connection = ServerConnection(id: id, outbox: outbox, eventLoop: eventLoop) {
+            eventLoop.execute { loopBound.value.closeAfterFlush() }
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -64,13 +74,20 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func admit(peer: PeerCredentials) {
         guard let connection, let context else { return }
+        guard daemon.register(connection) else {
+            let limit = daemon.configuration.maxConnections
+            logger.warning("server.connection.over_limit", metadata: ["max_connections": "\(limit)"])
+            refuse(with: .tooManyConnections(limit: limit))
+            return
+        }
         admitted = true
-        daemon.register(connection)
         logger.debug(
             "server.connection.opened",
             metadata: ["connection": "\(connection.id)", "peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
         if daemon.isDraining {
             connection.notify(method: "shutdown", params: ["reason": "daemon is shutting down"])
+            closeAfterFlush()
+            return
         }
         let buffered = pendingInput
         pendingInput = []
@@ -79,10 +96,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func refuse(uid: UInt32) {
-        guard let context else { return }
         logger.notice("server.connection.forbidden", metadata: ["peer.uid": "\(uid)"])
+        refuse(with: .forbidden(uid: uid))
+    }
+
+    /// Writes one error line (id null), then closes; nothing the client sent is read.
+    private func refuse(with error: RPCError) {
+        guard let context else { return }
         var buffer = context.channel.allocator.buffer(capacity: 160)
-        buffer.writeBytes(RPCResponse.failure(id: .null, error: .forbidden(uid: uid)))
+        buffer.writeBytes(RPCResponse.failure(id: .null, error: error))
         buffer.writeInteger(UInt8(ascii: "\n"))
         pendingInput = []
         let channel = context.channel
@@ -109,6 +131,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             pendingInput.append(buffer)
             return
         }
+        guard !closing else { return }
+        guard !isPaused else {
+            hold(buffer)
+            return
+        }
         consume(buffer, context: context)
     }
 
@@ -116,14 +143,49 @@ final class ConnectionHandler: ChannelDuplexHandler {
         WakeupBatch.collect { process(buffer) }
     }
 
+    /// Frames and starts requests until the connection goes over its outbound budget; what is
+    /// left waits in `heldInput` until the outbox drains.
     private func process(_ buffer: ByteBuffer) {
+        var buffer = buffer
         let limit = daemon.configuration.maxMessageBytes
-        buffer.withUnsafeReadableBytes { bytes in
+        let consumed = buffer.withUnsafeReadableBytes { bytes in
             // Lines are parsed where they lie in the read buffer (no copy per request).
             framer.feed(
                 bytes,
                 onLine: { line in handle(line: line) },
-                onTooLong: { connection?.respond(id: .null, .failure(.messageTooLarge(limit: limit))) })
+                onTooLong: { connection?.respond(id: .null, .failure(.messageTooLarge(limit: limit))) },
+                shouldPause: { mustPause })
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        if buffer.readableBytes > 0 { hold(buffer) }
+    }
+
+    /// True while input waits for the outbound budget (reading is suspended meanwhile).
+    private var isPaused: Bool { heldInput != nil || heldBatch != nil }
+
+    private var mustPause: Bool { heldBatch != nil || (connection?.outbox.isOverBudget ?? false) }
+
+    private func hold(_ buffer: ByteBuffer) {
+        if var held = heldInput {
+            var more = buffer
+            held.writeBuffer(&more)
+            heldInput = held
+        } else {
+            heldInput = buffer
+        }
+    }
+
+    /// Starts held input again once the outbox is back within its budget.
+    private func resumeInput() {
+        guard isPaused, let connection, !connection.outbox.isOverBudget else { return }
+        WakeupBatch.collect {
+            if let batch = heldBatch {
+                heldBatch = nil
+                runBatch(batch.entries, batch.collector)
+            }
+            guard heldBatch == nil, let input = heldInput else { return }
+            heldInput = nil
+            process(input)
         }
     }
 
@@ -161,7 +223,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     // MARK: backpressure on reading
 
     func read(context: ChannelHandlerContext) {
-        if let connection, connection.outbox.isOverBudget {
+        if closing { return }
+        if isPaused || connection?.outbox.isOverBudget == true {
             readPending = true
             return
         }
@@ -186,11 +249,35 @@ final class ConnectionHandler: ChannelDuplexHandler {
             Outbox.write(items, into: &buffer)
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         }
-        if readPending && !connection.outbox.isOverBudget {
+        if !connection.outbox.isOverBudget { resumeInput() }
+        if readPending && !isPaused && !connection.outbox.isOverBudget {
             readPending = false
             context.read()
         }
         if inputClosed { closeIfFinished() }
+        if closing { closeIfFlushed() }
+    }
+
+    // MARK: graceful stop
+
+    /// Stops reading and closes the connection once everything queued for it has been
+    /// written to the socket (the daemon's drain; it force-closes what is left at the end
+    /// of the grace period).
+    func closeAfterFlush() {
+        guard !closing else { return }
+        closing = true
+        heldInput = nil
+        heldBatch = nil
+        drain()
+    }
+
+    private func closeIfFlushed() {
+        guard let context, let connection, connection.outbox.isEmpty else { return }
+        // The write promise completes once NIO's pending writes reached the kernel.
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 
     // MARK: requests
@@ -203,14 +290,43 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .single(let entry):
             run(entry, batch: nil)
         case .batch(let entries):
-            let collector = BatchCollector(expected: entries.count, connection: connection)
-            for entry in entries { run(entry, batch: collector) }
+            runBatch(entries[...], BatchCollector(expected: entries.count, connection: connection))
+        }
+    }
+
+    /// Starts a batch's entries while the connection is within its outbound budget; the rest
+    /// waits in `heldBatch`. When the batch's own answers are what exceeds the budget (nothing
+    /// queued could drain), its remaining entries are answered -32001 instead of started.
+    private func runBatch(_ entries: ArraySlice<RPCEntry>, _ collector: BatchCollector) {
+        guard let connection else { return }
+        var rest = entries
+        while let entry = rest.first {
+            if connection.outbox.isOverBudget {
+                guard connection.outbox.queuedBytes == 0 else {
+                    heldBatch = (rest, collector)
+                    return
+                }
+                let error = RPCError.batchOverBudget(budget: connection.outbox.budget)
+                for entry in rest {
+                    switch entry {
+                    case .request(let request):
+                        collector.add(ServerConnection.responseLine(id: request.id, .failure(error)))
+                    case .invalid(let invalid, let id):
+                        collector.add(ServerConnection.responseLine(id: id, .failure(invalid)))
+                    case .invalidNotification: collector.add(nil)
+                    }
+                }
+                return
+            }
+            rest = rest.dropFirst()
+            run(entry, batch: collector)
         }
     }
 
     private func run(_ entry: RPCEntry, batch: BatchCollector?) {
         guard let connection else { return }
         let answer: (JSONValue?, Result<[UInt8], RPCError>) -> Void = { id, result in
+            // `id` nil (a notification) yields no line; the batch still counts the entry.
             if let batch {
                 batch.add(ServerConnection.responseLine(id: id, result))
             } else {
@@ -248,6 +364,14 @@ final class ConnectionHandler: ChannelDuplexHandler {
                     metadata: ["request.id": "\(request.id ?? .null)", "error": "\(error)"])
             }
             answer(request.id, .failure(error))
+        case .successThen(let bytes, let afterWrite):
+            if let batch {
+                batch.afterWrite.append(afterWrite)
+                answer(request.id, .success(bytes))
+            } else {
+                answer(request.id, .success(bytes))
+                afterWrite()
+            }
         case .answered:
             batch?.add(nil)
         case .deferred(let work):

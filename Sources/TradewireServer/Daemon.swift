@@ -11,7 +11,7 @@ import TradewireRPC
 public final class Daemon: Sendable {
     /// Version reported by `get_status` and `rpc.discover`.
     public static let version = "0.1.0"
-    public static let apiLevel = 1
+    public static let apiLevel = 2
 
     public let bus: EventBus
     public let orchestrator: any Orchestrator
@@ -93,8 +93,13 @@ public final class Daemon: Sendable {
         }
     }
 
-    func register(_ connection: ServerConnection) {
-        connections.withLock { $0.live[connection.id] = connection }
+    /// Admits a connection unless `maxConnections` are already served.
+    func register(_ connection: ServerConnection) -> Bool {
+        connections.withLock { c in
+            guard c.live.count < configuration.maxConnections else { return false }
+            c.live[connection.id] = connection
+            return true
+        }
     }
 
     func unregister(_ connection: ServerConnection) {

@@ -43,14 +43,25 @@ enum DaemonMethods {
         return value
     }
 
+    /// `since_seq`: not negative, and not ahead of the newest event (a client that resumes
+    /// from a seq this daemon never issued is talking to a daemon that restarted).
+    private static func sinceSeq(_ value: Int?, _ bus: EventBus) throws(RPCError) -> Int? {
+        guard let value = try nonNegative(value, path: "/since_seq") else { return nil }
+        let newest = bus.lastSeq
+        guard value <= newest else {
+            throw .invalidParams(path: "/since_seq", "since_seq is ahead of the newest event (\(newest))")
+        }
+        return value
+    }
+
     // MARK: subscribe / unsubscribe
 
     static func subscribe(_ request: RPCRequest, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let reader = request.reader
         let text = try params { () throws(JSONDecodingError) in try reader.string("event_type") }
         let pattern = try pattern(text, path: "/event_type")
-        let since = try nonNegative(
-            try params { () throws(JSONDecodingError) in try reader.optionalInt("since_seq") }, path: "/since_seq")
+        let since = try sinceSeq(
+            try params { () throws(JSONDecodingError) in try reader.optionalInt("since_seq") }, context.daemon.bus)
         let connection = context.connection
         let outbox = connection.outbox
         let prefixBox = PrefixBox()
@@ -86,10 +97,8 @@ enum DaemonMethods {
         let removed: Int
         switch (subscription, eventType) {
         case (let id?, nil):
-            guard let parsed = SubscriptionID(id) else {
-                throw .invalidParams(path: "/subscription", "expected a subscription id like s-1")
-            }
-            removed = bus.unsubscribe(parsed, owner: owner) ? 1 : 0
+            // An id that matches nothing, well-formed or not, removes nothing (not an error).
+            removed = SubscriptionID(id).map { bus.unsubscribe($0, owner: owner) ? 1 : 0 } ?? 0
         case (nil, let type?):
             removed = bus.unsubscribe(pattern: type, owner: owner)
         default:
@@ -118,7 +127,7 @@ enum DaemonMethods {
                 pipelineEvent, payload: payload, metadata: metadata)
             return .deferred {
                 let outcome = await publication.reaction()
-                return .success(receiptBytes(outcome.published, pipeline: outcome))
+                return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
             }
         }
         let published = daemon.bus.publishRecording(type, payload: data, metadata: metadata)
@@ -129,9 +138,10 @@ enum DaemonMethods {
         }
     }
 
-    /// The publish result; a client's pipeline event adds `iteration`, `iteration_id` and
-    /// `completed`.
-    private static func receiptBytes(_ published: PublishedEvent, pipeline: ClientEventOutcome? = nil) -> [UInt8] {
+    /// The publish result; a client-started iteration adds `iteration`, `iteration_id`,
+    /// `completed` and the run's counts (`signals`, `approved`, `rejected`, `executed`) and
+    /// `errors` (PROTOCOL §9).
+    private static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()
         writer.field("seq", published.event.seq)
@@ -139,10 +149,17 @@ enum DaemonMethods {
         writer.key("timestamp")
         writer.writeRaw(published.event.timestampJSON)
         writer.field("subscribers", published.clientSubscribers)
-        if let pipeline {
-            writer.field("iteration", pipeline.iteration)
-            writer.field("iteration_id", pipeline.iterationID)
-            writer.field("completed", pipeline.completed)
+        if let iteration {
+            writer.field("iteration", iteration.number)
+            writer.field("iteration_id", iteration.id)
+            writer.field("completed", iteration.completed)
+            let result = iteration.result
+            writer.field("signals", result?.signals.count ?? 0)
+            writer.field("approved", result?.approvedSignals.count ?? 0)
+            writer.field("rejected", result?.rejectedSignals.count ?? 0)
+            writer.field("executed", result?.executedCount ?? 0)
+            writer.key("errors")
+            writer.write(result?.errors ?? [])
         }
         writer.endObject()
         return writer.bytes
@@ -154,6 +171,7 @@ enum DaemonMethods {
         let reader = request.reader
         var symbols: [String]?
         if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {
+            try symbolCount(raw.count, path: "/symbols")
             var parsed: [String] = []
             for (i, element) in raw.enumerated() {
                 let path = "/symbols/\(i)"
@@ -161,7 +179,7 @@ enum DaemonMethods {
                     throw .invalidParams(path: path, "expected a string, got \(element.typeName)")
                 }
                 do { parsed.append(try SymbolValidation.normalize(text)) } catch {
-                    throw .invalidParams(path: path, "\(error)")
+                    throw .invalidParams(path: path, error.description)
                 }
             }
             guard !parsed.isEmpty else { throw .invalidParams(path: "/symbols", "must not be empty") }
@@ -173,6 +191,7 @@ enum DaemonMethods {
         }
         var marketData: [String: MarketData]?
         if let raw = reader.value("market_data") {
+            if case .object(let members) = raw { try symbolCount(members.count, path: "/market_data") }
             do { marketData = try PipelinePayload.decodeMarketData(raw, path: "/market_data") } catch {
                 throw .invalidParams([error])
             }
@@ -204,6 +223,13 @@ enum DaemonMethods {
             } catch {
                 return .failure(error.rpcError)
             }
+        }
+    }
+
+    private static func symbolCount(_ count: Int, path: String) throws(RPCError) {
+        guard count <= IterationRequest.maximumSymbols else {
+            throw .invalidParams(
+                path: path, "at most \(IterationRequest.maximumSymbols) symbols per iteration, got \(count)")
         }
     }
 
@@ -247,7 +273,7 @@ enum DaemonMethods {
         let pattern = try typeText.map { (text: String) throws(RPCError) in try Self.pattern(text, path: "/event_type")
         }
         _ = try nonNegative(limit, path: "/limit")
-        _ = try nonNegative(since, path: "/since_seq")
+        _ = try sinceSeq(since, context.daemon.bus)
         let page = context.daemon.bus.history(matching: pattern, sinceSeq: since, limit: limit)
         var writer = JSONWriter(reservingCapacity: 256 + page.records.count * 256)
         writer.beginObject()
@@ -277,12 +303,15 @@ enum DaemonMethods {
         }
         var symbols: [String]?
         if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {
+            try symbolCount(raw.count, path: "/symbols")
             var parsed: [String] = []
             for (i, element) in raw.enumerated() {
-                guard case .string(let text) = element, let symbol = try? SymbolValidation.normalize(text) else {
-                    throw .invalidParams(path: "/symbols/\(i)", "invalid symbol")
+                guard case .string(let text) = element else {
+                    throw .invalidParams(path: "/symbols/\(i)", "expected a string, got \(element.typeName)")
                 }
-                parsed.append(symbol)
+                do { parsed.append(try SymbolValidation.normalize(text)) } catch {
+                    throw .invalidParams(path: "/symbols/\(i)", error.description)
+                }
             }
             symbols = parsed.isEmpty ? nil : parsed
         }
@@ -332,12 +361,13 @@ enum DaemonMethods {
     static func shutdown(_ request: RPCRequest, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let connection = context.connection
         let daemon = context.daemon
-        connection.respond(id: context.requestID, .success(Array(#"{"ok":true}"#.utf8)))
         daemon.logger.notice("server.shutdown.requested", metadata: ["connection": "\(connection.id)"])
-        // The reply is queued first; then every connection (this one too) hears `shutdown`.
-        daemon.beginDrain(reason: "shutdown requested by a client")
-        daemon.requestShutdown(reason: "shutdown requested by a client")
-        return .answered
+        // The reply (or the batch holding it) is queued first; then every connection, this
+        // one too, hears `shutdown`.
+        return .successThen(Array(#"{"ok":true}"#.utf8)) {
+            daemon.beginDrain(reason: "shutdown requested by a client")
+            daemon.requestShutdown(reason: "shutdown requested by a client")
+        }
     }
 }
 

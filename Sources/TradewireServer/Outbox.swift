@@ -11,8 +11,9 @@ import TradewireRPC
 ///
 /// Events beyond the byte budget are dropped for that subscription and reported once per
 /// episode with an `events_dropped` notice, queued as soon as there is room again, before
-/// any later event of that subscription. Responses are never dropped; a connection whose
-/// queue is over budget simply stops being read (see ``isOverBudget``).
+/// any later event of that subscription. Responses are never dropped but count against the
+/// same budget: a connection over budget is not read further, and starts no further line or
+/// batch entry, until it drains (see ``isOverBudget``).
 final class Outbox: Sendable {
     enum Item: Sendable {
         case line([UInt8])
@@ -44,6 +45,11 @@ final class Outbox: Sendable {
         var closed = false
         var pendingDrops: [SubscriptionID: DropEpisode] = [:]
         var droppedTotal = 0
+        /// Response bytes held outside the queue for this connection (a batch still being
+        /// answered): they count against the budget like queued bytes.
+        var held = 0
+
+        var used: Int { bytes + held }
     }
 
     let budget: Int
@@ -61,7 +67,16 @@ final class Outbox: Sendable {
     /// Events dropped on this connection so far.
     var droppedTotal: Int { state.withLock { $0.droppedTotal } }
     var queuedBytes: Int { state.withLock { $0.bytes } }
-    var isOverBudget: Bool { state.withLock { $0.bytes > budget } }
+    /// Nothing queued and no drop notice pending.
+    var isEmpty: Bool { state.withLock { $0.items.isEmpty && $0.pendingDrops.isEmpty } }
+    /// True when queued and held bytes exceed the budget: the connection is not read further.
+    var isOverBudget: Bool { state.withLock { $0.used > budget } }
+
+    /// Counts response bytes kept elsewhere (a batch's answers) against the budget.
+    func hold(_ count: Int) { state.withLock { $0.held += count } }
+
+    /// Gives back what ``hold(_:)`` counted.
+    func release(_ count: Int) { state.withLock { $0.held = max(0, $0.held - count) } }
 
     /// Queues a response or notification line (never dropped).
     func enqueue(line: [UInt8]) {
@@ -85,7 +100,7 @@ final class Outbox: Sendable {
             let id = prefix.subscription
             if let episode = state.pendingDrops[id] {
                 let notice = Self.dropNotice(id, episode)
-                if state.bytes + notice.count + 1 + size <= budget {
+                if state.used + notice.count + 1 + size <= budget {
                     state.items.append(.line(notice))
                     state.bytes += notice.count + 1
                     state.pendingDrops[id] = nil
@@ -93,7 +108,7 @@ final class Outbox: Sendable {
                     Self.drop(event.seq, id, &state)
                     return false
                 }
-            } else if state.bytes + size > budget {
+            } else if state.used + size > budget {
                 Self.drop(event.seq, id, &state)
                 return false
             }

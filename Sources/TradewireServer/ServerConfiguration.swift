@@ -9,6 +9,8 @@ public struct ServerConfiguration: Sendable {
     public var outboxBudgetBytes = 8 << 20
     /// Requests a connection may have in flight before it gets -32001.
     public var maxInFlight = 1024
+    /// Clients served at once (`--max-connections`); one more gets a -32001 line and is closed.
+    public var maxConnections = 4096
     /// Extra uids and gids allowed to connect (the daemon's own uid and root always are).
     public var allowedUIDs: Set<UInt32> = []
     public var allowedGIDs: Set<UInt32> = []
@@ -21,6 +23,8 @@ public struct ServerConfiguration: Sendable {
 
     /// Largest `--max-message-bytes`.
     public static let maximumMessageLimit = 64 << 20
+    /// Largest `--max-connections`.
+    public static let maximumConnectionsLimit = 65_536
 
     public init(socketPath: String) {
         self.socketPath = socketPath

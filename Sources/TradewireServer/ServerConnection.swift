@@ -9,11 +9,14 @@ public final class ServerConnection: Sendable {
     public let id: Int
     let outbox: Outbox
     let eventLoop: any EventLoop
+    /// Asks the connection to close once everything queued has been written (graceful stop).
+    let closeWhenFlushed: @Sendable () -> Void
 
-    init(id: Int, outbox: Outbox, eventLoop: any EventLoop) {
+    init(id: Int, outbox: Outbox, eventLoop: any EventLoop, closeWhenFlushed: @escaping @Sendable () -> Void) {
         self.id = id
         self.outbox = outbox
         self.eventLoop = eventLoop
+        self.closeWhenFlushed = closeWhenFlushed
     }
 
     var owner: SubscriberOwner { .client(connection: id) }
@@ -49,10 +52,14 @@ public struct RequestContext: Sendable {
 }
 
 /// Counts the answers of one batch and writes them as one array when the last arrives.
+/// Answers held here count against the connection's outbox budget until then.
 final class BatchCollector {
     private var responses: [[UInt8]] = []
     private var outstanding: Int
+    private var heldBytes = 0
     private let connection: ServerConnection
+    /// Runs once, right after the batch array is queued (e.g. `shutdown` starts the drain).
+    var afterWrite: [() -> Void] = []
 
     init(expected: Int, connection: ServerConnection) {
         self.outstanding = expected
@@ -61,10 +68,21 @@ final class BatchCollector {
 
     /// Adds one entry's answer (nil for notifications); writes the batch when complete.
     func add(_ line: [UInt8]?) {
-        if let line { responses.append(line) }
-        outstanding -= 1
-        if outstanding == 0, !responses.isEmpty {
-            connection.outbox.enqueue(line: RPCResponse.batch(responses))
+        if let line {
+            responses.append(line)
+            heldBytes += line.count + 1
+            connection.outbox.hold(line.count + 1)
         }
+        outstanding -= 1
+        guard outstanding == 0 else { return }
+        connection.outbox.release(heldBytes)
+        heldBytes = 0
+        if !responses.isEmpty {
+            connection.outbox.enqueue(line: RPCResponse.batch(responses))
+            responses = []
+        }
+        let hooks = afterWrite
+        afterWrite = []
+        for hook in hooks { hook() }
     }
 }

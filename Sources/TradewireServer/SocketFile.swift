@@ -1,4 +1,5 @@
 import Foundation
+import TradewireRPC
 
 #if canImport(Glibc)
     import Glibc
@@ -11,6 +12,8 @@ public enum SocketFileError: Error, CustomStringConvertible, Sendable {
     /// Something that is not a socket is at the path (exit 2).
     case notASocket(String)
     case pathTooLong(String)
+    /// The socket's directory does not exist (exit 2).
+    case missingDirectory(String)
     case cannotPrepare(String, String)
 
     public var description: String {
@@ -19,12 +22,15 @@ public enum SocketFileError: Error, CustomStringConvertible, Sendable {
             "another tradewired is already listening on \(path) (stop it with `tradewire shutdown --socket \(path)`, or choose another --socket)"
         case .notASocket(let path): "\(path) exists and is not a socket; refusing to replace it"
         case .pathTooLong(let path): "socket path is longer than \(107) bytes: \(path)"
+        case .missingDirectory(let directory):
+            "the socket's directory \(directory) does not exist; create it or choose another --socket"
         case .cannotPrepare(let path, let reason): "cannot prepare \(path): \(reason)"
         }
     }
 }
 
-/// The socket file's life: stale-file takeover before bind, permissions after, removal at exit.
+/// The socket file's life: stale-file takeover before bind, removal at exit. (Its mode comes
+/// from the umask at bind time; nothing here changes a path's permissions.)
 enum SocketFile {
     /// Makes `path` bindable: creates the default directory (0700) if needed, refuses when a
     /// daemon answers or a non-socket is there, removes a stale socket.
@@ -32,17 +38,22 @@ enum SocketFile {
         guard path.utf8.count <= 107 else { throw .pathTooLong(path) }
         let directory = (path as NSString).deletingLastPathComponent
         if directory == defaultDirectory {
-            if mkdir(directory, 0o700) == 0 {
-                chmod(directory, 0o700)  // exactly 0700, whatever the umask
-            } else if errno != EEXIST {
-                throw .cannotPrepare(directory, String(cString: strerror(errno)))
+            // Exactly 0700 through the umask (never a chmod of a path in a shared directory).
+            let previous = umask(0o077)
+            let made = mkdir(directory, 0o700)
+            let mkdirErrno = errno
+            umask(previous)
+            if made != 0 && mkdirErrno != EEXIST {
+                throw .cannotPrepare(directory, String(cString: strerror(mkdirErrno)))
             }
             // /tmp is shared: only use the directory if it is ours and closed to others.
+            if let problem = SocketPath.privateDirectoryProblem(directory) {
+                throw .cannotPrepare(directory, problem.description)
+            }
+        } else {
             var directoryInfo = stat()
-            guard lstat(directory, &directoryInfo) == 0, (directoryInfo.st_mode & S_IFMT) == S_IFDIR,
-                directoryInfo.st_uid == getuid(), directoryInfo.st_mode & 0o077 == 0
-            else {
-                throw .cannotPrepare(directory, "not a directory owned by uid \(getuid()) with mode 0700")
+            guard stat(directory.isEmpty ? "." : directory, &directoryInfo) == 0 else {
+                throw .missingDirectory(directory)
             }
         }
         var info = stat()
@@ -73,12 +84,6 @@ enum SocketFile {
             }
         }
         return result == 0
-    }
-
-    static func setMode(_ path: String, _ mode: UInt16) throws(SocketFileError) {
-        guard chmod(path, mode_t(mode)) == 0 else {
-            throw .cannotPrepare(path, "chmod: \(String(cString: strerror(errno)))")
-        }
     }
 
     static func remove(_ path: String) {

@@ -34,8 +34,14 @@ public final class TradewireServer: Service, Sendable {
         let configuration = daemon.configuration
         let daemon = self.daemon
         let children = childChannels
+        let acceptLogger = AcceptErrorLogger(logger: daemon.logger)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(acceptLogger)
+                }
+            }
             .childChannelOption(.autoRead, value: true)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
@@ -52,11 +58,11 @@ public final class TradewireServer: Service, Sendable {
             channel = try await bootstrap.withBoundSocket(inherited).get()
         } else {
             try SocketFile.prepare(configuration.socketPath, defaultDirectory: SocketPath.fallbackDirectory)
-            // Create the socket file with no group/other bits at all, then set the final mode.
-            let previous = umask(0o177)
+            // bind(2) creates the file with its final mode through the umask: a path is never
+            // chmod'ed, so a symlink swapped in after the bind cannot redirect a chmod.
+            let previous = umask(mode_t(0o777 & ~configuration.socketMode))
             defer { umask(previous) }
             channel = try await bootstrap.bind(unixDomainSocketPath: configuration.socketPath).get()
-            try SocketFile.setMode(configuration.socketPath, configuration.socketMode)
         }
         serverChannel.withLock { $0 = channel }
     }
@@ -92,17 +98,24 @@ public final class TradewireServer: Service, Sendable {
         while !(daemon.pendingWork == 0 && loopStopped.withLock({ $0 })), ContinuousClock.now < grace {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        // Let outboxes flush what they hold (bounded), then close every connection.
-        let flushDeadline = min(grace, ContinuousClock.now + .seconds(1))
-        while daemon.liveConnections.contains(where: { $0.outbox.queuedBytes > 0 }), ContinuousClock.now < flushDeadline
-        {
+        // Every connection closes once what it was sent (events of acknowledged publishes,
+        // answers, the shutdown notice) has reached its socket; what is still open when the
+        // grace period ends (at least a second from now) is closed as it is.
+        for connection in daemon.liveConnections { connection.closeWhenFlushed() }
+        let flushDeadline = max(grace, ContinuousClock.now + .seconds(1))
+        while !childChannels.all.isEmpty, ContinuousClock.now < flushDeadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
         let children = childChannels.all
+        for connection in daemon.liveConnections where !connection.outbox.isEmpty {
+            daemon.logger.warning(
+                "server.shutdown.unflushed",
+                metadata: ["connection": "\(connection.id)", "bytes": "\(connection.outbox.queuedBytes)"])
+        }
         for child in children { try? await child.close() }
         if daemon.configuration.inheritedSocket == nil { SocketFile.remove(daemon.configuration.socketPath) }
         try? await group.shutdownGracefully()
-        daemon.logger.info("server.stopped", metadata: ["connections.closed": "\(children.count)"])
+        daemon.logger.info("server.stopped", metadata: ["connections.forced": "\(children.count)"])
     }
 }
 

@@ -37,7 +37,7 @@ enum CommandRunner {
             return exit
         case let clientError as ClientError:
             switch clientError {
-            case .cannotConnect:
+            case .cannotConnect, .untrusted:
                 Console.err(describe(clientError))
                 return ExitStatus.cannotConnect.exitCode
             case .rpc(let rpc):
@@ -57,7 +57,9 @@ enum CommandRunner {
     static func describe(_ error: ClientError) -> String {
         guard case .cannotConnect(let path, let reason) = error else { return "tradewire: \(error)" }
         let why =
-            if reason.contains("No such file") {
+            if reason.contains("socket directory") {
+                reason
+            } else if reason.contains("No such file") {
                 "no socket there (is tradewired running?)"
             } else if reason.contains("Connection refused") {
                 "nothing is listening (a stale socket file?)"

@@ -47,8 +47,8 @@ struct Tradewired: AsyncParsableCommand {
     @Flag(help: "Start the continuous loop at boot.")
     var loop = false
 
-    @Option(help: "Loop interval in seconds (default 60, minimum 0.1).")
-    var interval: Double?
+    @Option(help: "Loop interval in seconds: 0.1...86400 (default 60).")
+    var interval: String?
 
     @Option(help: "Comma-separated symbols (default AAPL,MSFT,GOOGL).")
     var symbols: String?
@@ -56,15 +56,23 @@ struct Tradewired: AsyncParsableCommand {
     @Option(name: .customLong("data-provider"), help: "simulated or csv:DIR (one SYMBOL.csv per symbol).")
     var dataProvider: String?
 
-    @Option(help: "Seed of the simulated market data.")
-    var seed: UInt64?
+    @Option(help: "Seed of the simulated market data: 0...18446744073709551615 (default 42).")
+    var seed: String?
 
-    @Option(name: .customLong("history-capacity"), help: "Events kept in history (default 1000).")
-    var historyCapacity: Int?
+    @Option(name: .customLong("history-capacity"), help: "Events kept in history: 1...10000000 (default 1000).")
+    var historyCapacity: String?
 
     @Option(
-        name: .customLong("max-message-bytes"), help: "Longest message accepted (default 1048576, at most 67108864).")
-    var maxMessageBytes: Int = 1 << 20
+        name: .customLong("max-message-bytes"),
+        help: "Longest message accepted, in bytes: 1...67108864 (default 1048576).")
+    var maxMessageBytes: String = "1048576"
+
+    @Option(
+        name: .customLong("max-connections"),
+        help:
+            "Clients served at once: 1...\(ServerConfiguration.maximumConnectionsLimit) (default 4096); one more gets a -32001 line and is closed."
+    )
+    var maxConnections: String = "4096"
 
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
     var allowUID: [UInt32] = []
@@ -86,27 +94,45 @@ struct Tradewired: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error")
         }
-        guard (1...ServerConfiguration.maximumMessageLimit).contains(maxMessageBytes) else {
-            throw ValidationError("--max-message-bytes must be in 1...\(ServerConfiguration.maximumMessageLimit)")
-        }
+        _ = try Self.integer(maxMessageBytes, "--max-message-bytes", 1...ServerConfiguration.maximumMessageLimit)
+        _ = try Self.integer(maxConnections, "--max-connections", 1...ServerConfiguration.maximumConnectionsLimit)
         guard let parsedMode = UInt16(socketMode, radix: 8), parsedMode & ~0o660 == 0, parsedMode & 0o600 == 0o600
         else {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
         }
         if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
-        if let interval,
-            !(PipelineConfiguration.minimumLoopInterval...PipelineConfiguration.maximumLoopInterval).contains(interval)
-        {
-            throw ValidationError("--interval must be between 0.1 and 86400 seconds")
+        // --interval, --seed and --history-capacity go through the configuration's own parser
+        // (the same ranges and messages as the config file and the environment).
+        var probe = PipelineConfiguration()
+        do {
+            if let interval { try probe.set("loop_interval_seconds", interval, source: "--interval") }
+            if let seed { try probe.set("seed", seed, source: "--seed") }
+            if let historyCapacity { try probe.set("history_capacity", historyCapacity, source: "--history-capacity") }
+        } catch {
+            throw ValidationError(error.description)
         }
-        if let historyCapacity, historyCapacity < 1 { throw ValidationError("--history-capacity must be at least 1") }
+    }
+
+    /// An integer flag within its documented range (a usage error otherwise: exit 2).
+    static func integer(_ text: String, _ flag: String, _ range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+            throw ValidationError(
+                "\(flag) must be an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"")
+        }
+        return value
     }
 
     /// Parses by hand so that usage errors exit 2, as the protocol's command line requires.
     static func main() async {
         let command: Tradewired
         do {
-            command = try parseAsRoot() as! Tradewired
+            let parsed = try parseAsRoot()
+            guard let ours = parsed as? Tradewired else {
+                // `--help` and `help` come back as ArgumentParser's own help command.
+                print(helpMessage())
+                Foundation.exit(0)
+            }
+            command = ours
         } catch {
             let code = exitCode(for: error)
             if code == .success {
@@ -149,11 +175,13 @@ struct Tradewired: AsyncParsableCommand {
         do {
             settings = try PipelineConfiguration.load(configFile: config, environment: environment)
             if let mode { try settings.set("mode", mode, source: "--mode") }
-            if let interval { settings.loopIntervalSeconds = interval }
+            if let interval { try settings.set("loop_interval_seconds", interval, source: "--interval") }
             if let symbols { try settings.set("symbols", symbols, source: "--symbols") }
             if let dataProvider { try settings.set("data_provider", dataProvider, source: "--data-provider") }
-            if let seed { settings.seed = seed }
-            if let historyCapacity { settings.historyCapacity = historyCapacity }
+            if let seed { try settings.set("seed", seed, source: "--seed") }
+            if let historyCapacity {
+                try settings.set("history_capacity", historyCapacity, source: "--history-capacity")
+            }
         } catch {
             throw StartupError(message: error.description, exitCode: 2)
         }
@@ -164,7 +192,11 @@ struct Tradewired: AsyncParsableCommand {
             inherited.flatMap(Self.boundPath(of:)) ?? SocketPath.resolve(explicit: socket, environment: environment)
         var serverConfiguration = ServerConfiguration(socketPath: socketPath)
         serverConfiguration.socketMode = UInt16(socketMode, radix: 8) ?? 0o600
-        serverConfiguration.maxMessageBytes = maxMessageBytes
+        serverConfiguration.maxMessageBytes = try Self.integer(
+            maxMessageBytes, "--max-message-bytes", 1...ServerConfiguration.maximumMessageLimit)
+        serverConfiguration.maxConnections = try Self.integer(
+            maxConnections, "--max-connections", 1...ServerConfiguration.maximumConnectionsLimit)
+        Self.raiseFileLimit(toServe: serverConfiguration.maxConnections, logger: logger)
         serverConfiguration.allowedUIDs = Set(allowUID)
         serverConfiguration.allowedGIDs = Set(allowGID)
         serverConfiguration.inheritedSocket = inherited
@@ -201,7 +233,7 @@ struct Tradewired: AsyncParsableCommand {
         } catch let error as SocketFileError {
             let code: Int32 =
                 switch error {
-                case .anotherDaemon, .notASocket, .pathTooLong: 2
+                case .anotherDaemon, .notASocket, .pathTooLong, .missingDirectory: 2
                 case .cannotPrepare: 1
                 }
             throw StartupError(message: error.description, exitCode: code)
@@ -221,6 +253,26 @@ struct Tradewired: AsyncParsableCommand {
         if loop { _ = await pipelineLoop.start() }
         try await group.run()
         logger.info("daemon.stopped")
+    }
+
+    /// Raises the soft open-files limit to the hard one (each client is one descriptor), and
+    /// warns when even that cannot hold `--max-connections` plus the daemon's own files.
+    static func raiseFileLimit(toServe connections: Int, logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let needed = rlim_t(connections + 64)
+        if limit.rlim_cur < needed {
+            logger.warning(
+                "daemon.fd_limit.low",
+                metadata: ["fd.limit": "\(limit.rlim_cur)", "max_connections": "\(connections)"])
+        } else {
+            logger.debug("daemon.fd_limit", metadata: ["fd.limit": "\(limit.rlim_cur)"])
+        }
     }
 
     /// The filesystem path a Unix socket is bound to (nil for an abstract or unnamed one).

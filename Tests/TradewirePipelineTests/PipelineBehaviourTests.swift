@@ -12,7 +12,7 @@ struct Boom: Error {}
 @Suite struct PipelineBehaviourTests {
     @Test(arguments: Mode.allCases)
     func aThrowingOrHangingHandlerBreaksNeitherTheBusNorTheIteration(mode: Mode) async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         bus.subscribe(
             try EventPattern("signals_ready"), owner: .inProcess("bad"), handler: .async { _ in throw Boom() })
         bus.subscribe(
@@ -113,7 +113,7 @@ struct Boom: Error {}
 
     @Test(arguments: Mode.allCases)
     func aClientPublishedSignalsEventRunsTheRestOfTheChain(mode: Mode) async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let orchestrator = makeOrchestrator(mode, bus: bus)
         let signal = try TradingSignal(
             json: ["symbol": "AAPL", "action": "HOLD", "strategy_name": "Manual", "confidence": 0.9], path: "")
@@ -121,11 +121,62 @@ struct Boom: Error {}
             .signalsReady, payload: .signals([signal]), metadata: ["who": "test"])
         #expect(publication.published.event.seq == 1)
         let outcome = await publication.reaction()
-        #expect(outcome.completed)
+        let iteration = try #require(outcome.iteration)
+        #expect(iteration.completed)
+        #expect(iteration.result?.marketData["AAPL"] != nil, "signals from outside get market data for risk")
         let types = bus.history().records.map(\.event.type)
         #expect(types == ["signals_ready", "validated_ready", "approved_ready", "executed_ready", "audit_ready"])
         let first = bus.history().records[0].event
         #expect(first.metadata["who"] == "test")
-        #expect(first.metadata["iteration_id"] == JSONValue(outcome.iterationID))
+        #expect(first.metadata["iteration_id"] == JSONValue(iteration.id))
+    }
+
+    @Test(arguments: Mode.allCases)
+    func clientRiskAndLaterEventsDriveNoStage(mode: Mode) async throws {
+        let bus = EventBus(logger: quietLogger)
+        let orchestrator = makeOrchestrator(mode, bus: bus)
+        let signal = try TradingSignal(
+            json: [
+                "symbol": "AAPL", "action": "SELL", "strategy_name": "Manual", "confidence": 1, "price": 1_000_000,
+                "qty": 1, "approved": true,
+            ], path: "")
+        for event in [PipelineEvent.approvedReady, .executedReady] {
+            let payload: PipelinePayload =
+                event == .approvedReady
+                ? .signals([signal])
+                : .executions([
+                    ExecutionResult(signal: signal, executed: true, executionTime: fixedNow, quantity: 1, side: .sell)
+                ])
+            let outcome = await orchestrator.publishClientEvent(event, payload: payload, metadata: [:]).reaction()
+            #expect(outcome.iteration == nil)
+        }
+        #expect(bus.history().records.map(\.event.type) == ["approved_ready", "executed_ready"])
+    }
+
+    @Test func aClientEventNamingALiveIterationDoesNotDriveIt() async throws {
+        let bus = EventBus(logger: quietLogger)
+        let orchestrator = makeOrchestrator(.eventDriven, provider: SlowProvider(), bus: bus)
+        let run = Task { try await orchestrator.run(IterationRequest(symbols: ["AAPL"])) }
+        try await Task.sleep(for: .milliseconds(100))  // iteration t-1 is live, fetching data
+        let signal = try TradingSignal(
+            json: ["symbol": "AAPL", "action": "BUY", "strategy_name": "Manual", "confidence": 1, "approved": true],
+            path: "")
+        let outcome = await orchestrator.publishClientEvent(
+            .approvedReady, payload: .signals([signal]), metadata: ["iteration_id": "t-1", "iteration": 1]
+        ).reaction()
+        #expect(outcome.iteration == nil)
+        let result = try await run.value
+        #expect(!result.executionResults.contains { $0.signal.strategyName == "Manual" })
+        #expect(bus.history().records.filter { $0.event.type == "executed_ready" }.count == 1)
+    }
+}
+
+/// Simulated data, half a second late.
+struct SlowProvider: MarketDataProvider {
+    let inner = SimulatedMarketDataProvider(seed: 42)
+    var name: String { "slow" }
+    func marketData(for symbol: String, bars: Int, asOf: Date) async throws -> MarketData {
+        try await Task.sleep(for: .milliseconds(500))
+        return try await inner.marketData(for: symbol, bars: bars, asOf: asOf)
     }
 }

@@ -43,7 +43,7 @@ import TradewireTrading
 
     @Test(arguments: Mode.allCases)
     func theSixEventsArePublishedInOrderWithIterationMetadata(mode: Mode) async throws {
-        let bus = EventBus()
+        let bus = EventBus(logger: quietLogger)
         let orchestrator = makeOrchestrator(mode, bus: bus)
         let result = try await orchestrator.run(IterationRequest())
         let records = bus.history().records

@@ -13,10 +13,11 @@ enum Mode: CaseIterable { case sequential, eventDriven }
 
 func makeOrchestrator(
     _ mode: Mode, seed: UInt64 = 42, symbols: [String] = ["AAPL", "MSFT", "GOOGL"],
-    provider: (any MarketDataProvider)? = nil, bus: EventBus = EventBus(), timeout: Duration = .seconds(300),
+    provider: (any MarketDataProvider)? = nil, bus: EventBus = EventBus(logger: quietLogger),
+    timeout: Duration = .seconds(300),
     config: TradingConfig = TradingConfig()
 ) -> any Orchestrator {
-    let logger = Logger(label: "test")
+    let logger = quietLogger
     let agents = TradingAgents(
         config: config, provider: provider ?? SimulatedMarketDataProvider(seed: seed), logger: logger)
     switch mode {
@@ -75,3 +76,7 @@ struct FailingProvider: MarketDataProvider {
     struct Down: Error {}
     func marketData(for symbol: String, bars: Int, asOf: Date) async throws -> MarketData { throw Down() }
 }
+
+/// Tests provoke failures on purpose (failing providers, deadlines): their expected warnings
+/// stay out of the test output.
+let quietLogger = Logger(label: "tradewire.pipeline.tests", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -16,14 +16,23 @@ final class DaemonProcess: @unchecked Sendable {
     private let errorPipe = Pipe()
     private let output = OutputBuffer()
 
-    /// Starts the daemon; does not wait for it to listen.
-    init(socketPath: String, arguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// Starts the daemon; does not wait for it to listen. `shellPrefix` runs first in a bash
+    /// that then execs the daemon (e.g. `ulimit -Sn 32`).
+    init(
+        socketPath: String, arguments: [String] = [], environment: [String: String] = [:], shellPrefix: String? = nil
+    ) throws {
         self.socketPath = socketPath
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw DaemonError("\(Self.binary) is missing: run `swift build` first")
         }
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--socket", socketPath, "--log-level", "warning"] + arguments
+        let daemonArguments = ["--socket", socketPath, "--log-level", "warning"] + arguments
+        if let shellPrefix {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", shellPrefix + "; exec \"$0\" \"$@\"", Self.binary] + daemonArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.binary)
+            process.arguments = daemonArguments
+        }
         var env = ProcessInfo.processInfo.environment
         for key in ["TRADEWIRE_SOCKET", "SYMBOLS", "USE_ASYNC_ORCHESTRATOR"] { env[key] = nil }
         env.merge(environment) { $1 }

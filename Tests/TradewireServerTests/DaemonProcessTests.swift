@@ -75,6 +75,10 @@ import TradewireJSON
     @Test(arguments: [
         ["--max-message-bytes", "70000000"], ["--mode", "turbo"], ["--socket-mode", "777"], ["--log-format", "xml"],
         ["--interval", "0.01"], ["--no-such-flag"], ["--symbols", "bad sym!"], ["--data-provider", "ftp:x"],
+        ["--history-capacity", "100000000000"], ["--history-capacity", "9223372036854775807"],
+        ["--history-capacity", "0"], ["--max-connections", "0"], ["--max-connections", "99999999"],
+        ["--seed=-1"], ["--interval", "1e308"], ["--max-message-bytes", "-5"],
+        ["--socket", "/nonexistent-tradewire-dir/x.sock"], ["--data-provider", "csv:/nonexistent-tradewire-dir"],
     ])
     func usageErrorsExitTwo(arguments: [String]) async throws {
         let daemon = try DaemonProcess(socketPath: uniqueSocketPath("usage"), arguments: arguments)

@@ -39,7 +39,7 @@ func uniqueSocketPath(_ tag: String) -> String {
 func withDaemon(
     mode: OrchestratorMode = .async, provider: (any MarketDataProvider)? = nil, historyCapacity: Int = 1000,
     outboxBudget: Int = 8 << 20, maxInFlight: Int = 1024, maxMessageBytes: Int = 1 << 20,
-    shutdownGrace: Duration = .seconds(10),
+    shutdownGrace: Duration = .seconds(10), maxConnections: Int = 4096,
     _ body: (String, Daemon) async throws -> Void
 ) async throws {
     let path = uniqueSocketPath(mode.rawValue)
@@ -48,16 +48,19 @@ func withDaemon(
     configuration.maxInFlight = maxInFlight
     configuration.maxMessageBytes = maxMessageBytes
     configuration.shutdownGrace = shutdownGrace
-    let logger = Logger(label: "test")
-    let bus = EventBus(historyCapacity: historyCapacity)
+    configuration.maxConnections = maxConnections
+    let logger = Logger(label: "tradewire.server.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+    let bus = EventBus(historyCapacity: historyCapacity, logger: logger)
     let agents = TradingAgents(
         config: TradingConfig(), provider: provider ?? SimulatedMarketDataProvider(seed: 42), logger: logger)
     let orchestrator: any Orchestrator =
         mode == .async
         ? EventDrivenOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
+            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t",
+            logger: logger)
         : SequentialOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t")
+            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t",
+            logger: logger)
     let loop = PipelineLoop(orchestrator: orchestrator, intervalSeconds: 60, logger: logger)
     let daemon = Daemon(bus: bus, orchestrator: orchestrator, loop: loop, configuration: configuration, logger: logger)
     let server = TradewireServer(daemon: daemon)

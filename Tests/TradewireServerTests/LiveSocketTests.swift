@@ -57,7 +57,7 @@ import TradewirePipeline
             let started = try await client.call("start_loop", ["interval_seconds": 0.2])
             #expect(started == ["running": true, "interval_seconds": 0.2])
             let status = try await client.call("get_status")
-            #expect(status["api_level"] == 1 && status["mode"] == "async" && status["socket"] == JSONValue(path))
+            #expect(status["api_level"] == 2 && status["mode"] == "async" && status["socket"] == JSONValue(path))
             #expect(status["loop"]?["running"] == true)
             let stopped = try await client.call("stop_loop")
             #expect(stopped["running"] == false)

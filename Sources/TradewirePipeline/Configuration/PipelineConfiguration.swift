@@ -35,6 +35,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         ("USE_ASYNC_ORCHESTRATOR", "use_async_orchestrator"), ("RISK_MAX_PER_TRADE", "risk_max_per_trade"),
         ("RISK_MAX_DAILY_LOSS", "risk_max_daily_loss"), ("RISK_MIN_CONFIDENCE", "risk_min_confidence"),
         ("RISK_MAX_QTY", "risk_max_qty"), ("RISK_DEFAULT_ACCOUNT_BALANCE", "risk_default_account_balance"),
+        ("RISK_MAX_POSITION_PCT", "risk_max_position_pct"),
         ("QUANT_MIN_SHARPE", "quant_min_sharpe"), ("QUANT_MAX_DRAWDOWN", "quant_max_drawdown"),
     ]
 
@@ -141,11 +142,29 @@ public struct PipelineConfiguration: Sendable, Equatable {
         case "risk_min_confidence": trading.riskMinConfidence = try number(0...1)
         case "risk_max_qty": trading.riskMaxQty = try integer(1...1_000_000)
         case "risk_default_account_balance": trading.riskDefaultAccountBalance = try number(1...1e12)
+        case "risk_max_position_pct":
+            // 0 < x ≤ 1: the share of equity one position may reach.
+            let value = try number(0...1)
+            guard value > 0 else {
+                throw ConfigurationError(source: source, message: "expected a number in (0, 1], got \"\(text)\"")
+            }
+            trading.riskMaxPositionPct = value
         case "quant_min_sharpe": quantMinSharpe = try number(0.0001...100)
         case "quant_max_drawdown": trading.quantMaxDrawdown = try number(0.0001...1)
         case "data_provider":
             guard let spec = DataProviderSpec(parsing: text) else {
                 throw ConfigurationError(source: source, message: "expected simulated or csv:DIR, got \"\(text)\"")
+            }
+            if case .csv(let directory) = spec {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory),
+                    isDirectory.boolValue
+                else {
+                    throw ConfigurationError(
+                        source: source,
+                        message:
+                            "the csv: directory \(directory) does not exist (it should hold one SYMBOL.csv per symbol)")
+                }
             }
             dataProvider = spec
         case "seed":
@@ -186,7 +205,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
                 let symbol = try SymbolValidation.normalize(trimmed)
                 if !result.contains(symbol) { result.append(symbol) }
             } catch {
-                throw ConfigurationError(source: source, message: "invalid symbol \"\(trimmed)\": \(error)")
+                throw ConfigurationError(source: source, message: error.description)
             }
         }
         guard !result.isEmpty else { throw ConfigurationError(source: source, message: "no symbols") }

@@ -24,6 +24,8 @@ final class IterationContext: Sendable {
         var errors: [StageError] = []
         var lastStage: PipelineStage = .none
         var abandoned = false
+        /// Seqs of the pipeline events this iteration published (only those drive its stages).
+        var ownSeqs: [Int] = []
     }
 
     let number: Int
@@ -53,6 +55,12 @@ final class IterationContext: Sendable {
     var isAbandoned: Bool { progress.withLock { $0.abandoned } }
 
     func update(_ body: (inout Progress) -> Void) { progress.withLock { body(&$0) } }
+
+    /// Records that this iteration published the event with `seq`.
+    func own(_ seq: Int) { progress.withLock { $0.ownSeqs.append(seq) } }
+
+    /// True when this iteration published the event with `seq`.
+    func published(_ seq: Int) -> Bool { progress.withLock { $0.ownSeqs.contains(seq) } }
 
     func finished(_ stage: PipelineStage) { progress.withLock { $0.lastStage = max($0.lastStage, stage) } }
 

@@ -2,6 +2,9 @@ import TradewireTrading
 
 /// What one iteration should do (the parameters of `run_pipeline`).
 public struct IterationRequest: Sendable {
+    /// Most symbols one iteration takes (`run_pipeline` with more → -32602).
+    public static let maximumSymbols = 10_000
+
     /// Symbols to fetch; nil means the configured list (or `marketData`'s keys when given).
     public var symbols: [String]?
     /// Market data supplied by the caller: the data stage uses it instead of the provider.

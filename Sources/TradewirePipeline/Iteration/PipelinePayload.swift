@@ -68,7 +68,7 @@ public enum PipelinePayload: EventPayload, Equatable {
             let memberPath = reader.pointer(member.key)
             let symbol: String
             do { symbol = try SymbolValidation.normalize(member.key) } catch {
-                throw JSONDecodingError(path: memberPath, message: "invalid symbol: \(error)")
+                throw JSONDecodingError(path: memberPath, message: error.description)
             }
             var data = try MarketData(json: member.value, path: memberPath)
             data.symbol = symbol

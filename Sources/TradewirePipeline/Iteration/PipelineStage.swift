@@ -19,6 +19,16 @@ public enum PipelineEvent: String, Sendable, CaseIterable {
     case executedReady = "executed_ready"
     case auditReady = "audit_ready"
 
+    /// Whether a client's event of this type starts an iteration (PROTOCOL §9): data,
+    /// strategy and quant output may come from outside; risk's, execution's and audit's may
+    /// not, so nothing reaches the broker without passing risk.
+    public var startsIteration: Bool {
+        switch self {
+        case .dataReady, .signalsReady, .validatedReady: true
+        case .approvedReady, .executedReady, .auditReady: false
+        }
+    }
+
     /// The stage whose completion this event announces.
     public var completedStage: PipelineStage {
         switch self {

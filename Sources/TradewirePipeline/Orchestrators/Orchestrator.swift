@@ -12,10 +12,20 @@ public enum OrchestratorMode: String, Sendable, CaseIterable {
 /// What happened when a client published a pipeline event.
 public struct ClientEventOutcome: Sendable {
     public let published: PublishedEvent
-    public let iteration: Int
-    public let iterationID: String
+    /// The iteration the event started (nil for `approved_ready`, `executed_ready` and
+    /// `audit_ready`, which are recorded and delivered but drive no stage).
+    public let iteration: ClientIteration?
+}
+
+/// The iteration a client's event started.
+public struct ClientIteration: Sendable {
+    public let number: Int
+    public let id: String
+    /// The iteration's result when the chain reached audit before the deadline.
+    public let result: IterationResult?
+
     /// True when the chain reached audit before the deadline.
-    public let completed: Bool
+    public var completed: Bool { result != nil }
 }
 
 /// Runs iterations. Both implementations return identical results on identical data.
@@ -27,9 +37,12 @@ public protocol Orchestrator: Sendable {
     /// Runs one iteration to its end, or throws when no symbol had data or the deadline passed.
     func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult
 
-    /// Publishes a client's pipeline event in a new iteration: the event is recorded (its seq
-    /// assigned) before this returns; awaiting ``ClientEventPublication/reaction()`` lets the
-    /// stages after it react, under the default deadline.
+    /// Publishes a client's pipeline event: the event is recorded (its seq assigned) before
+    /// this returns. A `data_ready`, `signals_ready` or `validated_ready` starts a new
+    /// iteration, and awaiting ``ClientEventPublication/reaction()`` runs the stages after it
+    /// (quant where it comes after, and risk always) under the default deadline; a
+    /// `signals_ready`/`validated_ready` iteration fetches its symbols' market data first so
+    /// that risk can size. Any other pipeline event drives no stage.
     func publishClientEvent(_ event: PipelineEvent, payload: PipelinePayload, metadata: JSONObject)
         -> ClientEventPublication
 }

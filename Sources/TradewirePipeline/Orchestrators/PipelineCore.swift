@@ -49,9 +49,13 @@ final class PipelineCore: Sendable {
         return context
     }
 
+    /// The live iteration that published `event`. An event whose metadata names a live
+    /// iteration it does not belong to (a client's copy) finds none, so it cannot drive a stage.
     func context(for event: Event) -> IterationContext? {
-        guard let id = event.metadata["iteration_id"]?.stringValue else { return nil }
-        return live.withLock { $0[id] }
+        guard let id = event.metadata["iteration_id"]?.stringValue,
+            let context = live.withLock({ $0[id] }), context.published(event.seq)
+        else { return nil }
+        return context
     }
 
     /// `metadata` with the iteration's `iteration` and `iteration_id` set (PROTOCOL §8).
@@ -72,6 +76,7 @@ final class PipelineCore: Sendable {
         awaitHandlers: Bool = true
     ) async -> PublishedEvent {
         let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(extra, context))
+        context.own(published.event.seq)
         if awaitHandlers {
             await published.handlersFinished()
         } else if published.hasPendingHandlers {
@@ -116,28 +121,38 @@ final class PipelineCore: Sendable {
         return outcome
     }
 
-    /// A client's pipeline event: a new iteration seeded with the event's data and the event
-    /// recorded (seq assigned) now, in the caller's order; the returned reaction then lets
-    /// `react` run the later stages under the default deadline.
+    /// A client's pipeline event (PROTOCOL §9). One that starts an iteration gets a new
+    /// context seeded with its data and is recorded (seq assigned) now, in the caller's
+    /// order; the returned reaction fetches market data where risk needs it, then lets
+    /// `react` run the later stages under the default deadline. Any other pipeline event is
+    /// recorded and delivered, and drives nothing.
     func publishClientEvent(
         _ event: PipelineEvent, payload: PipelinePayload, metadata: JSONObject,
         react: @escaping @Sendable (IterationContext, PublishedEvent) async -> Void
     ) -> ClientEventPublication {
+        guard event.startsIteration else {
+            let published = bus.publishRecording(event.rawValue, payload: payload, metadata: metadata)
+            return ClientEventPublication(published: published) {
+                await published.handlersFinished()
+                return ClientEventOutcome(published: published, iteration: nil)
+            }
+        }
         let context = makeContext(IterationRequest())
         SequentialOrchestrator.seed(context, core: self, with: event, payload: payload)
         let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(metadata, context))
+        context.own(published.event.seq)
         return ClientEventPublication(published: published) {
-            guard event != .auditReady else {
-                // Nothing follows audit: the event is recorded and delivered, and that is all.
-                await published.handlersFinished()
-                self.live.withLock { $0[context.id] = nil }
-                return ClientEventOutcome(
-                    published: published, iteration: context.number, iterationID: context.id, completed: true)
+            let outcome = await self.runWithDeadline(context, timeout: nil) {
+                if event != .dataReady {
+                    // Signals from outside: risk sizes them on the provider's market data.
+                    _ = await self.stages.data(context, symbols: context.progress.withLock { $0.symbols })
+                }
+                await react(context, published)
             }
-            let outcome = await self.runWithDeadline(context, timeout: nil) { await react(context, published) }
-            let completed = if case .completed = outcome { true } else { false }
+            let result: IterationResult? = if case .completed(let result) = outcome { result } else { nil }
             return ClientEventOutcome(
-                published: published, iteration: context.number, iterationID: context.id, completed: completed)
+                published: published,
+                iteration: ClientIteration(number: context.number, id: context.id, result: result))
         }
     }
 

@@ -96,8 +96,8 @@ struct PipelineStages: Sendable {
             let marketData = context.progress.withLock { $0.marketData }
             let account = await agents.broker.account()
             let decision = agents.risk.evaluate(
-                validated, marketData: marketData, equity: account.equity.dollars, on: context.asOf,
-                commit: !context.request.dryRun, positions: account.positions)
+                validated, marketData: marketData, account: account, on: context.asOf,
+                commit: !context.request.dryRun)
             context.update {
                 $0.approved = decision.approved
                 $0.rejected = decision.rejected
@@ -112,7 +112,10 @@ struct PipelineStages: Sendable {
             if approved.isEmpty || context.isAbandoned {
                 results = []
             } else {
-                results = await agents.execution.execute(approved, dryRun: context.request.dryRun, now: clock())
+                let prices = ExecutionAgent.referencePrices(from: context.progress.withLock { $0.marketData })
+                results = await agents.execution.execute(
+                    approved, referencePrices: prices, asOf: context.asOf, dryRun: context.request.dryRun,
+                    now: clock())
             }
             for result in results where !result.executed && !context.request.dryRun {
                 context.record([

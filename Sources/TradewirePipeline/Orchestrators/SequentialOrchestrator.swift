@@ -48,7 +48,8 @@ public final class SequentialOrchestrator: Orchestrator {
         }
     }
 
-    /// Runs the stages after `event` directly, publishing each stage's event for observers.
+    /// Runs the stages after `event` (one that starts an iteration) directly, publishing each
+    /// stage's event for observers.
     static func chain(
         from event: PipelineEvent, context: IterationContext, core: PipelineCore,
         marketData: [String: MarketData]? = nil, payload: PipelinePayload? = nil
@@ -57,12 +58,9 @@ public final class SequentialOrchestrator: Orchestrator {
         var signals: [TradingSignal] = []
         var validated: [TradingSignal] = []
         var approved: [TradingSignal] = []
-        var executions: [ExecutionResult] = []
         switch (event, payload) {
         case (.signalsReady, .signals(let s)?): signals = s
         case (.validatedReady, .signals(let s)?): validated = s
-        case (.approvedReady, .signals(let s)?): approved = s
-        case (.executedReady, .executions(let e)?): executions = e
         default: break  // data_ready: the market data is in the context (run or adopted)
         }
         if event == .dataReady {
@@ -79,11 +77,9 @@ public final class SequentialOrchestrator: Orchestrator {
             guard !context.isAbandoned else { return }
             await core.publish(.approvedReady, .signals(approved), for: context, awaitHandlers: false)
         }
-        if event <= .approvedReady {
-            executions = await stages.execution(context, approved: approved)
-            guard !context.isAbandoned else { return }
-            await core.publish(.executedReady, .executions(executions), for: context, awaitHandlers: false)
-        }
+        let executions = await stages.execution(context, approved: approved)
+        guard !context.isAbandoned else { return }
+        await core.publish(.executedReady, .executions(executions), for: context, awaitHandlers: false)
         let result = await stages.audit(context, executions: executions)
         await core.publish(.auditReady, .audit(result.auditReport), for: context, awaitHandlers: false)
         context.outcome.fulfill(.completed(result))
@@ -99,26 +95,12 @@ public final class SequentialOrchestrator: Orchestrator {
         case .signals(let signals):
             context.update { p in
                 p.symbols = Array(Set(signals.map(\.symbol))).sorted()
-                switch event {
-                case .signalsReady: p.signals = signals
-                case .validatedReady:
-                    p.signals = signals
-                    p.validated = signals
-                default:
-                    p.signals = signals
-                    p.validated = signals
-                    p.approved = signals.filter(\.approved)
-                }
-            }
-        case .executions(let results):
-            context.update { p in
-                let signals = results.map(\.signal)
-                p.symbols = Array(Set(signals.map(\.symbol))).sorted()
                 p.signals = signals
-                p.validated = signals
-                p.approved = signals
+                if event == .validatedReady { p.validated = signals }
             }
-        case .audit: break
+        case .executions, .audit:
+            // Never seeded: those events start no iteration (PipelineCore.publishClientEvent).
+            break
         }
         context.finished(event.completedStage)
     }

@@ -26,7 +26,7 @@ public struct TradingAgents: Sendable {
         strategy = StrategyAgent(selector: config.strategySelector, logger: logger)
         quant = QuantAgent(minSharpe: config.quantMinSharpe, maxDrawdown: config.quantMaxDrawdown, logger: logger)
         risk = RiskAgent(config: config, budget: riskBudget, logger: logger)
-        execution = ExecutionAgent(broker: broker, logger: logger)
+        execution = ExecutionAgent(broker: broker, budget: riskBudget, logger: logger)
         audit = AuditAgent(log: auditLog, logger: logger)
     }
 }

@@ -35,12 +35,26 @@ extension Tradewire {
         @Flag(help: "Show what would be executed without sending orders.")
         var dryRun = false
 
-        @Option(help: ArgumentHelp("Pipeline deadline in seconds (default 300).", valueName: "seconds"))
-        var timeout: Double?
+        // Unconditional parsing, so that `--timeout -5` is read as a value and refused with
+        // a message saying why, not as an unknown flag.
+        @Option(
+            parsing: .unconditional,
+            help: ArgumentHelp("Pipeline deadline in seconds: 0.001...3600 (default 300).", valueName: "seconds"))
+        var timeout: String?
+
+        /// The deadline in seconds, when given.
+        var timeoutSeconds: Double? { timeout.flatMap { Double($0) } }
 
         func validate() throws {
-            if let timeout, !(0.001...3600).contains(timeout) {
-                throw ValidationError("--timeout must be between 0.001 and 3600 seconds.")
+            guard let timeout else { return }
+            guard let seconds = timeoutSeconds, seconds.isFinite else {
+                throw ValidationError("--timeout must be a number of seconds, got \"\(timeout)\".")
+            }
+            guard seconds > 0 else {
+                throw ValidationError("--timeout must be positive (0.001...3600 seconds), got \(timeout).")
+            }
+            guard seconds <= 3600 else {
+                throw ValidationError("--timeout must be at most 3600 seconds, got \(timeout).")
             }
         }
 
@@ -49,9 +63,11 @@ extension Tradewire {
             if !symbols.isEmpty { params["symbols"] = .array(symbols.map { JSONValue($0) }) }
             if let strategy { params["strategy"] = JSONValue(strategy.rawValue) }
             if dryRun { params["dry_run"] = true }
-            if let timeout { params["timeout_ms"] = JSONValue(max(1, Int((timeout * 1000).rounded()))) }
+            if let timeout = timeoutSeconds {
+                params["timeout_ms"] = JSONValue(max(1, Int((timeout * 1000).rounded())))
+            }
             // The call outlives the pipeline deadline so the daemon's own timeout error comes back.
-            let callTimeout = Duration.seconds(timeout ?? 300) + .seconds(15)
+            let callTimeout = Duration.seconds(timeoutSeconds ?? 300) + .seconds(15)
             try await CommandRunner.run(connection) { client in
                 let result = try await client.call("run_pipeline", params, timeout: callTimeout)
                 CommandRunner.emit(result, json: connection.json, human: Self.render)
