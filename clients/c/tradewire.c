@@ -1,7 +1,11 @@
 /*
- * tradewire.c — C client for tradewired (see tradewire.h, shared/PROTOCOL.md).
+ * tradewire.c — C client for tradewired (see tradewire.h, docs/PROTOCOL.md).
  */
+#if defined(__linux__)
+#define _GNU_SOURCE /* struct ucred, SO_PEERCRED */
+#else
 #define _POSIX_C_SOURCE 200809L
+#endif
 #if defined(__APPLE__)
 #define _DARWIN_C_SOURCE
 #endif
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
@@ -111,6 +116,8 @@ static const char *local_type(int code)
     case TW_ERR_INVALID_ARG: return "invalid_argument";
     case TW_ERR_NOMEM:       return "out_of_memory";
     case TW_ERR_BUSY:        return "busy";
+    case TW_ERR_UNSAFE_DIR:  return "unsafe_socket_dir";
+    case TW_ERR_UNTRUSTED_PEER: return "untrusted_peer";
     default:                 return "unknown";
     }
 }
@@ -145,10 +152,13 @@ static int remaining_ms(int64_t deadline)
 
 /* ------------------------------------------------------------------------ */
 
-int tw_default_socket_path(char *buf, size_t n)
+/* The default socket path; *is_last = 1 when it is the last rule
+ * (/tmp/tradewire-$UID/tradewire.sock), whose directory gets checked. */
+static int default_socket_path(char *buf, size_t n, int *is_last)
 {
     const char *s = getenv("TRADEWIRE_SOCKET");
     int len;
+    *is_last = 0;
     if (s && *s) {
         len = snprintf(buf, buf ? n : 0, "%s", s);
     } else {
@@ -160,11 +170,98 @@ int tw_default_socket_path(char *buf, size_t n)
         } else {
             len = snprintf(buf, buf ? n : 0, "/tmp/tradewire-%lu/tradewire.sock",
                            (unsigned long)getuid());
+            *is_last = 1;
         }
     }
     if (!buf || len < 0 || (size_t)len >= n)
         return -1;
     return len;
+}
+
+int tw_default_socket_path(char *buf, size_t n)
+{
+    int is_last;
+    return default_socket_path(buf, n, &is_last);
+}
+
+#define TW_DIR_ADVICE " (the daemon's socket directory must be a real directory owned by you " \
+                      "with mode 0700; another user may have created it)"
+
+int tw_check_socket_dir(const char *dir, tw_error *err)
+{
+    struct stat st;
+    clear_err(err);
+    if (!dir || !*dir) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_check_socket_dir: dir is required");
+        return -1;
+    }
+    if (lstat(dir, &st) != 0) {
+        int e = errno;
+        if (e == ENOENT)
+            LERR(err, TW_ERR_CONNECT,
+                 "no daemon: socket directory %s does not exist (is tradewired running?)", dir);
+        else
+            LERR(err, TW_ERR_UNSAFE_DIR, "refusing %s: cannot lstat it: %s", dir, strerror(e));
+        return -1;
+    }
+    unsigned long me = (unsigned long)getuid();
+    if (S_ISLNK(st.st_mode)) {
+        LERR(err, TW_ERR_UNSAFE_DIR, "refusing %s: is a symlink" TW_DIR_ADVICE, dir);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        LERR(err, TW_ERR_UNSAFE_DIR, "refusing %s: is not a directory" TW_DIR_ADVICE, dir);
+        return -1;
+    }
+    if ((unsigned long)st.st_uid != me) {
+        LERR(err, TW_ERR_UNSAFE_DIR, "refusing %s: owned by uid %lu, not %lu" TW_DIR_ADVICE, dir,
+             (unsigned long)st.st_uid, me);
+        return -1;
+    }
+    if ((st.st_mode & 07777) != 0700) {
+        LERR(err, TW_ERR_UNSAFE_DIR, "refusing %s: mode %04o, expected 0700" TW_DIR_ADVICE, dir,
+             (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* The server at the other end of fd must run as us or as root. */
+static int check_peer(int fd, const char *path, tw_error *err)
+{
+    unsigned long uid;
+    long pid = 0;
+#if defined(SO_PEERCRED)
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof cr) {
+        LERR(err, TW_ERR_UNTRUSTED_PEER, "refusing %s: cannot read the server's credentials (SO_PEERCRED): %s",
+             path, strerror(errno));
+        return -1;
+    }
+    uid = (unsigned long)cr.uid;
+    pid = (long)cr.pid;
+#else
+    uid_t u;
+    gid_t g;
+    if (getpeereid(fd, &u, &g) != 0) {
+        LERR(err, TW_ERR_UNTRUSTED_PEER, "refusing %s: cannot read the server's credentials (getpeereid): %s",
+             path, strerror(errno));
+        return -1;
+    }
+    uid = (unsigned long)u;
+#endif
+    unsigned long me = (unsigned long)getuid();
+    if (uid != me && uid != 0) {
+        char who[48] = "";
+        if (pid > 0)
+            snprintf(who, sizeof who, " (pid %ld)", pid);
+        LERR(err, TW_ERR_UNTRUSTED_PEER,
+             "refusing %s: server runs as uid %lu%s; only uid %lu (you) or 0 (root) is trusted: it is "
+             "not your tradewire daemon, nothing was sent", path, uid, who, me);
+        return -1;
+    }
+    return 0;
 }
 
 static void mark_broken(tw_client *c)
@@ -182,11 +279,19 @@ tw_client *tw_connect(const char *path, tw_error *err)
 
     clear_err(err);
     if (!path || !*path) {
-        if (tw_default_socket_path(defpath, sizeof defpath) < 0) {
+        int is_last;
+        if (default_socket_path(defpath, sizeof defpath, &is_last) < 0) {
             LERR(err, TW_ERR_CONNECT, "default socket path is too long");
             return NULL;
         }
         path = defpath;
+        if (is_last) {
+            /* /tmp/tradewire-$UID/tradewire.sock: is the directory really ours? */
+            char dir[64];
+            snprintf(dir, sizeof dir, "/tmp/tradewire-%lu", (unsigned long)getuid());
+            if (tw_check_socket_dir(dir, err) < 0)
+                return NULL;
+        }
     }
     if (strlen(path) >= sizeof sa.sun_path) {
         LERR(err, TW_ERR_CONNECT, "socket path too long (max %zu bytes): %s",
@@ -218,6 +323,10 @@ tw_client *tw_connect(const char *path, tw_error *err)
         close(fd);
         LERR(err, TW_ERR_CONNECT, "cannot connect to %s: %s%s", path, strerror(e),
              (e == ENOENT || e == ECONNREFUSED) ? " (is tradewired running?)" : "");
+        return NULL;
+    }
+    if (check_peer(fd, path, err) < 0) {
+        close(fd);
         return NULL;
     }
     int fl = fcntl(fd, F_GETFL, 0);
@@ -408,8 +517,9 @@ static void handle_message(tw_client *c, json_t *msg)
         return;
     }
     if (json_is_string(method)) {
-        /* A request from the daemon (reserved for a later api_level, PROTOCOL
-         * §9): not understood at this level, ignored. */
+        /* A request from the daemon (api_level 2, docs/PROTOCOL.md §9: only
+         * sent to a connection that registered a pipeline stage, which this
+         * library does not do by itself): ignored. */
         json_decref(msg);
         return;
     }

@@ -2,7 +2,8 @@
  * tradewire.h — C client for the tradewire daemon (tradewired).
  *
  * JSON-RPC 2.0 over a Unix domain socket, newline-delimited JSON
- * (see shared/PROTOCOL.md, api_level 1). JSON values are jansson json_t.
+ * (the protocol: docs/PROTOCOL.md in the tradewire repository; the client
+ * speaks api_level 2). JSON values are jansson json_t.
  *
  * Threading: a tw_client is not thread-safe; use one client per thread (or
  * serialise access yourself). The library has no global state.
@@ -26,7 +27,7 @@ extern "C" {
 #endif
 
 #define TW_VERSION "0.1.0"
-#define TW_API_LEVEL 1
+#define TW_API_LEVEL 2
 
 /* Default upper bound for one incoming line (bytes before the newline):
  * the daemon's 1 MiB request limit plus 1 MiB of margin, because an event
@@ -41,7 +42,7 @@ extern "C" {
  * Error codes.
  *
  * tw_error.code is 0 on success, the daemon's JSON-RPC error code for an RPC
- * error (all codes in PROTOCOL.md are <= -32000; tw_error.type then holds the
+ * error (all codes in docs/PROTOCOL.md are <= -32000; tw_error.type then holds the
  * error's data.type, e.g. "method_not_found"), or one of the LOCAL codes below
  * (range -1 .. -99, never sent by the daemon; tw_error.type then holds the
  * snake_case name given next to each code). Use tw_error_is_local().
@@ -64,8 +65,17 @@ enum {
                                   connection stays usable                      */
     TW_ERR_INVALID_ARG  = -7,  /* "invalid_argument": bad argument to the API  */
     TW_ERR_NOMEM        = -8,  /* "out_of_memory"                              */
-    TW_ERR_BUSY         = -9   /* "busy": tw_poll() called from inside the
+    TW_ERR_BUSY         = -9,  /* "busy": tw_poll() called from inside the
                                   notification callback                        */
+    TW_ERR_UNSAFE_DIR   = -10, /* "unsafe_socket_dir": the default socket
+                                  directory /tmp/tradewire-$UID is a symlink,
+                                  not a directory, owned by another uid or not
+                                  mode 0700 (another user may have planted
+                                  it); nothing was connected to               */
+    TW_ERR_UNTRUSTED_PEER = -11 /* "untrusted_peer": the server at the socket
+                                  runs as another user (SO_PEERCRED uid is
+                                  neither ours nor 0); closed before anything
+                                  was sent                                    */
 };
 
 typedef struct tw_error {
@@ -87,7 +97,7 @@ typedef void (*tw_notification_cb)(const char *method, json_t *params, void *ud)
 
 /* ---- socket path ------------------------------------------------------- */
 
-/* Writes the default socket path (PROTOCOL §1) into buf:
+/* Writes the default socket path (docs/PROTOCOL.md §1) into buf:
  *   $TRADEWIRE_SOCKET, else $XDG_RUNTIME_DIR/tradewire.sock,
  *   else /tmp/tradewire-$UID/tradewire.sock   (UID = getuid()).
  * An environment variable that is set but empty counts as unset.
@@ -95,10 +105,27 @@ typedef void (*tw_notification_cb)(const char *method, json_t *params, void *ud)
  * small (buf then holds a truncated, NUL-terminated string when n > 0). */
 int tw_default_socket_path(char *buf, size_t n);
 
+/* Checks a default socket directory (/tmp/tradewire-$UID) the way
+ * tw_connect() does before using it: lstat(dir) must show a real directory
+ * (not a symlink) owned by getuid() with mode exactly 0700. Returns 0, or -1
+ * with err filled: TW_ERR_CONNECT when it does not exist ("no daemon: socket
+ * directory DIR does not exist (is tradewired running?)"), TW_ERR_UNSAFE_DIR
+ * otherwise ("refusing DIR: mode 0755, expected 0700", "...: is a symlink",
+ * "...: owned by uid 65534, not 1000"). */
+int tw_check_socket_dir(const char *dir, tw_error *err);
+
 /* ---- connection -------------------------------------------------------- */
 
 /* Connects to the daemon. path NULL (or "") = tw_default_socket_path().
- * Returns NULL with err filled (TW_ERR_CONNECT, TW_ERR_NOMEM) on failure. */
+ * Never talks to an impostor:
+ *   - when the path is the last default (/tmp/tradewire-$UID/tradewire.sock:
+ *     no path, no TRADEWIRE_SOCKET, no XDG_RUNTIME_DIR), its directory must
+ *     pass tw_check_socket_dir() before connecting;
+ *   - for every path, right after connecting and before sending anything, the
+ *     server's credentials (SO_PEERCRED; getpeereid() where that is missing)
+ *     must show our uid or 0 (root), else TW_ERR_UNTRUSTED_PEER.
+ * Returns NULL with err filled (TW_ERR_CONNECT, TW_ERR_UNSAFE_DIR,
+ * TW_ERR_UNTRUSTED_PEER, TW_ERR_NOMEM) on failure. */
 tw_client *tw_connect(const char *path, tw_error *err);
 
 /* Closes the connection and frees everything (queued notifications too).

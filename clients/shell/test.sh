@@ -111,6 +111,11 @@ cleanup() {
         kill -TERM "$fake_pid" 2>/dev/null
         wait "$fake_pid" 2>/dev/null
     fi
+    if [[ -n ${impostor_pid:-} ]]; then
+        kill -TERM "$impostor_pid" 2>/dev/null
+        wait "$impostor_pid" 2>/dev/null
+    fi
+    [[ -n ${fakedir:-} ]] && rm -rf "$fakedir"
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -127,7 +132,7 @@ command -v nc >/dev/null 2>&1 && nc -h 2>&1 | grep -q -- '-U' && transports+=(nc
 
 # ------------------------------------------------------------------ checks without a daemon
 
-# tw_socket: PROTOCOL §1 order.
+# tw_socket: docs/PROTOCOL.md §1 order.
 out=$(TRADEWIRE_SOCKET=/x/explicit.sock XDG_RUNTIME_DIR=/run/user/7 tw_socket)
 check "tw_socket prefers TRADEWIRE_SOCKET" "$([[ $out == /x/explicit.sock ]]; echo $?)" "got: $out"
 out=$(unset TRADEWIRE_SOCKET; XDG_RUNTIME_DIR=/run/user/7 tw_socket)
@@ -229,6 +234,151 @@ if [[ " ${transports[*]} " == *" socat "* ]]; then
     done
 else
     skip "fake-server checks" "socat not installed"
+fi
+
+# ------------------------------------------------------------------ never talk to an impostor
+
+# The default socket directory is pointed at $tmp through this override of the library's
+# hook while tw_test_default_dir is set, so the real /tmp/tradewire-$UID is never touched.
+_tw_default_dir() {
+    if [[ -n ${tw_test_default_dir:-} ]]; then
+        printf '%s' "$tw_test_default_dir"
+    else
+        printf '/tmp/tradewire-%s' "${UID:-$(id -u)}"
+    fi
+}
+
+# A fake server: prints "ready UID" once listening on $1, then "conn N" for each
+# connection it accepted (N = bytes received).
+impostor_py='
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(8)
+print("ready", os.getuid(), flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(3.0)
+    n = 0
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    except OSError:
+        pass
+    c.close()
+    print("conn", n, flush=True)
+'
+impostor_pid=
+
+# impostor_start USER PATH — run the fake server on PATH as USER ("self": as us), output in
+# $tmp/impostor.out. Fails if it does not listen within 10 s.
+impostor_start() {
+    local user=$1 path=$2 n=100
+    : >"$tmp/impostor.out"
+    if [[ $user == self ]]; then
+        python3 -c "$impostor_py" "$path" </dev/null >"$tmp/impostor.out" 2>/dev/null &
+    else
+        runuser -u "$user" -- python3 -c "$impostor_py" "$path" </dev/null >"$tmp/impostor.out" 2>/dev/null &
+    fi
+    impostor_pid=$!
+    while ! grep -q '^ready' "$tmp/impostor.out" 2>/dev/null && ((n-- > 0)); do sleep 0.1; done
+    grep -q '^ready' "$tmp/impostor.out"
+}
+# impostor_stop — stop it; prints what it received: one "conn N" line per connection.
+impostor_stop() {
+    sleep 0.3 # a connection the client closed is reported at once; give it a moment
+    if [[ -n $impostor_pid ]]; then
+        kill -TERM "$impostor_pid" 2>/dev/null
+        wait "$impostor_pid" 2>/dev/null
+        impostor_pid=
+    fi
+    grep '^conn' "$tmp/impostor.out"
+}
+
+if ! command -v python3 >/dev/null 2>&1; then
+    skip "impostor checks" "python3 (for the fake server) not installed"
+else
+    save_xdg=${XDG_RUNTIME_DIR-}
+    unset XDG_RUNTIME_DIR TRADEWIRE_SOCKET
+    defdir=$tmp/def/tradewire-$UID
+    mkdir -p "$tmp/def"
+    export tw_test_default_dir=$defdir
+    out=$(tw_socket)
+    check "the tests' default directory stands in for /tmp/tradewire-\$UID" \
+        "$([[ $out == "$defdir/tradewire.sock" ]]; echo $?)" "got: $out"
+
+    run out err rc tw_call ping
+    check "a missing default socket directory returns 3: no daemon" \
+        "$([[ $rc -eq 3 && $err == "tradewire: no daemon: socket directory $defdir does not exist (is tradewired running?)"* ]]; echo $?)" \
+        "rc=$rc" "err: $err"
+
+    # (a) mode 0755, a server of ours inside: the client must not even connect
+    mkdir "$defdir" && chmod 0755 "$defdir"
+    if impostor_start self "$defdir/tradewire.sock"; then
+        run out err rc tw_call ping
+        check "a default socket directory with mode 0755 is refused (5)" \
+            "$([[ $rc -eq 5 && $err == "tradewire: refusing $defdir: mode 0755, expected 0700"* ]]; echo $?)" \
+            "rc=$rc" "err: $err"
+        if [[ $UID -eq 0 ]]; then
+            chmod 0700 "$defdir" && chown 65534 "$defdir"
+            run out err rc tw_call ping
+            check "a default socket directory owned by another uid is refused (5)" \
+                "$([[ $rc -eq 5 && $err == "tradewire: refusing $defdir: owned by uid 65534, not 0"* ]]; echo $?)" \
+                "rc=$rc" "err: $err"
+        fi
+        got=$(impostor_stop)
+        check "... and nothing connected to the server in that directory" "$([[ -z $got ]]; echo $?)" \
+            "fake server: $(cat "$tmp/impostor.out")"
+    else
+        not_ok "the fake server starts (python3)" "$(cat "$tmp/impostor.out")"
+    fi
+    rm -rf "$defdir"
+
+    # (b) a symlink to a directory that looks right
+    mkdir -m 0700 "$tmp/def/real" && ln -s "$tmp/def/real" "$defdir"
+    if impostor_start self "$tmp/def/real/tradewire.sock"; then
+        run out err rc tw_call ping
+        got=$(impostor_stop)
+        check "a symlinked default socket directory is refused (5) before connecting" \
+            "$([[ $rc -eq 5 && $err == "tradewire: refusing $defdir: is a symlink"* && -z $got ]]; echo $?)" \
+            "rc=$rc" "err: $err" "fake server: $got"
+    else
+        not_ok "the fake server starts (python3)" "$(cat "$tmp/impostor.out")"
+    fi
+    rm -rf "$defdir" "$tmp/def/real"
+    unset tw_test_default_dir
+
+    # (c) a server run by nobody on an explicit path, in a directory nobody can write to
+    if [[ $UID -ne 0 ]] || ! command -v runuser >/dev/null 2>&1; then
+        skip "a fake server run by nobody" "needs root and runuser"
+    else
+        fakedir=$(mktemp -d /tmp/twsh-fake.XXXXXX) && chmod 0777 "$fakedir"
+        if impostor_start nobody "$fakedir/fake.sock"; then
+            for t in "${transports[@]}"; do
+                export TW_TRANSPORT=$t TRADEWIRE_SOCKET=$fakedir/fake.sock
+                run out err rc tw_call ping
+                check "[$t] a socket of another user (nobody) is refused (5)" \
+                    "$([[ $rc -eq 5 && $err == "tradewire: refusing $fakedir/fake.sock: the socket file belongs to uid 65534"* && -z $out ]]; echo $?)" \
+                    "rc=$rc" "err: $err"
+                run out err rc tw_publish some.secret '{"password":"hunter2"}'
+                check "[$t] tw_publish to it is refused (5) too" "$([[ $rc -eq 5 ]]; echo $?)" "rc=$rc" "err: $err"
+                unset TW_TRANSPORT TRADEWIRE_SOCKET
+            done
+            got=$(impostor_stop)
+            check "the fake server run by nobody received zero bytes" \
+                "$([[ $(grep -c '^ready 65534$' "$tmp/impostor.out") -eq 1 && -z $(grep -v '^conn 0$' <<<"$got") ]]; echo $?)" \
+                "fake server: $(cat "$tmp/impostor.out")"
+        else
+            not_ok "the fake server starts as nobody (runuser -u nobody -- python3)" "$(cat "$tmp/impostor.out")"
+        fi
+        impostor_stop >/dev/null
+        rm -rf "$fakedir"
+    fi
+    [[ -n $save_xdg ]] && export XDG_RUNTIME_DIR=$save_xdg
 fi
 
 # ------------------------------------------------------------------ the live daemon
@@ -345,6 +495,21 @@ live_checks() {
     got=$(jq -c '[.events[] | select(.event_type | endswith(".live.obj")) | .metadata.source, .data_type]' <<<"$out" 2>&1)
     check "[$t] history keeps client metadata and data_type" \
         "$([[ $got == '["test.sh","object"]' ]]; echo $?)" "got: $got"
+
+    # the default directory when it is right: a real directory of ours with mode 0700 (its
+    # socket here is a symlink to the daemon's, which is owned by us)
+    local save_xdg=${XDG_RUNTIME_DIR-}
+    unset TRADEWIRE_SOCKET XDG_RUNTIME_DIR
+    export tw_test_default_dir=$tmp/okdef.$t/tradewire-$UID
+    mkdir -p "$tw_test_default_dir" && chmod 0700 "$tw_test_default_dir"
+    ln -sf "$sock" "$tw_test_default_dir/tradewire.sock"
+    run out err rc tw_call ping
+    check "[$t] the default path works when its directory is ours with mode 0700" \
+        "$([[ $rc -eq 0 && $out == '{"pong":true}' ]]; echo $?)" "rc=$rc" "out: $out" "err: $err"
+    rm -rf "$tmp/okdef.$t"
+    unset tw_test_default_dir
+    [[ -n $save_xdg ]] && export XDG_RUNTIME_DIR=$save_xdg
+    export TRADEWIRE_SOCKET=$sock
 
     got=$(pgrep -f "UNIX-CONNECT:$sock|nc -U $sock" 2>/dev/null)
     check "[$t] no transport process left behind" "$([[ -z $got ]]; echo $?)" "$(ps -o pid,args -p "${got//$'\n'/,}" 2>/dev/null)"

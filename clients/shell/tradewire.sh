@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 #
 # tradewire.sh — a tiny bash client for tradewired (JSON-RPC 2.0 over a Unix socket,
-# newline-delimited JSON; the contract is shared/PROTOCOL.md).
+# newline-delimited JSON; the contract is the protocol, docs/PROTOCOL.md in the tradewire
+# repository; this client speaks api_level 2).
 #
 # Source it, don't run it:
 #
@@ -20,7 +21,7 @@
 #     tw_subscribe 'signals_*' 120                 # replay history after seq 120, then live
 #
 # Functions
-#   tw_socket                          print the socket path (PROTOCOL §1): $TRADEWIRE_SOCKET,
+#   tw_socket                          print the socket path (docs/PROTOCOL.md §1): $TRADEWIRE_SOCKET,
 #                                      else $XDG_RUNTIME_DIR/tradewire.sock,
 #                                      else /tmp/tradewire-$UID/tradewire.sock
 #   tw_call METHOD [PARAMS]            one request; prints its `result` as compact JSON.
@@ -46,8 +47,18 @@
 #      "<path>: <message>" line per data.errors entry, a "data: {...}" line for other fields
 #   2  bad usage or local setup: invalid JSON argument, bad SINCE_SEQ / TW_* value,
 #      jq or a transport (socat / nc) missing
-#   3  cannot connect to the socket (stderr names it and says how to start the daemon)
+#   3  cannot connect to the socket (stderr names it and says how to start the daemon),
+#      including a default socket directory that does not exist
 #   4  no response: TW_TIMEOUT expired, or the daemon closed the connection first
+#   5  refused, nothing sent: the default socket directory /tmp/tradewire-$UID is a
+#      symlink, not a directory, not yours or not mode 0700, or the socket file belongs to
+#      another user (not you, not root); stderr says "tradewire: refusing PATH: WHY"
+#
+# Never talking to an impostor: with the last default path (no TRADEWIRE_SOCKET, no
+# XDG_RUNTIME_DIR) the directory /tmp/tradewire-$UID must be a real directory owned by you
+# with mode 0700, as the daemon makes it. For every path the socket file must be owned by
+# you or root. socat and nc cannot read the server's SO_PEERCRED, so that owner check of
+# the file stands in for the peer-credential check the other clients make (see README).
 #
 # Environment
 #   TRADEWIRE_SOCKET  socket path (see tw_socket)
@@ -84,7 +95,7 @@ tw_socket() {
     elif [[ -n ${XDG_RUNTIME_DIR:-} ]]; then
         printf '%s\n' "$XDG_RUNTIME_DIR/tradewire.sock"
     else
-        printf '/tmp/tradewire-%s/tradewire.sock\n' "${UID:-$(id -u)}"
+        printf '%s/tradewire.sock\n' "$(_tw_default_dir)"
     fi
 }
 
@@ -226,6 +237,69 @@ _tw_transport() {
     printf '%s' "$t"
 }
 
+# The directory of the last socket path rule, as the daemon makes it. (The tests redefine
+# this function to point it at a temporary directory.)
+_tw_default_dir() { printf '/tmp/tradewire-%s' "${UID:-$(id -u)}"; }
+
+# _tw_stat PATH [-L] — print "OWNER_UID MODE" (mode as 4 octal digits) of PATH; -L follows
+# a symlink. GNU stat, else BSD stat.
+_tw_stat() {
+    local out m
+    local -a follow=()
+    [[ ${2-} == -L ]] && follow=(-L)
+    out=$(stat "${follow[@]}" -c '%u %a' -- "$1" 2>/dev/null) ||
+        out=$(stat "${follow[@]}" -f '%u %Lp' -- "$1" 2>/dev/null) || return 1
+    m=${out#* }
+    [[ $m =~ ^[0-7]+$ ]] || return 1
+    printf '%s %04o\n' "${out%% *}" "$((8#$m))"
+}
+
+_tw_refuse() {
+    _tw_err "refusing $1: $2"
+}
+
+# _tw_check_dir DIR — the default socket directory must be a real directory (not a
+# symlink) owned by us with mode 0700. Returns 3 when it is missing, 5 when it is unsafe.
+_tw_check_dir() {
+    local dir=$1 me=${UID:-$(id -u)} owner mode
+    local why=" (the daemon's socket directory must be a real directory owned by you with mode 0700; another user may have created it)"
+    if [[ -L $dir ]]; then
+        _tw_refuse "$dir" "is a symlink$why"
+        return 5
+    elif [[ ! -e $dir ]]; then
+        _tw_err "no daemon: socket directory $dir does not exist (is tradewired running?); start it with 'tradewired' (or 'make run' in the tradewire repo), or point TRADEWIRE_SOCKET at its socket"
+        return 3
+    elif [[ ! -d $dir ]]; then
+        _tw_refuse "$dir" "is not a directory$why"
+        return 5
+    fi
+    if ! read -r owner mode < <(_tw_stat "$dir"); then
+        _tw_refuse "$dir" "cannot stat it"
+        return 5
+    fi
+    if [[ $owner != "$me" ]]; then
+        _tw_refuse "$dir" "owned by uid $owner, not $me$why"
+        return 5
+    elif [[ $mode != 0700 ]]; then
+        _tw_refuse "$dir" "mode $mode, expected 0700$why"
+        return 5
+    fi
+}
+
+# _tw_check_owner SOCKET — stands in for the SO_PEERCRED check of the other clients, which
+# socat and nc cannot make: the socket file must belong to us or to root. Returns 5 if not.
+_tw_check_owner() {
+    local me=${UID:-$(id -u)} owner mode
+    if ! read -r owner mode < <(_tw_stat "$1" -L); then
+        _tw_refuse "$1" "cannot stat the socket file"
+        return 5
+    fi
+    if [[ $owner != "$me" && $owner != 0 ]]; then
+        _tw_refuse "$1" "the socket file belongs to uid $owner; only uid $me (you) or 0 (root) is trusted: it is not your tradewire daemon, nothing was sent"
+        return 5
+    fi
+}
+
 _tw_no_connect() {
     _tw_err "cannot connect to $1: $2; is tradewired running? Start it with 'tradewired' (or 'make run' in the tradewire repo, or 'systemctl --user start tradewired.socket'), or point TRADEWIRE_SOCKET at its socket"
 }
@@ -288,8 +362,9 @@ _tw_error_text='
 # _tw_session MODE ID REQUEST — MODE is call or subscribe. Runs in the caller's subshell.
 _tw_session() {
     local mode=$1 id=$2 req=$3
-    local sock transport timeout_us=30000000 count=0 seen=0 subscribed=0
+    local sock transport timeout_us=30000000 count=0 seen=0 subscribed=0 is_default=0
     sock=$(tw_socket)
+    [[ -z ${TRADEWIRE_SOCKET:-} && -z ${XDG_RUNTIME_DIR:-} ]] && is_default=1
     transport=$(_tw_transport) || return 2
 
     local t=${TW_TIMEOUT:-30}
@@ -308,6 +383,9 @@ _tw_session() {
         count=$((10#$count))
     fi
 
+    if ((is_default)); then
+        _tw_check_dir "${sock%/*}" || return
+    fi
     if [[ ! -e $sock ]]; then
         _tw_no_connect "$sock" "no such file"
         return 3
@@ -315,6 +393,7 @@ _tw_session() {
         _tw_no_connect "$sock" "not a socket"
         return 3
     fi
+    _tw_check_owner "$sock" || return
 
     local -a cmd
     if [[ $transport == socat ]]; then

@@ -7,19 +7,31 @@
  * Prints one line per failed check and ends with "N passed, N failed"
  * (counted per test); exit status 1 if any test failed.
  */
+#if defined(__linux__)
+#define _GNU_SOURCE /* unshare, CLONE_NEWNS */
+#else
 #define _POSIX_C_SOURCE 200809L
+#endif
 
 #include "../tradewire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#include <sys/mount.h>
+#endif
 
 static const char *g_sock;
 static const char *g_test;
@@ -554,7 +566,7 @@ static void test_get_status(void)
         return;
     json_t *r = tw_call(c, "get_status", NULL, 5000, &err);
     CHECK(r != NULL, "get_status: %s", err.message);
-    CHECK(json_integer_value(json_object_get(r, "api_level")) == TW_API_LEVEL, "api_level != 1");
+    CHECK(json_integer_value(json_object_get(r, "api_level")) == TW_API_LEVEL, "api_level != %d", TW_API_LEVEL);
     json_decref(r);
     tw_close(c);
 }
@@ -724,6 +736,348 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Never talk to an impostor                                                  */
+
+#define NOBODY_UID 65534
+
+/* A listening socket at path that never accepts (non-blocking), or -1. */
+static int listen_at(const char *path)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0) {
+        close(fd);
+        return -1;
+    }
+    (void)fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+/* 1 when no connection is pending on the listening socket fd. */
+static int nobody_connected(int fd)
+{
+    int a = accept(fd, NULL, NULL);
+    if (a >= 0) {
+        close(a);
+        return 0;
+    }
+    return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+/* tw_check_socket_dir on directories under a private temporary parent. */
+static void test_check_socket_dir(void)
+{
+    tw_error err;
+    char parent[] = "/tmp/twcdir.XXXXXX", dir[128], real[128], file[128];
+    unsigned long me = (unsigned long)getuid();
+    char want[256];
+    REQUIRE(mkdtemp(parent) != NULL, "mkdtemp: %s", strerror(errno));
+    snprintf(dir, sizeof dir, "%s/tradewire-%lu", parent, me);
+    snprintf(real, sizeof real, "%s/real", parent);
+    snprintf(file, sizeof file, "%s/file", parent);
+
+    CHECK(tw_check_socket_dir(dir, &err) == -1 && err.code == TW_ERR_CONNECT, "missing: code %d", err.code);
+    snprintf(want, sizeof want, "no daemon: socket directory %s does not exist (is tradewired running?)", dir);
+    CHECK(strcmp(err.message, want) == 0, "missing: message '%s'", err.message);
+
+    REQUIRE(mkdir(dir, 0700) == 0 && chmod(dir, 0755) == 0, "mkdir: %s", strerror(errno));
+    CHECK(tw_check_socket_dir(dir, &err) == -1 && err.code == TW_ERR_UNSAFE_DIR, "0755: code %d", err.code);
+    CHECK(strcmp(err.type, "unsafe_socket_dir") == 0 && tw_error_is_local(err.code), "0755: type '%s'", err.type);
+    snprintf(want, sizeof want, "refusing %s: mode 0755, expected 0700", dir);
+    CHECK(strncmp(err.message, want, strlen(want)) == 0, "0755: message '%s'", err.message);
+
+    REQUIRE(chmod(dir, 0700) == 0, "chmod: %s", strerror(errno));
+    CHECK(tw_check_socket_dir(dir, &err) == 0 && err.code == 0, "0700 of ours refused: %s", err.message);
+
+    if (me == 0) {
+        REQUIRE(chown(dir, NOBODY_UID, (gid_t)-1) == 0, "chown: %s", strerror(errno));
+        CHECK(tw_check_socket_dir(dir, &err) == -1 && err.code == TW_ERR_UNSAFE_DIR, "nobody's: code %d", err.code);
+        snprintf(want, sizeof want, "refusing %s: owned by uid %d, not 0", dir, NOBODY_UID);
+        CHECK(strncmp(err.message, want, strlen(want)) == 0, "nobody's: message '%s'", err.message);
+    }
+    REQUIRE(rmdir(dir) == 0, "rmdir: %s", strerror(errno));
+
+    REQUIRE(mkdir(real, 0700) == 0 && chmod(real, 0700) == 0 && symlink(real, dir) == 0, "symlink: %s", strerror(errno));
+    CHECK(tw_check_socket_dir(dir, &err) == -1 && err.code == TW_ERR_UNSAFE_DIR, "symlink: code %d", err.code);
+    snprintf(want, sizeof want, "refusing %s: is a symlink", dir);
+    CHECK(strncmp(err.message, want, strlen(want)) == 0, "symlink: message '%s'", err.message);
+    unlink(dir);
+
+    int f = open(file, O_CREAT | O_WRONLY, 0600);
+    if (f >= 0)
+        close(f);
+    CHECK(tw_check_socket_dir(file, &err) == -1 && err.code == TW_ERR_UNSAFE_DIR &&
+              strstr(err.message, "is not a directory") != NULL,
+          "file: code %d '%s'", err.code, err.message);
+    CHECK(tw_check_socket_dir(NULL, &err) == -1 && err.code == TW_ERR_INVALID_ARG, "NULL dir: code %d", err.code);
+done:
+    unlink(file);
+    unlink(dir);
+    rmdir(dir);
+    rmdir(real);
+    rmdir(parent);
+}
+
+/* tw_connect(NULL) with /tmp/tradewire-$UID as the directory: missing, 0755,
+ * a symlink, another user's, and finally a good one. Leaves nothing behind. */
+static void default_dir_scenarios(void)
+{
+    tw_error err;
+    char dir[64], sock[96], real[64], realsock[96], want[256];
+    unsigned long me = (unsigned long)getuid();
+    int lfd = -1;
+    tw_client *c = NULL;
+    snprintf(dir, sizeof dir, "/tmp/tradewire-%lu", me);
+    snprintf(sock, sizeof sock, "%s/tradewire.sock", dir);
+    snprintf(real, sizeof real, "/tmp/twc-real-%ld", (long)getpid());
+    snprintf(realsock, sizeof realsock, "%s/tradewire.sock", real);
+    unsetenv("TRADEWIRE_SOCKET");
+    unsetenv("XDG_RUNTIME_DIR");
+
+    c = tw_connect(NULL, &err);
+    CHECK(c == NULL && err.code == TW_ERR_CONNECT, "missing dir: code %d", err.code);
+    snprintf(want, sizeof want, "no daemon: socket directory %s does not exist (is tradewired running?)", dir);
+    CHECK(strcmp(err.message, want) == 0, "missing dir: message '%s'", err.message);
+    tw_close(c);
+    c = NULL;
+
+    /* (a) mode 0755, with a listener inside: never connected to */
+    REQUIRE(mkdir(dir, 0700) == 0 && chmod(dir, 0755) == 0, "mkdir %s: %s", dir, strerror(errno));
+    lfd = listen_at(sock);
+    REQUIRE(lfd >= 0, "listen at %s: %s", sock, strerror(errno));
+    c = tw_connect(NULL, &err);
+    CHECK(c == NULL && err.code == TW_ERR_UNSAFE_DIR && strcmp(err.type, "unsafe_socket_dir") == 0,
+          "0755: code %d type '%s'", err.code, err.type);
+    snprintf(want, sizeof want, "refusing %s: mode 0755, expected 0700", dir);
+    CHECK(strncmp(err.message, want, strlen(want)) == 0, "0755: message '%s'", err.message);
+    CHECK(nobody_connected(lfd), "0755: the client connected anyway");
+    tw_close(c);
+    c = NULL;
+
+    /* another user's directory */
+    if (me == 0) {
+        REQUIRE(chmod(dir, 0700) == 0 && chown(dir, NOBODY_UID, (gid_t)-1) == 0, "chown: %s", strerror(errno));
+        c = tw_connect(NULL, &err);
+        snprintf(want, sizeof want, "refusing %s: owned by uid %d, not 0", dir, NOBODY_UID);
+        CHECK(c == NULL && err.code == TW_ERR_UNSAFE_DIR && strncmp(err.message, want, strlen(want)) == 0,
+              "nobody's: code %d '%s'", err.code, err.message);
+        CHECK(nobody_connected(lfd), "nobody's: the client connected anyway");
+        tw_close(c);
+        c = NULL;
+        REQUIRE(chown(dir, (uid_t)me, (gid_t)-1) == 0, "chown back: %s", strerror(errno));
+    }
+
+    /* the good case: 0700 and ours; the listener (us) passes the peer check */
+    REQUIRE(chmod(dir, 0700) == 0, "chmod: %s", strerror(errno));
+    c = tw_connect(NULL, &err);
+    CHECK(c != NULL && strcmp(tw_socket_path(c), sock) == 0, "0700 of ours: %d %s", err.code, err.message);
+    CHECK(!nobody_connected(lfd), "0700 of ours: no connection arrived");
+    tw_close(c);
+    c = NULL;
+    close(lfd);
+    lfd = -1;
+    unlink(sock);
+    REQUIRE(rmdir(dir) == 0, "rmdir %s: %s", dir, strerror(errno));
+
+    /* (b) a symlink to a good-looking directory */
+    REQUIRE(mkdir(real, 0700) == 0 && chmod(real, 0700) == 0 && symlink(real, dir) == 0,
+            "symlink: %s", strerror(errno));
+    lfd = listen_at(realsock);
+    REQUIRE(lfd >= 0, "listen at %s: %s", realsock, strerror(errno));
+    c = tw_connect(NULL, &err);
+    snprintf(want, sizeof want, "refusing %s: is a symlink", dir);
+    CHECK(c == NULL && err.code == TW_ERR_UNSAFE_DIR && strncmp(err.message, want, strlen(want)) == 0,
+          "symlink: code %d '%s'", err.code, err.message);
+    CHECK(nobody_connected(lfd), "symlink: the client connected anyway");
+done:
+    tw_close(c);
+    if (lfd >= 0)
+        close(lfd);
+    unlink(sock);
+    unlink(realsock);
+    unlink(dir); /* the symlink */
+    rmdir(dir);
+    rmdir(real);
+}
+
+/* The default-directory rules end to end, without touching the real
+ * /tmp/tradewire-$UID: in a child process with a private mount namespace and
+ * a fresh tmpfs on /tmp. Where that is not allowed, on the real /tmp only if
+ * /tmp/tradewire-$UID does not exist (else those checks are skipped:
+ * test_check_socket_dir still covers the rules). */
+static void test_default_dir_checks(void)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        int isolated = 0;
+#if defined(__linux__)
+        if (unshare(CLONE_NEWNS) == 0 && mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) == 0 &&
+            mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") == 0)
+            isolated = 1;
+#endif
+        if (!isolated) {
+            char dir[64];
+            struct stat st;
+            snprintf(dir, sizeof dir, "/tmp/tradewire-%lu", (unsigned long)getuid());
+            if (lstat(dir, &st) == 0) {
+                printf("# %s: SKIP the end-to-end part: no private /tmp here and %s exists\n", g_test, dir);
+                fflush(stdout);
+                _exit(0);
+            }
+        }
+        default_dir_scenarios();
+        fflush(stdout);
+        _exit(g_test_failed ? 1 : 0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the checks in the child failed (status %d)", status);
+done:
+    return;
+}
+
+/* (c) an impostor: a server run as nobody (runuser + python3) on a socket in a
+ * directory anyone can write to. It prints "ready" once listening, then
+ * "conn N" for each connection (N = bytes received). */
+static const char *FAKE_SERVER =
+    "import os, socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+    "s.bind(sys.argv[1])\n"
+    "os.chmod(sys.argv[1], 0o777)\n"
+    "s.listen(8)\n"
+    "print('ready', os.getuid(), flush=True)\n"
+    "while True:\n"
+    "    c, _ = s.accept()\n"
+    "    c.settimeout(3.0)\n"
+    "    n = 0\n"
+    "    try:\n"
+    "        while True:\n"
+    "            b = c.recv(65536)\n"
+    "            if not b:\n"
+    "                break\n"
+    "            n += len(b)\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "    c.close()\n"
+    "    print('conn', n, flush=True)\n";
+
+/* Reads one line from fd into buf (up to 10 s). Returns its length or -1. */
+static int read_line(int fd, char *buf, size_t n)
+{
+    size_t len = 0;
+    double end = now_s() + 10.0;
+    while (len + 1 < n) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int left = (int)((end - now_s()) * 1000);
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            return -1;
+        ssize_t r = read(fd, buf + len, 1);
+        if (r <= 0)
+            return -1;
+        if (buf[len] == '\n')
+            break;
+        len++;
+    }
+    buf[len] = '\0';
+    return (int)len;
+}
+
+static void test_impostor_peer(void)
+{
+    tw_error err;
+    char dir[] = "/tmp/twcfake.XXXXXX", path[128], line[128];
+    int pfd[2] = {-1, -1};
+    pid_t pid = -1;
+    tw_client *c = NULL;
+    char *save_tw = NULL;
+    if (getuid() != 0) {
+        printf("# %s: SKIP: starting a server as nobody needs root\n", g_test);
+        return;
+    }
+    save_tw = getenv("TRADEWIRE_SOCKET") ? strdup(getenv("TRADEWIRE_SOCKET")) : NULL;
+    REQUIRE(mkdtemp(dir) != NULL && chmod(dir, 0777) == 0, "mkdtemp: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/fake.sock", dir);
+    REQUIRE(pipe(pfd) == 0, "pipe: %s", strerror(errno));
+    fflush(stdout);
+    pid = fork();
+    REQUIRE(pid >= 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(pfd[1], STDOUT_FILENO);
+        close(pfd[0]);
+        close(pfd[1]);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, STDIN_FILENO);
+            dup2(devnull, STDERR_FILENO);
+        }
+        execlp("runuser", "runuser", "-u", "nobody", "--", "python3", "-c", FAKE_SERVER, path, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    pfd[1] = -1;
+    REQUIRE(read_line(pfd[0], line, sizeof line) > 0 && strncmp(line, "ready ", 6) == 0,
+            "the fake server (runuser -u nobody -- python3) did not start");
+    REQUIRE(strcmp(line, "ready 0") != 0, "the fake server runs as root");
+
+    c = tw_connect(path, &err);
+    CHECK(c == NULL, "connected to a server run by nobody");
+    CHECK(err.code == TW_ERR_UNTRUSTED_PEER && strcmp(err.type, "untrusted_peer") == 0 && tw_error_is_local(err.code),
+          "code %d type '%s'", err.code, err.type);
+    CHECK(strstr(err.message, path) != NULL && strstr(err.message, "uid 65534") != NULL, "message '%s'", err.message);
+    tw_close(c);
+    c = NULL;
+
+    /* the same through TRADEWIRE_SOCKET (every path gets the peer check) */
+    setenv("TRADEWIRE_SOCKET", path, 1);
+    c = tw_connect(NULL, &err);
+    CHECK(c == NULL && err.code == TW_ERR_UNTRUSTED_PEER, "via TRADEWIRE_SOCKET: code %d", err.code);
+    tw_close(c);
+    c = NULL;
+
+    for (int i = 0; i < 2; i++) {
+        int n = read_line(pfd[0], line, sizeof line);
+        CHECK(n > 0 && strcmp(line, "conn 0") == 0, "connection %d: the fake server says '%s' (want 'conn 0')",
+              i + 1, n > 0 ? line : "nothing");
+    }
+done:
+    if (save_tw)
+        setenv("TRADEWIRE_SOCKET", save_tw, 1);
+    else
+        unsetenv("TRADEWIRE_SOCKET");
+    free(save_tw);
+    tw_close(c);
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (pfd[0] >= 0)
+        close(pfd[0]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    unlink(path);
+    rmdir(dir);
+}
+
+/* The live daemon (our uid) passes the peer check. */
+static void test_own_daemon_peer(void)
+{
+    tw_error err;
+    tw_client *c = tw_connect(g_sock, &err);
+    CHECK(c != NULL, "connect to our own daemon: %d %s", err.code, err.message);
+    CHECK(c && tw_ping(c, &err) == 0, "ping: %s", err.message);
+    tw_close(c);
+}
+
+/* ------------------------------------------------------------------------ */
 
 typedef struct {
     const char *name;
@@ -736,6 +1090,10 @@ int main(int argc, char **argv)
         {"default_socket_path", test_default_socket_path},
         {"connect_missing", test_connect_missing},
         {"framing_offline", test_framing_offline},
+        {"check_socket_dir", test_check_socket_dir},
+        {"default_dir_checks", test_default_dir_checks},
+        {"impostor_peer", test_impostor_peer},
+        {"own_daemon_peer", test_own_daemon_peer},
         {"ping", test_ping},
         {"publish_seq", test_publish_seq},
         {"subscribe_then_publish", test_subscribe_then_publish},

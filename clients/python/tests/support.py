@@ -193,3 +193,96 @@ def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# An impostor: a server run as another user (nobody) that records what it got.
+
+FAKE_SERVER = r"""
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o777)
+s.listen(8)
+print("ready", os.getuid(), flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(3.0)
+    n = 0
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    except OSError:
+        pass
+    c.close()
+    print("conn", n, flush=True)
+"""
+
+
+class FakeServer:
+    """``FAKE_SERVER`` run with ``runuser -u nobody`` on ``<dir>/fake.sock``,
+    in a fresh directory under /tmp with mode 0777 (so nobody can bind there).
+    Each connection it accepted prints ``conn <bytes received>``."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="twfake-", dir="/tmp")
+        os.chmod(self.dir, 0o777)
+        self.socket_path = os.path.join(self.dir, "fake.sock")
+        self.proc: Optional[subprocess.Popen] = None
+        self.lines: List[str] = []
+        self._cond = threading.Condition()
+
+    def start(self) -> "FakeServer":
+        if os.getuid() != 0:
+            pytest.skip("starting a server as nobody needs root (CI runs as root)")
+        if shutil.which("runuser") is None:
+            pytest.fail("runuser (util-linux) is needed to run a fake server as nobody", pytrace=False)
+        self.proc = subprocess.Popen(
+            ["runuser", "-u", "nobody", "--", "python3", "-c", FAKE_SERVER, self.socket_path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.wait_for(lambda ls: any(x.startswith("ready") for x in ls), "the fake server to listen")
+        ready = next(x for x in self.lines if x.startswith("ready"))
+        assert ready.split()[1] != "0", "the fake server must not run as root"
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.strip())
+                self._cond.notify_all()
+
+    def wait_for(self, pred: Callable[[List[str]], bool], what: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not pred(self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc is not None and self.proc.poll() is not None and not pred(self.lines)):
+                    raise AssertionError(f"timed out waiting for {what}; fake server said {self.lines!r}")
+                self._cond.wait(min(left, 0.1))
+
+    def connections(self, n: int = 1, timeout: float = 10.0) -> List[int]:
+        """Bytes received on each of the first ``n`` connections (waits until they closed)."""
+        self.wait_for(lambda ls: sum(x.startswith("conn") for x in ls) >= n, f"{n} closed connection(s)", timeout)
+        with self._cond:
+            return [int(x.split()[1]) for x in self.lines if x.startswith("conn")]
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -29,7 +29,7 @@ def test_async_ping_status(socket_path: str, shared_daemon) -> None:
         async with AsyncClient(socket_path) as c:
             assert await c.ping() == {"pong": True}
             st = await c.get_status()
-            assert st["pid"] == shared_daemon.pid and st["api_level"] == 1
+            assert st["pid"] == shared_daemon.pid and st["api_level"] == 2
             assert "methods" in await c.discover()
             assert "total_subscribers" in await c.get_stats()
 

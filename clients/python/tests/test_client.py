@@ -73,7 +73,7 @@ def test_ping(client: Client) -> None:
 
 def test_status(client: Client, shared_daemon) -> None:
     st = client.get_status()
-    assert st["api_level"] == 1
+    assert st["api_level"] == tradewire.API_LEVEL == 2
     assert st["pid"] == shared_daemon.pid
     assert st["socket"] == shared_daemon.socket_path
     assert st["mode"] in ("async", "sync")

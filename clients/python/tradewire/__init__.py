@@ -1,18 +1,21 @@
 """Python client for tradewire, the event bus / trading-pipeline daemon.
 
-Speaks the JSON-RPC 2.0 wire contract of ``shared/PROTOCOL.md`` (api_level 1)
-over the daemon's Unix socket.  Standard library only.
+Speaks the JSON-RPC 2.0 wire contract of the protocol (``docs/PROTOCOL.md`` in
+the tradewire repository), api_level 2, over the daemon's Unix socket.
+Standard library only.
 
 * :class:`Client` -- blocking; :class:`AsyncClient` -- asyncio.
 * :func:`run_handler` -- a remote event handler that reconnects and resumes.
-* :func:`default_socket_path` -- the socket path rules of PROTOCOL.md section 1.
+* :func:`default_socket_path` -- the socket path rules of docs/PROTOCOL.md section 1.
+* Both clients refuse an unsafe default socket directory and a server that
+  runs as another user (:class:`UntrustedSocket`) before sending anything.
 * ``python -m tradewire`` -- a CLI.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 #: the protocol level this client implements
-API_LEVEL = 1
+API_LEVEL = 2
 
 from .aio import AsyncClient, AsyncSubscription  # noqa: E402
 from .client import Client, Subscription  # noqa: E402
@@ -37,11 +40,14 @@ from .errors import (  # noqa: E402
     SubscriptionClosed,
     Timeout,
     TradewireError,
+    UnsafeSocketDirectory,
+    UntrustedPeer,
+    UntrustedSocket,
     error_from_object,
 )
 from .events import Event, EventsDropped  # noqa: E402
 from .handler import run_handler  # noqa: E402
-from .paths import default_socket_path, resolve_socket_path  # noqa: E402
+from .paths import check_peer, check_socket_dir, default_socket_path, resolve_socket_path  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -55,6 +61,8 @@ __all__ = [
     "EventsDropped",
     "default_socket_path",
     "resolve_socket_path",
+    "check_socket_dir",
+    "check_peer",
     "TradewireError",
     "RPCError",
     "ParseError",
@@ -72,6 +80,9 @@ __all__ = [
     "NotConnected",
     "DaemonUnavailable",
     "ConnectionLost",
+    "UntrustedSocket",
+    "UnsafeSocketDirectory",
+    "UntrustedPeer",
     "Timeout",
     "ProtocolError",
     "SubscriptionClosed",

@@ -10,7 +10,7 @@ from .events import Event, EventsDropped
 
 log = logging.getLogger("tradewire")
 
-#: PROTOCOL.md section 1: 1 MiB default max message, 64 MiB at most
+#: docs/PROTOCOL.md section 1: 1 MiB default max message, 64 MiB at most
 DEFAULT_MAX_MESSAGE = 1024 * 1024
 MAX_MAX_MESSAGE = 64 * 1024 * 1024
 #: room for the envelope the daemon wraps around a maximal payload
@@ -38,7 +38,7 @@ MISSING: Any = _Missing()
 
 
 def encode(obj: Any) -> bytes:
-    """One compact JSON text plus the newline (PROTOCOL.md section 1)."""
+    """One compact JSON text plus the newline (docs/PROTOCOL.md section 1)."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8") + b"\n"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import itertools
+import os
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
 
@@ -24,7 +25,7 @@ from .errors import (
     error_from_object,
 )
 from .events import EventsDropped
-from .paths import resolve_socket_path
+from .paths import DEFAULT_SOURCE, check_peer, check_socket_dir, resolve_socket_path
 
 __all__ = ["AsyncClient", "AsyncSubscription", "DEFAULT_LIMIT"]
 
@@ -99,9 +100,16 @@ class AsyncClient:
         return not self._closed and self._fatal is None
 
     async def connect(self) -> "AsyncClient":
-        """Open the connection (again).  Raises :class:`DaemonUnavailable`."""
+        """Open the connection (again).
+
+        Raises :class:`DaemonUnavailable`, or an :class:`~tradewire.UntrustedSocket`
+        (nothing sent) when the socket directory or the server is not trusted
+        (the checks of :class:`tradewire.Client`).
+        """
         if self._writer is not None:
             await self.close()
+        if self.socket_source == DEFAULT_SOURCE:
+            check_socket_dir(os.path.dirname(self.socket_path), self.socket_path)
         try:
             coro = asyncio.open_unix_connection(self.socket_path, limit=self.limit)
             if self.connect_timeout is not None:
@@ -113,6 +121,15 @@ class AsyncClient:
         except (OSError, ValueError) as e:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise DaemonUnavailable(self.socket_path, reason, self.socket_source) from None
+        try:
+            check_peer(writer.get_extra_info("socket"), self.socket_path)
+        except BaseException:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (OSError, ConnectionError):
+                pass
+            raise
         self._reset_state()
         self._reader, self._writer = reader, writer
         self._wlock = asyncio.Lock()

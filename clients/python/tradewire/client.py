@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import select
 import socket
 import threading
@@ -31,7 +32,7 @@ from .errors import (
     error_from_object,
 )
 from .events import EventsDropped
-from .paths import resolve_socket_path
+from .paths import DEFAULT_SOURCE, check_peer, check_socket_dir, resolve_socket_path
 
 __all__ = ["Client", "Subscription"]
 
@@ -76,6 +77,12 @@ class Client:
     pipeline deadline plus a grace.  The connection is opened at once unless
     ``connect=False``; failing to reach the socket raises
     :class:`~tradewire.DaemonUnavailable`.
+
+    Before sending anything the client makes sure it talks to your daemon:
+    the default directory ``/tmp/tradewire-$UID`` must be a real directory
+    owned by you with mode 0700 (else :class:`~tradewire.UnsafeSocketDirectory`),
+    and the server at any path must run as you or as root (SO_PEERCRED; else
+    :class:`~tradewire.UntrustedPeer`).
     """
 
     def __init__(
@@ -121,9 +128,15 @@ class Client:
         return not self._closed and self._fatal is None
 
     def connect(self) -> "Client":
-        """Open the connection (again).  Raises :class:`DaemonUnavailable`."""
+        """Open the connection (again).
+
+        Raises :class:`DaemonUnavailable`, or an :class:`~tradewire.UntrustedSocket`
+        (nothing sent) when the socket directory or the server is not trusted.
+        """
         if self._sock is not None:
             self.close()
+        if self.socket_source == DEFAULT_SOURCE:
+            check_socket_dir(os.path.dirname(self.socket_path), self.socket_path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             s.settimeout(self.connect_timeout)
@@ -133,6 +146,11 @@ class Client:
             s.close()
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             raise DaemonUnavailable(self.socket_path, reason, self.socket_source) from None
+        try:
+            check_peer(s, self.socket_path)
+        except BaseException:
+            s.close()
+            raise
         with self._cond:
             self._reset_state()
             self._sock = s

@@ -4,11 +4,15 @@ Two families:
 
 * :class:`RPCError` -- the daemon answered a request with a JSON-RPC error
   object.  ``.code``, ``.message``, ``.type`` (``error.data.type``, the stable
-  snake_case name from PROTOCOL.md section 2) and ``.data`` are kept.  The
+  snake_case name from docs/PROTOCOL.md section 2) and ``.data`` are kept.  The
   concrete subclass is chosen by ``data.type`` (falling back to ``code``).
 * :class:`NotConnected` (a builtin :class:`ConnectionError`) -- there is no
   usable connection: :class:`DaemonUnavailable` when the socket cannot be
-  reached, :class:`ConnectionLost` when an open connection closed.
+  reached, :class:`ConnectionLost` when an open connection closed,
+  :class:`UntrustedSocket` (also a :class:`ConnectionRefusedError`) when the
+  client refused to talk to what is there: :class:`UnsafeSocketDirectory`
+  (the default socket directory is not ours, not 0700, or a symlink) and
+  :class:`UntrustedPeer` (the server runs as another user).
 
 Plus :class:`Timeout` (a builtin :class:`TimeoutError`) for client-side
 timeouts and :class:`ProtocolError` for a daemon that breaks the wire contract.
@@ -35,6 +39,9 @@ __all__ = [
     "NotConnected",
     "DaemonUnavailable",
     "ConnectionLost",
+    "UntrustedSocket",
+    "UnsafeSocketDirectory",
+    "UntrustedPeer",
     "Timeout",
     "ProtocolError",
     "SubscriptionClosed",
@@ -284,12 +291,22 @@ class DaemonUnavailable(NotConnected):
     ``.reason`` is the underlying OS error text.
     """
 
-    def __init__(self, socket_path: str, reason: str = "", source: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        reason: str = "",
+        source: Optional[str] = None,
+        *,
+        message: Optional[str] = None,
+    ) -> None:
         self.reason = reason
         self.source = source
-        msg = f"cannot connect to the tradewire daemon at {socket_path}"
-        if reason:
-            msg += f" ({reason})"
+        if message is None:
+            msg = f"cannot connect to the tradewire daemon at {socket_path}"
+            if reason:
+                msg += f" ({reason})"
+        else:
+            msg = message
         msg += f"; {START_HINT}"
         if source:
             msg += f" [socket path from {source}]"
@@ -310,6 +327,57 @@ class ConnectionLost(NotConnected):
     ) -> None:
         super().__init__(message, socket_path)
         self.shutdown_reason = shutdown_reason
+
+
+class UntrustedSocket(NotConnected, ConnectionRefusedError):
+    """The client refused to talk to what is at the socket path (nothing was sent).
+
+    Also a builtin :class:`ConnectionRefusedError`.  ``.reason`` says what is
+    wrong.  Subclasses: :class:`UnsafeSocketDirectory`, :class:`UntrustedPeer`.
+    """
+
+    def __init__(self, message: str, socket_path: Optional[str] = None, reason: str = "") -> None:
+        super().__init__(message, socket_path)
+        self.reason = reason
+
+
+class UnsafeSocketDirectory(UntrustedSocket):
+    """The default socket directory (``/tmp/tradewire-$UID``) is not one the
+    daemon would have made: a symlink, not a directory, owned by another user,
+    or not mode 0700.  Another user may have planted it.  ``.directory`` and
+    ``.reason`` (e.g. ``"mode 0755, expected 0700"``)."""
+
+    def __init__(self, directory: str, reason: str, socket_path: Optional[str] = None) -> None:
+        self.directory = directory
+        super().__init__(
+            f"refusing {directory}: {reason} (the daemon's socket directory must be a real directory "
+            f"owned by you with mode 0700; another user may have created it)",
+            socket_path,
+            reason,
+        )
+
+
+class UntrustedPeer(UntrustedSocket):
+    """The server at the socket runs as another user (not us, not root): it is
+    not our daemon.  The connection was closed before anything was sent.
+    ``.peer_uid``, ``.peer_pid``, ``.peer_gid`` (``None`` when unknown)."""
+
+    def __init__(
+        self,
+        socket_path: str,
+        peer_uid: Optional[int],
+        peer_pid: Optional[int],
+        peer_gid: Optional[int],
+        reason: str,
+    ) -> None:
+        self.peer_uid = peer_uid
+        self.peer_pid = peer_pid
+        self.peer_gid = peer_gid
+        super().__init__(
+            f"refusing {socket_path}: {reason}: it is not your tradewire daemon, nothing was sent",
+            socket_path,
+            reason,
+        )
 
 
 class Timeout(TradewireError, TimeoutError):

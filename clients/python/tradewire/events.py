@@ -5,12 +5,12 @@ from typing import Any, Dict, Optional
 
 __all__ = ["Event", "EventsDropped"]
 
-#: keys that history records add to the Event object (PROTOCOL.md section 3)
+#: keys that history records add to the Event object (docs/PROTOCOL.md section 3)
 HISTORY_ONLY_KEYS = ("subscriber_count", "data_type")
 
 
 class Event(dict):
-    """One bus event: the Event object of PROTOCOL.md section 3, as a dict.
+    """One bus event: the Event object of docs/PROTOCOL.md section 3, as a dict.
 
     ``{"seq", "event_type", "timestamp", "data", "metadata"}`` -- plus, for
     convenience, attribute access to those keys and ``.subscription``: the
@@ -61,7 +61,7 @@ class Event(dict):
 
 
 class EventsDropped(dict):
-    """An ``events_dropped`` notification (PROTOCOL.md sections 6 and 8).
+    """An ``events_dropped`` notification (docs/PROTOCOL.md sections 6 and 8).
 
     ``{"subscription", "count", "first_seq", "last_seq"}``: events with seq in
     ``first_seq..last_seq`` were skipped for this subscription.  ``count`` is
