@@ -9,9 +9,9 @@
 #
 #     tradewire subscribe --json signals_ready | jq --unbuffered -r "$signals_jq"
 #
-# `tradewire subscribe --json` prints one Event object per line (PROTOCOL §3:
-# {seq, event_type, timestamp, data, metadata}); for signals_ready, `data` is a list of
-# TradingSignal ({symbol, action, strategy_name, confidence, ...}).
+# `tradewire subscribe --json` prints one Event object per line (docs/PROTOCOL.md,
+# "Objects": {seq, event_type, timestamp, data, metadata}); for signals_ready, `data` is a
+# list of TradingSignal ({symbol, action, strategy_name, confidence, ...}).
 #
 # Usage
 #   contrib/shell/signals-to-jq.sh [PATTERN]           via the tradewire CLI ($TRADEWIRE,
