@@ -2,15 +2,19 @@
 #   make run    build and start the daemon in the foreground (simulated data, paper broker, loop on)
 #   make test   install what is missing, build, run every test (Swift, Python, C, shell)
 #   make bench  release build, then the benchmark table (in-process, socket, Redis side by side)
+#   make install  release build of tradewired and tradewire into $(PREFIX)/bin (PREFIX=/usr/local)
 
 SWIFT        ?= swift
 BUILD_DIR    := .build/debug
 RELEASE_DIR  := .build/release
 SOCKET       ?=
+PREFIX       ?= /usr/local
+BINDIR       ?= $(PREFIX)/bin
 APT_PACKAGES := libjansson-dev pkg-config socat netcat-openbsd jq valgrind
 BENCH_APT    := redis-server redis-tools
 
-.PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean
+.PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \
+	install uninstall
 
 all: build
 
@@ -34,14 +38,15 @@ bench-deps: deps
 build:
 	$(SWIFT) build
 
-## Every test. Swift first (unit, conformance, live-socket, CLI), then the clients against live daemons.
+## Every test. Swift first (unit, conformance, live-socket, CLI; serially, as live daemons
+## share two cores), then the clients against live daemons; ends with one line
+## `N passed, N failed` summing every suite.
 test: deps build
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
-	$(MAKE) test-clients
+	SWIFT=$(SWIFT) scripts/run-tests.sh
 
 test-swift: build
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 
 test-clients: test-python test-c test-shell
 
@@ -76,7 +81,18 @@ run:
 	exec $(BUILD_DIR)/tradewired --loop $(if $(SOCKET),--socket $(SOCKET))
 
 lint:
-	$(SWIFT) format lint --recursive Sources Tests Benchmarks
+	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks
+
+## Release builds of the daemon and the CLI, installed into $(DESTDIR)$(BINDIR).
+install:
+	$(SWIFT) build -c release --product tradewired
+	$(SWIFT) build -c release --product tradewire
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(RELEASE_DIR)/tradewired $(RELEASE_DIR)/tradewire $(DESTDIR)$(BINDIR)/
+	@echo "installed tradewired and tradewire in $(DESTDIR)$(BINDIR)"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tradewired $(DESTDIR)$(BINDIR)/tradewire
 
 clean:
 	rm -rf .build
