@@ -41,7 +41,7 @@ count() {
         # the "✘ Test NAME … failed after" lines.
         local total failed
         total=$(grep -Eo 'Test run with [0-9]+ tests?' "$log" | tail -n 1 | grep -Eo '[0-9]+' || true)
-        failed=$(grep -Ec '✘ Test .* failed after' "$log" || true)
+        failed=$(grep -E '✘ Test .* failed after' "$log" | grep -vc '✘ Test run with' || true)
         echo "$(( ${total:-0} - failed )) $failed"
         ;;
     python)

@@ -205,7 +205,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// After the client's input closed: close once every answer is written, unless the
     /// connection still has subscriptions (a `subscribe` piped from a script keeps listening).
     private func closeIfFinished() {
-        guard inputClosed, admitted, inFlight == 0, let context, let connection,
+        guard inputClosed, admitted, inFlight == 0, !isPaused, let context, let connection,
             connection.outbox.queuedBytes == 0, daemon.bus.subscriptionCount(owner: connection.owner) == 0
         else { return }
         // Close once everything already written has reached the socket.

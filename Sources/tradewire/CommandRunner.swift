@@ -68,10 +68,14 @@ enum CommandRunner {
             + "Start it with `make run` or `tradewired --socket \(path)`."
     }
 
-    /// `tradewire: <message> (<code> <type>)`, then `  at <path>: <message>` per invalid param.
+    /// `tradewire: <message> (<code> <type>)`; for invalid params `tradewire: invalid
+    /// parameters (…)`, then `  at <path>: <message>` once per parameter (the daemon's message
+    /// already holds them, so it is not printed twice).
     static func describe(_ error: RPCError) -> String {
-        var lines = ["tradewire: \(error.message) (\(error.code) \(error.type))"]
-        for entry in error.details["errors"]?.arrayValue ?? [] {
+        let entries = error.details["errors"]?.arrayValue ?? []
+        let headline = entries.isEmpty ? error.message : "invalid parameters"
+        var lines = ["tradewire: \(headline) (\(error.code) \(error.type))"]
+        for entry in entries {
             let path = entry["path"]?.stringValue ?? ""
             let message = entry["message"]?.stringValue ?? ""
             lines.append("  at \(path.isEmpty ? "/" : path): \(message)")

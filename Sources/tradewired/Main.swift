@@ -202,10 +202,12 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.inheritedSocket = inherited
 
         let bus = EventBus(historyCapacity: settings.historyCapacity, logger: Logger(label: "tradewire.bus"))
+        // Iteration and order ids carry a token new at every start, so they never repeat across
+        // restarts (the journal will make them continue instead).
+        let bootToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let agents = TradingAgents(
             config: settings.trading, provider: settings.dataProvider.makeProvider(seed: settings.seed),
-            logger: Logger(label: "tradewire.agents"))
-        let bootToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            logger: Logger(label: "tradewire.agents"), orderIDPrefix: "paper-\(bootToken)")
         let pipelineLogger = Logger(label: "tradewire.pipeline")
         let timeout = Duration.milliseconds(Int(settings.iterationTimeoutSeconds * 1000))
         let orchestrator: any Orchestrator =

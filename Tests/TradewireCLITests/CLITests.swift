@@ -160,6 +160,24 @@ struct CLITests {
         }
     }
 
+    @Test func clearMessagesForCommonMistakes() async throws {
+        try await withDaemon { daemon in
+            let negative = try await daemon.tradewire(["run", "--timeout", "-5"])
+            #expect(negative.status == 2)
+            #expect(negative.stderr.contains("--timeout must be positive"))
+
+            let symbol = try await daemon.tradewire(["run", "b@d"])
+            #expect(symbol.status == 1)
+            // The reason is said once, not "invalid symbol: invalid symbol …".
+            #expect(symbol.stderr.components(separatedBy: "invalid symbol").count == 2)
+        }
+        let missing = try await Subprocess(
+            try Binaries.url("tradewire"), ["status", "--socket", "/nonexistent-tradewire-dir/tw.sock"]
+        ).finish()
+        #expect(missing.status == 3)
+        #expect(missing.stderr.contains("socket directory /nonexistent-tradewire-dir does not exist"))
+    }
+
     @Test func unknownMethodExits1() async throws {
         try await withDaemon { daemon in
             let result = try await daemon.tradewire(["call", "nope"])

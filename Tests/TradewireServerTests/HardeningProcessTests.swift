@@ -149,6 +149,22 @@ import TradewireRPC
         }
     }
 
+    @Test func orderIDsStayUniqueAcrossRestarts() async throws {
+        let path = uniqueSocketPath("orders")
+        var seen: [String] = []
+        for _ in 0..<2 {
+            try await withDaemonProcess(path) { _ in
+                let client = try await TradewireClient.connect(socketPath: path)
+                let run = try await client.call("run_pipeline", timeout: .seconds(60))
+                let ids = (run["execution_results"]?.arrayValue ?? []).compactMap { $0["order_id"]?.stringValue }
+                #expect(!ids.isEmpty, "the first default iteration trades")
+                seen += ids
+                await client.close()
+            }
+        }
+        #expect(Set(seen).count == seen.count, "an order id was issued twice: \(seen)")
+    }
+
     // MARK: clients never trust the wrong socket, and never hang
 
     @Test func theClientRefusesAServerRunByAnotherUser() async throws {

@@ -126,6 +126,30 @@ import TradewireRPC
         }
     }
 
+    @Test func absurdClientValuesAreInvalidParamsWithAPath() async throws {
+        try await withDaemon { path, _ in
+            let client = try await TradewireClient.connect(socketPath: path)
+            for (signal, pointer) in [
+                (#"{"price":-1}"#, "/data/0/price"), (#"{"price":1e300}"#, "/data/0/price"),
+                (#"{"qty":1000000000000,"price":100}"#, "/data/0/qty"),
+                (#"{"qty":900000000,"price":900000000}"#, "/data/0/qty"),
+            ] {
+                var object = try JSONParser.parse(signal).objectValue ?? [:]
+                for (key, value) in [
+                    ("symbol", "AAPL"), ("action", "BUY"), ("strategy_name", "x"),
+                ] as [(String, JSONValue)] { object[key] = value }
+                object["confidence"] = 1
+                let error = await rpcError {
+                    _ = try await client.publish("signals_ready", data: [.object(object)])
+                }
+                #expect(error?.code == -32602, "\(signal) was accepted")
+                #expect(error?.details["errors"]?.arrayValue?.first?["path"]?.stringValue == pointer)
+            }
+            #expect(try await client.ping(), "the daemon is still serving")
+            await client.close()
+        }
+    }
+
     // MARK: bounded memory per connection
 
     /// 200 history records of 8 KiB: each full history answer is about 1.7 MB.

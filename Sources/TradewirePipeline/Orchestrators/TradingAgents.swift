@@ -14,10 +14,16 @@ public struct TradingAgents: Sendable {
     public let auditLog: AuditLog
 
     /// Builds a fresh set of agents with their own broker, budget and audit log.
-    public init(config: TradingConfig, provider: any MarketDataProvider, logger: Logger) {
+    ///
+    /// - Parameter orderIDPrefix: the start of the broker's order ids (the daemon makes it
+    ///   unique per start).
+    public init(
+        config: TradingConfig, provider: any MarketDataProvider, logger: Logger, orderIDPrefix: String = "paper"
+    ) {
         broker = PaperBroker(
             startingCash: config.startingCash, slippageBps: config.slippageBps,
-            commissionPerShare: config.commissionPerShare, allowShorting: config.allowShorting)
+            commissionPerShare: config.commissionPerShare, allowShorting: config.allowShorting,
+            orderIDPrefix: orderIDPrefix)
         riskBudget = RiskBudget()
         auditLog = AuditLog()
         data = DataAgent(

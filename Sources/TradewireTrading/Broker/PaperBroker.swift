@@ -5,7 +5,8 @@
 /// rounded the same way (``OrderPricing``). Cash, positions and marks are kept in ``Money``,
 /// so any number of trades leaves no rounding drift, and every ledger operation is checked:
 /// an order whose amounts do not fit is refused with ``BrokerError/overflow(symbol:quantity:referencePrice:)``
-/// and changes nothing. No shorting unless enabled; order ids are sequential.
+/// and changes nothing. No shorting unless enabled; order ids are `PREFIX-000001`, … with a
+/// prefix that differs between daemon starts, so ids stay unique across restarts.
 public actor PaperBroker {
     /// The slippage and commission applied to every order.
     public nonisolated let pricing: OrderPricing
@@ -15,8 +16,15 @@ public actor PaperBroker {
     private var marks: [String: Money] = [:]
     private var commissionPaid = Money.zero
     private var orderCount = 0
+    private let orderIDPrefix: String
 
-    public init(startingCash: Double, slippageBps: Double, commissionPerShare: Double, allowShorting: Bool) {
+    /// - Parameter orderIDPrefix: the start of every order id (`paper` by default; the daemon
+    ///   adds its start token).
+    public init(
+        startingCash: Double, slippageBps: Double, commissionPerShare: Double, allowShorting: Bool,
+        orderIDPrefix: String = "paper"
+    ) {
+        self.orderIDPrefix = orderIDPrefix
         self.cash = Money(dollars: startingCash)
         self.pricing = OrderPricing(slippageBps: slippageBps, commissionPerShare: commissionPerShare)
         self.allowShorting = allowShorting
@@ -106,7 +114,7 @@ public actor PaperBroker {
         marks[symbol] = mark
         orderCount += 1
         return Fill(
-            orderID: "paper-" + Format.zeroPadded(orderCount, width: 6), fillPrice: order.fillPrice.dollars,
+            orderID: orderIDPrefix + "-" + Format.zeroPadded(orderCount, width: 6), fillPrice: order.fillPrice.dollars,
             quantity: quantity, side: side, commission: order.commission.dollars)
     }
 

@@ -648,9 +648,12 @@ def _prepare(a: argparse.Namespace) -> None:
 
 
 def describe_rpc_error(e: RPCError) -> str:
-    """``tradewire: <message> (<code> <type>)``, then ``  at <path>: <message>`` per invalid param."""
-    lines = [f"tradewire: {e.message} ({e.code} {e.type or 'error'})"]
+    """``tradewire: <message> (<code> <type>)``; for invalid params ``tradewire: invalid
+    parameters (...)``, then ``  at <path>: <message>`` once per parameter (the daemon's
+    message already holds them, so it is not printed twice)."""
     errs = e.data.get("errors") if isinstance(e.data, dict) else None
+    headline = "invalid parameters" if isinstance(errs, list) and errs else e.message
+    lines = [f"tradewire: {headline} ({e.code} {e.type or 'error'})"]
     for entry in errs if isinstance(errs, list) else ():
         if isinstance(entry, dict):
             lines.append(f"  at {entry.get('path') or '/'}: {entry.get('message', '')}")
