@@ -91,7 +91,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         let buffered = pendingInput
         pendingInput = []
-        for buffer in buffered { consume(buffer, context: context) }
+        for buffer in buffered {
+            if isPaused { hold(buffer) } else { consume(buffer, context: context) }
+        }
         closeIfFinished()
     }
 
