@@ -70,7 +70,7 @@ enum InProcessBenchmarks {
             row(
                 [
                     "new event type vs 10 000 long glob patterns", String(format: "%.2f ms", matching * 1000),
-                    "140 ms (level 1)", String(format: "%.0f× faster", 0.140 / matching),
+                    "140 ms (level 1)", String(format: "%.0f×", 0.140 / matching),
                 ], widths: widths))
         for mode in [OrchestratorMode.async, .sync] {
             for symbols in [5, 100, 1000, 10_000] {
@@ -104,12 +104,12 @@ enum InProcessBenchmarks {
     }
 
     /// One publish of a never-seen event type while 10 000 subscriptions hold 128-character
-    /// patterns of the backtracking matcher's worst shape (`*a*a…*b`): the whole match list is
+    /// patterns of the backtracking matcher's worst shape (`*aaa…ab`): the whole match list is
     /// computed for it (level 1 took 140 ms, under the bus lock).
     static func newTypeAgainstLongPatterns() async -> Double {
         let bus = EventBus()
         for i in 0..<10_000 {
-            let pattern = String(repeating: "*a", count: 62) + "*b" + String(i % 10)
+            let pattern = "*" + String(repeating: "a", count: 100) + "b" + String(i % 10)
             bus.subscribe(try! EventPattern(pattern), owner: .client(connection: i), handler: .sync { _ in })
         }
         var times: [Double] = []

@@ -48,7 +48,18 @@ struct GlobMatcher: Sendable {
     }
 
     func matches(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
-        if words == 1 { return matchesOneWord(text) }
+        Alphabet.table.withUnsafeBufferPointer { alphabet in
+            tokenMasks.withUnsafeBufferPointer { masks in
+                words == 1
+                    ? Self.matchesOneWord(text, alphabet, masks, starMask[0], tokenCount)
+                    : matchesThreeWords(text, alphabet, masks)
+            }
+        }
+    }
+
+    private func matchesThreeWords(
+        _ text: UnsafeBufferPointer<UInt8>, _ alphabet: UnsafeBufferPointer<Int>, _ masks: UnsafeBufferPointer<UInt64>
+    ) -> Bool {
         let star0 = starMask[0]
         let star1 = starMask[1]
         let star2 = starMask[2]
@@ -56,10 +67,10 @@ struct GlobMatcher: Sendable {
         var d1: UInt64 = 0
         var d2: UInt64 = 0
         for byte in text {
-            let base = Alphabet.index(of: byte) * 3
-            let a0 = d0 & tokenMasks[base]
-            let a1 = d1 & tokenMasks[base + 1]
-            let a2 = d2 & tokenMasks[base + 2]
+            let base = alphabet[Int(byte)] &* 3
+            let a0 = d0 & masks[base]
+            let a1 = d1 & masks[base &+ 1]
+            let a2 = d2 & masks[base &+ 2]
             d2 = (a2 << 1) | (a1 >> 63) | (d2 & star2)
             d1 = (a1 << 1) | (a0 >> 63) | (d1 & star1)
             d0 = (a0 << 1) | (d0 & star0)
@@ -70,14 +81,16 @@ struct GlobMatcher: Sendable {
         return word & (UInt64(1) << UInt64(last & 63)) != 0
     }
 
-    private func matchesOneWord(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
-        let star = starMask[0]
+    private static func matchesOneWord(
+        _ text: UnsafeBufferPointer<UInt8>, _ alphabet: UnsafeBufferPointer<Int>, _ masks: UnsafeBufferPointer<UInt64>,
+        _ star: UInt64, _ last: Int
+    ) -> Bool {
         var d: UInt64 = 1
         for byte in text {
-            d = ((d & tokenMasks[Alphabet.index(of: byte)]) << 1) | (d & star)
+            d = ((d & masks[alphabet[Int(byte)]]) << 1) | (d & star)
             if d == 0 { return false }
         }
-        return d & (UInt64(1) << UInt64(tokenCount)) != 0
+        return d & (UInt64(1) << UInt64(last)) != 0
     }
 }
 
@@ -87,9 +100,10 @@ enum Alphabet {
     /// 66 name bytes plus one for anything else.
     static let size = 67
 
-    private static let table: [UInt8] = {
-        var table = [UInt8](repeating: 66, count: 256)
-        var next: UInt8 = 0
+    /// Byte → index (256 entries).
+    static let table: [Int] = {
+        var table = [Int](repeating: 66, count: 256)
+        var next = 0
         for byte in UInt8(0)...UInt8(255) where EventName.isNameByte(byte) {
             table[Int(byte)] = next
             next += 1
@@ -97,5 +111,5 @@ enum Alphabet {
         return table
     }()
 
-    @inline(__always) static func index(of byte: UInt8) -> Int { Int(table[Int(byte)]) }
+    @inline(__always) static func index(of byte: UInt8) -> Int { table[Int(byte)] }
 }
