@@ -193,6 +193,14 @@ def test_impostor_server_via_env_and_cli(fake_server: FakeServer, monkeypatch) -
     assert fake_server.connections(2) == [0, 0], "the client sent bytes to the impostor"
 
 
+def test_run_handler_stops_at_an_impostor(fake_server: FakeServer) -> None:
+    from tradewire import run_handler
+
+    with pytest.raises(UntrustedPeer):
+        run_handler("*", lambda ev: None, socket_path=fake_server.socket_path, max_reconnect_delay=0.1)
+    assert fake_server.connections(1) == [0], "the handler sent bytes to the impostor"
+
+
 def test_own_daemon_passes_the_peer_check(socket_path: str) -> None:
     with Client(socket_path) as c:
         assert c.ping() == {"pong": True}

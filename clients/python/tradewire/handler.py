@@ -7,7 +7,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from .client import Client, Subscription
-from .errors import NotConnected, RPCError, SubscriptionClosed, Timeout
+from .errors import NotConnected, RPCError, SubscriptionClosed, Timeout, UntrustedSocket
 from .events import Event, EventsDropped
 
 __all__ = ["run_handler"]
@@ -194,6 +194,10 @@ def run_handler(
                     last_seq = max(last_seq or 0, seq)
         except _CallbackFailed as failed:
             raise failed.exc
+        except UntrustedSocket:
+            # an impostor (another user's server or directory) is not a daemon that is down:
+            # retrying would wait on it forever
+            raise
         except (NotConnected, SubscriptionClosed, Timeout, OSError) as e:
             if stop.is_set():
                 break
