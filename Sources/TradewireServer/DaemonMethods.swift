@@ -279,7 +279,16 @@ enum DaemonMethods {
         writer.beginObject()
         writer.key("events")
         writer.beginArray()
-        for record in page.records { record.encodeJSON(to: &writer, includeData: includeData) }
+        let cap = context.daemon.configuration.maxResponseBytes
+        for (index, record) in page.records.enumerated() {
+            record.encodeJSON(to: &writer, includeData: includeData)
+            guard writer.bytes.count <= cap else {
+                throw .invalidParams(
+                    path: "/limit",
+                    "the answer would exceed \(cap) bytes after \(index + 1) of \(page.records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
+                )
+            }
+        }
         writer.endArray()
         writer.field("oldest_seq", page.oldestSeq)
         writer.field("newest_seq", page.newestSeq)

@@ -7,6 +7,9 @@ public struct ServerConfiguration: Sendable {
     public var maxMessageBytes = 1 << 20
     /// Outbound bytes a connection may have queued before its events are dropped.
     public var outboxBudgetBytes = 8 << 20
+    /// Largest answer the daemon builds (a `get_event_history` page): the clients' own
+    /// message limit, so an answer never exceeds what a client can read.
+    public var maxResponseBytes = 64 << 20
     /// Requests a connection may have in flight before it gets -32001.
     public var maxInFlight = 1024
     /// Clients served at once (`--max-connections`); one more gets a -32001 line and is closed.

@@ -198,6 +198,23 @@ import TradewireRPC
         }
     }
 
+    @Test func noAnswerIsBuiltBeyondTheResponseLimit() async throws {
+        try await withDaemon(historyCapacity: 200, maxResponseBytes: 256 << 10) { path, _ in
+            try await fillHistory(path)
+            let client = try await TradewireClient.connect(socketPath: path)
+            let error = await rpcError { _ = try await client.call("get_event_history") }
+            #expect(error?.code == -32602)
+            #expect(error?.details["errors"]?.arrayValue?.first?["path"] == "/limit")
+            #expect(error?.message.contains("would exceed 262144 bytes") == true)
+            // Narrower questions are answered.
+            let page = try await client.call("get_event_history", ["limit": 10])
+            #expect(page["events"]?.arrayValue?.count == 10)
+            let bare = try await client.call("get_event_history", ["include_data": false])
+            #expect(bare["events"]?.arrayValue?.count == 200)
+            await client.close()
+        }
+    }
+
     @Test func connectionsBeyondTheLimitGetOneErrorLineAndAreClosed() async throws {
         try await withDaemon(maxConnections: 2) { path, _ in
             let first = try LineSocket(path: path)

@@ -39,7 +39,7 @@ func uniqueSocketPath(_ tag: String) -> String {
 func withDaemon(
     mode: OrchestratorMode = .async, provider: (any MarketDataProvider)? = nil, historyCapacity: Int = 1000,
     outboxBudget: Int = 8 << 20, maxInFlight: Int = 1024, maxMessageBytes: Int = 1 << 20,
-    shutdownGrace: Duration = .seconds(10), maxConnections: Int = 4096,
+    shutdownGrace: Duration = .seconds(10), maxConnections: Int = 4096, maxResponseBytes: Int = 64 << 20,
     _ body: (String, Daemon) async throws -> Void
 ) async throws {
     let path = uniqueSocketPath(mode.rawValue)
@@ -49,6 +49,7 @@ func withDaemon(
     configuration.maxMessageBytes = maxMessageBytes
     configuration.shutdownGrace = shutdownGrace
     configuration.maxConnections = maxConnections
+    configuration.maxResponseBytes = maxResponseBytes
     let logger = Logger(label: "tradewire.server.tests", factory: { _ in SwiftLogNoOpLogHandler() })
     let bus = EventBus(historyCapacity: historyCapacity, logger: logger)
     let agents = TradingAgents(
