@@ -250,28 +250,7 @@ _tw_default_dir() {
 
 # A fake server: prints "ready UID" once listening on $1, then "conn N" for each
 # connection it accepted (N = bytes received).
-impostor_py='
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1])
-os.chmod(sys.argv[1], 0o777)
-s.listen(8)
-print("ready", os.getuid(), flush=True)
-while True:
-    c, _ = s.accept()
-    c.settimeout(3.0)
-    n = 0
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            n += len(b)
-    except OSError:
-        pass
-    c.close()
-    print("conn", n, flush=True)
-'
+impostor_py=$(cat "$(dirname "${BASH_SOURCE[0]}")/../testing/impostor.py")
 impostor_pid=
 
 # impostor_start USER PATH — run the fake server on PATH as USER ("self": as us), output in

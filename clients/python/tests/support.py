@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -198,29 +199,8 @@ def wait_until(pred: Callable[[], Any], timeout: float = 10.0, interval: float =
 # ---------------------------------------------------------------------------
 # An impostor: a server run as another user (nobody) that records what it got.
 
-FAKE_SERVER = r"""
-import os, socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-os.chmod(path, 0o777)
-s.listen(8)
-print("ready", os.getuid(), flush=True)
-while True:
-    c, _ = s.accept()
-    c.settimeout(3.0)
-    n = 0
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            n += len(b)
-    except OSError:
-        pass
-    c.close()
-    print("conn", n, flush=True)
-"""
+#: clients/testing/impostor.py, shared with the shell suite.
+FAKE_SERVER = (pathlib.Path(__file__).resolve().parents[2] / "testing" / "impostor.py").read_text()
 
 
 class FakeServer:
