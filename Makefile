@@ -14,7 +14,7 @@ APT_PACKAGES := libjansson-dev pkg-config socat netcat-openbsd jq valgrind
 BENCH_APT    := redis-server redis-tools
 
 .PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \
-	install uninstall
+	install uninstall soak
 
 all: build
 
@@ -44,6 +44,13 @@ build:
 test: deps build
 	$(SWIFT) build --build-tests
 	SWIFT=$(SWIFT) scripts/run-tests.sh
+
+## The load tests for many rounds (SIGTERM/SIGINT under 10 publishers and 6 readers at
+## varying moments); `make test` runs one round. SOAK_ROUNDS=25 by default.
+SOAK_ROUNDS ?= 25
+soak: build
+	$(SWIFT) build --build-tests
+	TW_SOAK_ROUNDS=$(SOAK_ROUNDS) $(SWIFT) test --skip-build --no-parallel --filter sigtermLosesNoAcknowledgedEvent
 
 test-swift: build
 	$(SWIFT) test --no-parallel

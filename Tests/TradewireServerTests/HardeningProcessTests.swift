@@ -96,7 +96,16 @@ import TradewireRPC
 
     /// 10 publishers and 6 readers (one throttled), SIGTERM in the middle: every reader gets
     /// every acknowledged event it matched, or an `events_dropped` naming it, then `shutdown`.
+    /// Rounds of the load tests: 1 in `make test`, `TW_SOAK_ROUNDS` (e.g. 25 in `make soak`).
+    static let soakRounds = max(1, ProcessInfo.processInfo.environment["TW_SOAK_ROUNDS"].flatMap { Int($0) } ?? 1)
+
     @Test func sigtermLosesNoAcknowledgedEvent() async throws {
+        for round in 1...Self.soakRounds {
+            try await sigtermRound(round, signal: round % 2 == 0 ? SIGINT : SIGTERM)
+        }
+    }
+
+    private func sigtermRound(_ round: Int, signal: Int32) async throws {
         let path = uniqueSocketPath("flush")
         let daemon = try DaemonProcess(socketPath: path)
         #expect(await daemon.waitUntilListening())
@@ -135,17 +144,18 @@ import TradewireRPC
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(1500))
-        kill(daemon.process.processIdentifier, SIGTERM)
+        // Later soak rounds stop at different moments of the load.
+        try await Task.sleep(for: .milliseconds(1500 + (round - 1) % 5 * 200))
+        kill(daemon.process.processIdentifier, signal)
         var acked = Set<Int>()
         for publisher in publishers { acked.formUnion(await publisher.value) }
         #expect(await daemon.waitForExit() == 0)
         #expect(!acked.isEmpty)
         for (index, reader) in readers.enumerated() {
             let log = await reader.value
-            #expect(log.sawShutdown, "reader \(index) got no shutdown notice")
+            #expect(log.sawShutdown, "round \(round): reader \(index) got no shutdown notice")
             let missing = acked.filter { !log.events.contains($0) && !log.covered($0) }
-            #expect(missing.isEmpty, "reader \(index) lost \(missing.count) acknowledged events")
+            #expect(missing.isEmpty, "round \(round): reader \(index) lost \(missing.count) acknowledged events")
         }
     }
 
