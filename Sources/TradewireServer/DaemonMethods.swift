@@ -170,18 +170,7 @@ enum DaemonMethods {
     static func runPipeline(_ request: RPCRequest, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let reader = request.reader
         var symbols: [String]?
-        if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {
-            try symbolCount(raw.count, path: "/symbols")
-            var parsed: [String] = []
-            for (i, element) in raw.enumerated() {
-                let path = "/symbols/\(i)"
-                guard case .string(let text) = element else {
-                    throw .invalidParams(path: path, "expected a string, got \(element.typeName)")
-                }
-                do { parsed.append(try SymbolValidation.normalize(text)) } catch {
-                    throw .invalidParams(path: path, error.description)
-                }
-            }
+        if let parsed = try symbolList(reader) {
             guard !parsed.isEmpty else { throw .invalidParams(path: "/symbols", "must not be empty") }
             symbols = parsed
         }
@@ -224,6 +213,26 @@ enum DaemonMethods {
                 return .failure(error.rpcError)
             }
         }
+    }
+
+    /// The optional `symbols` parameter: at most 10 000 strings, each a valid symbol
+    /// (normalised), with a `/symbols/N` path on the first bad one.
+    private static func symbolList(_ reader: JSONObjectReader) throws(RPCError) -> [String]? {
+        guard let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) else {
+            return nil
+        }
+        try symbolCount(raw.count, path: "/symbols")
+        var parsed: [String] = []
+        parsed.reserveCapacity(raw.count)
+        for (i, element) in raw.enumerated() {
+            guard case .string(let text) = element else {
+                throw .invalidParams(path: "/symbols/\(i)", "expected a string, got \(element.typeName)")
+            }
+            do { parsed.append(try SymbolValidation.normalize(text)) } catch {
+                throw .invalidParams(path: "/symbols/\(i)", error.description)
+            }
+        }
+        return parsed
     }
 
     private static func symbolCount(_ count: Int, path: String) throws(RPCError) {
@@ -311,19 +320,7 @@ enum DaemonMethods {
             )
         }
         var symbols: [String]?
-        if let raw = try params({ () throws(JSONDecodingError) in try reader.optionalArray("symbols") }) {
-            try symbolCount(raw.count, path: "/symbols")
-            var parsed: [String] = []
-            for (i, element) in raw.enumerated() {
-                guard case .string(let text) = element else {
-                    throw .invalidParams(path: "/symbols/\(i)", "expected a string, got \(element.typeName)")
-                }
-                do { parsed.append(try SymbolValidation.normalize(text)) } catch {
-                    throw .invalidParams(path: "/symbols/\(i)", error.description)
-                }
-            }
-            symbols = parsed.isEmpty ? nil : parsed
-        }
+        if let parsed = try symbolList(reader), !parsed.isEmpty { symbols = parsed }
         let loop = context.daemon.loop
         let loopSymbols = symbols
         return .deferred {
