@@ -52,8 +52,8 @@ import TradewireTrading
             #expect(record.event.metadata["iteration"] == JSONValue(result.iteration))
             #expect(record.event.metadata["iteration_id"] == JSONValue(result.iterationID))
         }
-        let signals = try #require(records[1].event.data(as: PipelinePayload.self))
+        let signals = try #require(records[1].event.pipelinePayload)
         #expect(signals == .signals(result.signals))
-        #expect(records.last?.event.data(as: PipelinePayload.self) == .audit(result.auditReport))
+        #expect(records.last?.event.pipelinePayload == .audit(result.auditReport))
     }
 }

@@ -15,7 +15,7 @@ func makeOrchestrator(
     _ mode: Mode, seed: UInt64 = 42, symbols: [String] = ["AAPL", "MSFT", "GOOGL"],
     provider: (any MarketDataProvider)? = nil, bus: EventBus = EventBus(logger: quietLogger),
     timeout: Duration = .seconds(300),
-    config: TradingConfig = TradingConfig()
+    config: TradingConfig = TradingConfig(), stageHandlers: any StageHandlerSource = NoStageHandlers()
 ) -> any Orchestrator {
     let logger = quietLogger
     let agents = TradingAgents(
@@ -23,11 +23,13 @@ func makeOrchestrator(
     switch mode {
     case .sequential:
         return SequentialOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: symbols, defaultTimeout: timeout, iterationIDPrefix: "t",
+            bus: bus, agents: agents, stageHandlers: stageHandlers, defaultSymbols: symbols, defaultTimeout: timeout,
+            iterationIDPrefix: "t",
             clock: { fixedNow }, logger: logger)
     case .eventDriven:
         return EventDrivenOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: symbols, defaultTimeout: timeout, iterationIDPrefix: "t",
+            bus: bus, agents: agents, stageHandlers: stageHandlers, defaultSymbols: symbols, defaultTimeout: timeout,
+            iterationIDPrefix: "t",
             clock: { fixedNow }, logger: logger)
     }
 }

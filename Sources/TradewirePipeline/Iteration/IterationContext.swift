@@ -3,9 +3,9 @@ import Synchronization
 import TradewireJSON
 import TradewireTrading
 
-/// Everything one iteration has produced so far. Shared by the stages (and, in the
-/// event-driven orchestrator, found again from an event's `metadata.iteration_id`), so
-/// concurrent iterations never mix.
+/// Everything one iteration has produced so far. Shared by the stages; in the
+/// event-driven orchestrator it travels with each pipeline event in its
+/// ``PipelineEnvelope``, so concurrent iterations never mix.
 final class IterationContext: Sendable {
     enum Outcome: Sendable {
         case completed(IterationResult)
@@ -24,8 +24,8 @@ final class IterationContext: Sendable {
         var errors: [StageError] = []
         var lastStage: PipelineStage = .none
         var abandoned = false
-        /// Seqs of the pipeline events this iteration published (only those drive its stages).
-        var ownSeqs: [Int] = []
+        /// Handler calls, in call order.
+        var handlers: [HandlerCallRecord] = []
     }
 
     let number: Int
@@ -34,15 +34,22 @@ final class IterationContext: Sendable {
     let startedAt: ContinuousClock.Instant
     /// The "as of" time for market data and the trading day of the risk budget.
     let asOf: Date
+    /// When the iteration is abandoned (every handler call's deadline is at most this).
+    let deadline: ContinuousClock.Instant
+    /// `deadline` on the wall clock.
+    let deadlineDate: Date
     let progress: Mutex<Progress>
     let outcome = OneShot<Outcome>()
 
-    init(number: Int, id: String, request: IterationRequest, asOf: Date) {
+    init(number: Int, id: String, request: IterationRequest, asOf: Date, timeout: Duration) {
         self.number = number
         self.id = id
         self.request = request
         self.asOf = asOf
         self.startedAt = .now
+        self.deadline = startedAt.advanced(by: timeout)
+        let c = timeout.components
+        self.deadlineDate = Date().addingTimeInterval(Double(c.seconds) + Double(c.attoseconds) / 1e18)
         self.progress = Mutex(Progress())
     }
 
@@ -55,12 +62,6 @@ final class IterationContext: Sendable {
     var isAbandoned: Bool { progress.withLock { $0.abandoned } }
 
     func update(_ body: (inout Progress) -> Void) { progress.withLock { body(&$0) } }
-
-    /// Records that this iteration published the event with `seq`.
-    func own(_ seq: Int) { progress.withLock { $0.ownSeqs.append(seq) } }
-
-    /// True when this iteration published the event with `seq`.
-    func published(_ seq: Int) -> Bool { progress.withLock { $0.ownSeqs.contains(seq) } }
 
     func finished(_ stage: PipelineStage) { progress.withLock { $0.lastStage = max($0.lastStage, stage) } }
 

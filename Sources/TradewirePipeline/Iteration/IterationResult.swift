@@ -17,6 +17,8 @@ public struct IterationResult: Sendable, Equatable {
     public var executionResults: [ExecutionResult]
     public var auditReport: AuditReport
     public var errors: [StageError]
+    /// Remote handler calls in call order (empty when none is registered).
+    public var handlers: [HandlerCallRecord]
     public var dryRun: Bool
     public var finishedAt: Date
 
@@ -55,6 +57,7 @@ public struct IterationResult: Sendable, Equatable {
         writer.field("execution_results", executionResults)
         writer.field("audit_report", auditReport)
         writer.field("errors", errors)
+        writer.field("handlers", handlers)
         writer.field("dry_run", dryRun)
         writer.endObject()
     }

@@ -18,12 +18,13 @@ public final class EventDrivenOrchestrator: Orchestrator {
 
     public init(
         bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics = PipelineMetrics(),
-        defaultSymbols: [String], defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
+        stageHandlers: any StageHandlerSource = NoStageHandlers(), defaultSymbols: [String],
+        defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
         clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "tradewire.pipeline")
     ) {
         core = PipelineCore(
-            bus: bus, agents: agents, metrics: metrics, defaultSymbols: defaultSymbols, defaultTimeout: defaultTimeout,
-            iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
+            bus: bus, agents: agents, metrics: metrics, stageHandlers: stageHandlers, defaultSymbols: defaultSymbols,
+            defaultTimeout: defaultTimeout, iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
         subscribeStages()
     }
 
@@ -41,8 +42,7 @@ public final class EventDrivenOrchestrator: Orchestrator {
             core.bus.subscribe(
                 pattern, owner: .inProcess("pipeline.\(name)"),
                 handler: .async { published in
-                    guard let payload = published.data(as: PipelinePayload.self),
-                        let context = core.context(for: published)
+                    guard let envelope = published.data(as: PipelineEnvelope.self), let context = envelope.context
                     else {
                         core.logger.debug(
                             "pipeline.event.ignored",
@@ -50,7 +50,7 @@ public final class EventDrivenOrchestrator: Orchestrator {
                         return
                     }
                     guard !context.isAbandoned else { return }
-                    await react(context, payload)
+                    await react(context, envelope.payload)
                 })
         }
         on(.dataReady, "strategy") { context, payload in
@@ -86,7 +86,7 @@ public final class EventDrivenOrchestrator: Orchestrator {
     public func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult {
         let context = core.makeContext(request)
         let core = self.core
-        let outcome = await core.runWithDeadline(context, timeout: nil) {
+        let outcome = await core.runWithDeadline(context) {
             let symbols = context.progress.withLock { $0.symbols }
             let marketData = await core.stages.data(context, symbols: symbols)
             guard !marketData.isEmpty else {

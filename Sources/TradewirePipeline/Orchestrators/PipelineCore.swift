@@ -15,14 +15,18 @@ final class PipelineCore: Sendable {
     let iterationIDPrefix: String
     let logger: Logger
     private let counter = Mutex(0)
-    private let live = Mutex<[String: IterationContext]>([:])
 
     init(
-        bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics, defaultSymbols: [String],
-        defaultTimeout: Duration, iterationIDPrefix: String, clock: @escaping @Sendable () -> Date, logger: Logger
+        bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics, stageHandlers: any StageHandlerSource,
+        defaultSymbols: [String], defaultTimeout: Duration, iterationIDPrefix: String,
+        clock: @escaping @Sendable () -> Date, logger: Logger
     ) {
         self.bus = bus
-        self.stages = PipelineStages(agents: agents, metrics: metrics, clock: clock, logger: logger)
+        self.stages = PipelineStages(
+            agents: agents, metrics: metrics, clock: clock, logger: logger, handlerSource: stageHandlers,
+            reportFailure: { context, handler, failure in
+                Self.publishStageFailed(bus: bus, context: context, handler: handler, failure: failure, logger: logger)
+            })
         self.defaultSymbols = defaultSymbols
         self.defaultTimeout = defaultTimeout
         self.iterationIDPrefix = iterationIDPrefix
@@ -37,7 +41,8 @@ final class PipelineCore: Sendable {
             return n
         }
         let id = "\(iterationIDPrefix)-\(number)"
-        let context = IterationContext(number: number, id: id, request: request, asOf: stages.clock())
+        let context = IterationContext(
+            number: number, id: id, request: request, asOf: stages.clock(), timeout: request.timeout ?? defaultTimeout)
         let symbols: [String] =
             if let symbols = request.symbols { symbols } else if let supplied = request.marketData {
                 Array(supplied.keys)
@@ -45,21 +50,11 @@ final class PipelineCore: Sendable {
         var seen = Set<String>()
         let unique = symbols.filter { seen.insert($0).inserted }.sorted()
         context.update { $0.symbols = unique }
-        live.withLock { $0[id] = context }
-        return context
-    }
-
-    /// The live iteration that published `event`. An event whose metadata names a live
-    /// iteration it does not belong to (a client's copy) finds none, so it cannot drive a stage.
-    func context(for event: Event) -> IterationContext? {
-        guard let id = event.metadata["iteration_id"]?.stringValue,
-            let context = live.withLock({ $0[id] }), context.published(event.seq)
-        else { return nil }
         return context
     }
 
     /// `metadata` with the iteration's `iteration` and `iteration_id` set (PROTOCOL §8).
-    private func stamped(_ metadata: JSONObject, _ context: IterationContext) -> JSONObject {
+    private static func stamped(_ metadata: JSONObject, _ context: IterationContext) -> JSONObject {
         var stamped = metadata
         stamped["iteration"] = JSONValue(context.number)
         stamped["iteration_id"] = JSONValue(context.id)
@@ -75,8 +70,9 @@ final class PipelineCore: Sendable {
         _ event: PipelineEvent, _ payload: PipelinePayload, for context: IterationContext, extra: JSONObject = [:],
         awaitHandlers: Bool = true
     ) async -> PublishedEvent {
-        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(extra, context))
-        context.own(published.event.seq)
+        let published = bus.publishRecording(
+            event.rawValue, payload: PipelineEnvelope(payload, context: context), metadata: Self.stamped(extra, context)
+        )
         if awaitHandlers {
             await published.handlersFinished()
         } else if published.hasPendingHandlers {
@@ -89,9 +85,9 @@ final class PipelineCore: Sendable {
     /// first. `body` runs in its own task so that a hung handler cannot hold the caller past
     /// the deadline; after a timeout the context is abandoned (no later stage trades).
     func runWithDeadline(
-        _ context: IterationContext, timeout: Duration?, body: @escaping @Sendable () async -> Void
+        _ context: IterationContext, body: @escaping @Sendable () async -> Void
     ) async -> IterationContext.Outcome {
-        let deadline = timeout ?? context.request.timeout ?? defaultTimeout
+        let deadline = context.deadline - ContinuousClock.now
         let work = Task { await body() }
         let timer = Task {
             try? await Task.sleep(for: deadline)
@@ -106,7 +102,6 @@ final class PipelineCore: Sendable {
         let outcome = await context.outcome.wait()
         timer.cancel()
         if case .timedOut = outcome { work.cancel() }
-        live.withLock { $0[context.id] = nil }
         switch outcome {
         case .completed(let result): stages.metrics.recordRun(durationSeconds: result.durationSeconds)
         case .noMarketData: stages.metrics.recordFailure()
@@ -131,7 +126,8 @@ final class PipelineCore: Sendable {
         react: @escaping @Sendable (IterationContext, PublishedEvent) async -> Void
     ) -> ClientEventPublication {
         guard event.startsIteration else {
-            let published = bus.publishRecording(event.rawValue, payload: payload, metadata: metadata)
+            let published = bus.publishRecording(
+                event.rawValue, payload: PipelineEnvelope(payload, context: nil), metadata: metadata)
             return ClientEventPublication(published: published) {
                 await published.handlersFinished()
                 return ClientEventOutcome(published: published, iteration: nil)
@@ -139,10 +135,11 @@ final class PipelineCore: Sendable {
         }
         let context = makeContext(IterationRequest())
         SequentialOrchestrator.seed(context, core: self, with: event, payload: payload)
-        let published = bus.publishRecording(event.rawValue, payload: payload, metadata: stamped(metadata, context))
-        context.own(published.event.seq)
+        let published = bus.publishRecording(
+            event.rawValue, payload: PipelineEnvelope(payload, context: context),
+            metadata: Self.stamped(metadata, context))
         return ClientEventPublication(published: published) {
-            let outcome = await self.runWithDeadline(context, timeout: nil) {
+            let outcome = await self.runWithDeadline(context) {
                 if event != .dataReady {
                     // Signals from outside: risk sizes them on the provider's market data.
                     _ = await self.stages.data(context, symbols: context.progress.withLock { $0.symbols })
@@ -174,5 +171,26 @@ final class PipelineCore: Sendable {
         case .timedOut(let stage):
             throw .timeout(iteration: context.number, iterationID: context.id, stage: stage)
         }
+    }
+
+    /// Publishes `stage_failed` for a failed handler call (PROTOCOL §9), without waiting for
+    /// in-process handlers.
+    static func publishStageFailed(
+        bus: EventBus, context: IterationContext, handler: any StageHandler, failure: StageFailure, logger: Logger
+    ) {
+        logger.warning(
+            "pipeline.stage.handler_failed",
+            metadata: [
+                "stage": "\(handler.stage.rawValue)", "handler.name": "\(handler.name)",
+                "iteration.id": "\(context.id)", "reason": "\(failure.reason.rawValue)",
+                "policy": "\(handler.onFailure.rawValue)",
+            ])
+        let data: JSONValue = [
+            "stage": JSONValue(handler.stage.rawValue), "name": JSONValue(handler.name),
+            "iteration_id": JSONValue(context.id), "reason": JSONValue(failure.reason.rawValue),
+            "message": JSONValue(failure.message), "policy": JSONValue(handler.onFailure.rawValue),
+        ]
+        let published = bus.publishRecording("stage_failed", payload: data, metadata: stamped([:], context))
+        if published.hasPendingHandlers { Task { await published.handlersFinished() } }
     }
 }

@@ -13,12 +13,13 @@ public final class SequentialOrchestrator: Orchestrator {
 
     public init(
         bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics = PipelineMetrics(),
-        defaultSymbols: [String], defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
+        stageHandlers: any StageHandlerSource = NoStageHandlers(), defaultSymbols: [String],
+        defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
         clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "tradewire.pipeline")
     ) {
         core = PipelineCore(
-            bus: bus, agents: agents, metrics: metrics, defaultSymbols: defaultSymbols, defaultTimeout: defaultTimeout,
-            iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
+            bus: bus, agents: agents, metrics: metrics, stageHandlers: stageHandlers, defaultSymbols: defaultSymbols,
+            defaultTimeout: defaultTimeout, iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
     }
 
     public var bus: EventBus { core.bus }
@@ -27,7 +28,7 @@ public final class SequentialOrchestrator: Orchestrator {
     public func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult {
         let context = core.makeContext(request)
         let core = self.core
-        let outcome = await core.runWithDeadline(context, timeout: nil) {
+        let outcome = await core.runWithDeadline(context) {
             let symbols = context.progress.withLock { $0.symbols }
             let marketData = await core.stages.data(context, symbols: symbols)
             guard !marketData.isEmpty else {

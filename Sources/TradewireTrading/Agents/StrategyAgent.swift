@@ -35,6 +35,19 @@ public struct StrategyAgent: Sendable {
     }
 
     /// The confidence formula (see the type's documentation).
+    /// The stop-loss and take-profit the built-in strategies set: 2 % below (BUY) or above
+    /// (SELL) the price, and a take-profit band of max(2 %, volatility %); none for HOLD.
+    public static func protectiveLevels(action: SignalAction, price: Double, volatility: Double)
+        -> (stopLoss: Double?, takeProfit: Double?)
+    {
+        let band = max(0.02, volatility / 100)
+        switch action {
+        case .buy: return (price * 0.98, price * (1 + band))
+        case .sell: return (price * 1.02, price * (1 - band))
+        case .hold: return (nil, nil)
+        }
+    }
+
     public static func confidence(for evaluation: StrategyEvaluation) -> Double {
         let s = Score.clamp01(evaluation.strength)
         switch evaluation.action {
@@ -106,19 +119,9 @@ public struct StrategyAgent: Sendable {
             }
         }
         let price = context.currentPrice
-        let band = max(0.02, context.volatility / 100)
-        var stopLoss: Double?
-        var takeProfit: Double?
-        switch evaluation.action {
-        case .buy:
-            stopLoss = price * 0.98
-            takeProfit = price * (1 + band)
-        case .sell:
-            stopLoss = price * 1.02
-            takeProfit = price * (1 - band)
-        case .hold:
-            break
-        }
+        let levels = Self.protectiveLevels(action: evaluation.action, price: price, volatility: context.volatility)
+        let stopLoss = levels.stopLoss
+        let takeProfit = levels.takeProfit
         let confidence = Self.confidence(for: evaluation)
         logger.debug(
             "strategy.signal",
