@@ -102,12 +102,16 @@ public final class EventBus: Sendable {
     /// unchanged (no replay). Otherwise, atomically with respect to publishes: calls `prelude`
     /// with the new id and the replay gap (if the requested replay reaches further back than
     /// history), delivers the replay to the handler, then goes live: no gap, no duplicate.
+    ///
+    /// `id`, when given, is one ``reserveSubscriptionID()`` returned (a server that
+    /// acknowledges a subscription before it goes live).
     @discardableResult
     public func subscribe(
         _ pattern: EventPattern,
         owner: SubscriberOwner,
         handler: EventHandler,
         replay: ReplayRequest? = nil,
+        id reserved: SubscriptionID? = nil,
         prelude: (SubscriptionID, ReplayGap?) -> Void = { _, _ in }
     ) -> SubscribeOutcome {
         var replayed: [Event] = []
@@ -115,8 +119,13 @@ public final class EventBus: Sendable {
             if let existing = state.byOwnerAndPattern[owner]?[pattern] {
                 return SubscribeOutcome(id: existing, created: false)
             }
-            let id = SubscriptionID(rawValue: state.nextSubscriptionID)
-            state.nextSubscriptionID += 1
+            let id: SubscriptionID
+            if let reserved {
+                id = reserved
+            } else {
+                id = SubscriptionID(rawValue: state.nextSubscriptionID)
+                state.nextSubscriptionID += 1
+            }
             let subscriber = Subscriber(id: id, pattern: pattern, owner: owner, handler: handler)
             var gap: ReplayGap?
             if let replay {
@@ -167,6 +176,19 @@ public final class EventBus: Sendable {
             "bus.subscribed",
             metadata: ["subscription": "\(outcome.id)", "pattern": "\(pattern)", "created": "\(outcome.created)"])
         return outcome
+    }
+
+    /// A fresh subscription id for a later ``subscribe(_:owner:handler:replay:id:prelude:)``.
+    public func reserveSubscriptionID() -> SubscriptionID {
+        state.withLock { state in
+            defer { state.nextSubscriptionID += 1 }
+            return SubscriptionID(rawValue: state.nextSubscriptionID)
+        }
+    }
+
+    /// The subscription `owner` holds for exactly `pattern`, if any.
+    public func subscription(owner: SubscriberOwner, pattern: EventPattern) -> SubscriptionID? {
+        state.withLock { $0.byOwnerAndPattern[owner]?[pattern] }
     }
 
     /// Removes one subscription; `owner`, when given, must match (another connection's id removes nothing).

@@ -5,11 +5,9 @@ public enum MethodOutcome: Sendable {
     /// The encoded `result` JSON, ready now (answered without leaving the caller's thread).
     case success([UInt8])
     case failure(RPCError)
-    /// The handler already queued its own response (e.g. a subscription ack that must precede
-    /// the subscription's first event).
-    case answered
     /// The encoded `result`, then `afterWrite` once the response is queued (inside a batch:
-    /// once the batch array is). `shutdown` answers this way before the drain begins.
+    /// once the batch array is). `subscribe` goes live this way, so that its ack precedes
+    /// its first event; `shutdown` answers this way before the drain begins.
     case successThen([UInt8], afterWrite: @Sendable () -> Void)
     /// Work that must be awaited (a pipeline run, in-process handlers); it reports its outcome.
     case deferred(@Sendable () async -> Result<[UInt8], RPCError>)
@@ -66,7 +64,20 @@ public struct MethodRegistry<Context: Sendable> {
 
     public init() {}
 
-    /// Registers a method; registering a name twice replaces the earlier one.
+    /// Registers a method whose parameters are the declared type `P`: they are decoded before
+    /// `handler` runs, and `rpc.discover` lists them. Registering a name twice replaces the
+    /// earlier one.
+    public mutating func register<P: MethodParameters>(
+        _ name: String, summary: String, params: P.Type, result: JSONValue,
+        handler: @escaping @Sendable (P, Context) throws(RPCError) -> MethodOutcome
+    ) {
+        let description = MethodDescription(name, summary: summary, params: P.parameters, result: result)
+        register(description) { request, context throws(RPCError) in
+            try handler(try P(from: ParamReader(request.params)), context)
+        }
+    }
+
+    /// Registers a method with a raw handler; registering a name twice replaces the earlier one.
     public mutating func register(_ description: MethodDescription, handler: @escaping RPCMethod<Context>.Handler) {
         if methods[description.name] == nil { order.append(description.name) }
         methods[description.name] = RPCMethod(

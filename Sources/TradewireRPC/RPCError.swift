@@ -86,6 +86,14 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             code: -32001, message: "Too many connections (limit \(limit)); try again later", type: "overloaded",
             details: ["max_connections": JSONValue(limit)])
     }
+    /// A second `replace` group for a stage (PROTOCOL §9).
+    public static func stageConflict(stage: String, existing: String) -> RPCError {
+        RPCError(
+            code: -32030,
+            message:
+                "Stage \(stage) already has a replace group (\(existing)); unregister it first or register with mode after",
+            type: "stage_conflict", details: ["stage": JSONValue(stage), "existing": JSONValue(existing)])
+    }
     public static func forbidden(uid: UInt32) -> RPCError {
         RPCError(
             code: -32020, message: "Forbidden: uid \(uid) may not use this daemon", type: "forbidden",

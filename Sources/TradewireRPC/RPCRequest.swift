@@ -37,6 +37,21 @@ public enum RPCEntry: Sendable {
     case invalid(RPCError, id: JSONValue)
     /// A well-formed notification that cannot run; notifications are never answered.
     case invalidNotification(RPCError)
+    /// A peer's reply to a request the daemon sent it (never answered: a reply to a reply
+    /// does not exist).
+    case reply(RPCReply)
+}
+
+/// A response object received from a peer: `{"jsonrpc":"2.0","id":…,"result"|"error":…}`.
+public struct RPCReply: Sendable {
+    public enum Outcome: Sendable {
+        case result(JSONValue)
+        /// The error object's code (nil when not an integer) and message.
+        case error(code: Int?, message: String)
+    }
+
+    public var id: JSONValue
+    public var outcome: Outcome
 }
 
 /// Turns one framed line into requests (PROTOCOL §2 and §8).
@@ -74,6 +89,9 @@ public enum RPCMessageParser {
         guard object["jsonrpc"] == "2.0" else {
             return .invalid(.invalidRequest("\"jsonrpc\" must be \"2.0\""), id: answerID)
         }
+        if object["method"] == nil, let rawID, object["result"] != nil || object["error"] != nil {
+            return reply(object, id: rawID)
+        }
         guard case .string(let method)? = object["method"] else {
             return .invalid(.invalidRequest("\"method\" must be a string"), id: answerID)
         }
@@ -98,5 +116,15 @@ public enum RPCMessageParser {
             return .invalid(.invalidRequest("\"params\" must be an object or an array"), id: answerID)
         }
         return .request(RPCRequest(id: rawID, method: method, params: params))
+    }
+
+    /// A peer's response object.
+    private static func reply(_ object: JSONObject, id: JSONValue) -> RPCEntry {
+        if let error = object["error"] {
+            let code = error["code"]?.intValue
+            let message = error["message"]?.stringValue ?? "error without a message"
+            return .reply(RPCReply(id: id, outcome: .error(code: code, message: message)))
+        }
+        return .reply(RPCReply(id: id, outcome: .result(object["result"] ?? .null)))
     }
 }

@@ -43,7 +43,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let id = daemon.makeConnectionID()
+        let id = daemon.connections.makeConnectionID()
         let outbox = Outbox(budget: daemon.configuration.outboxBudgetBytes, eventLoop: context.eventLoop) {
             loopBound.value.drain()
         }
@@ -74,7 +74,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func admit(peer: PeerCredentials) {
         guard let connection, let context else { return }
-        guard daemon.register(connection) else {
+        guard daemon.connections.admit(connection) else {
             let limit = daemon.configuration.maxConnections
             logger.warning("server.connection.over_limit", metadata: ["max_connections": "\(limit)"])
             refuse(with: .tooManyConnections(limit: limit))
@@ -84,7 +84,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         logger.debug(
             "server.connection.opened",
             metadata: ["connection": "\(connection.id)", "peer.uid": "\(peer.uid)", "peer.pid": "\(peer.pid)"])
-        if daemon.isDraining {
+        if daemon.connections.isDraining {
             connection.notify(method: "shutdown", params: ["reason": "daemon is shutting down"])
             closeAfterFlush()
             return
@@ -116,7 +116,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if let connection {
             connection.outbox.close()
-            if admitted { daemon.unregister(connection) }
+            if admitted { daemon.connectionClosed(connection) }
             logger.debug("server.connection.closed", metadata: ["connection": "\(connection.id)"])
         }
         // The outbox's drain closure holds this handler: dropping the connection here breaks
@@ -155,7 +155,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
             framer.feed(
                 bytes,
                 onLine: { line in handle(line: line) },
-                onTooLong: { connection?.respond(id: .null, .failure(.messageTooLarge(limit: limit))) },
+                onTooLong: {
+                    guard let connection else { return }
+                    connection.respond(id: .null, .failure(.messageTooLarge(limit: limit)))
+                    daemon.stages.oversizedLine(from: connection.id, limit: limit)
+                },
                 shouldPause: { mustPause })
         }
         buffer.moveReaderIndex(forwardBy: consumed)
@@ -315,7 +319,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
                         collector.add(ServerConnection.responseLine(id: request.id, .failure(error)))
                     case .invalid(let invalid, let id):
                         collector.add(ServerConnection.responseLine(id: id, .failure(invalid)))
-                    case .invalidNotification: collector.add(nil)
+                    case .invalidNotification, .reply: collector.add(nil)
                     }
                 }
                 return
@@ -343,10 +347,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .invalidNotification:
             batch?.add(nil)
             return
+        case .reply(let reply):
+            // A member's answer to a stage call: routed, never answered.
+            daemon.stages.receive(reply, from: connection.id)
+            batch?.add(nil)
+            return
         case .request(let r):
             request = r
         }
-        if daemon.isDraining {
+        if daemon.connections.isDraining {
             answer(request.id, .failure(.shuttingDown))
             return
         }
@@ -354,8 +363,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
             answer(request.id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)))
             return
         }
-        let context = RequestContext(
-            connection: connection, daemon: daemon, requestID: request.id, inBatch: batch != nil)
+        let context = RequestContext(connection: connection, daemon: daemon)
         switch daemon.dispatcher.dispatch(request, context: context) {
         case .success(let bytes):
             answer(request.id, .success(bytes))
@@ -374,8 +382,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 answer(request.id, .success(bytes))
                 afterWrite()
             }
-        case .answered:
-            batch?.add(nil)
         case .deferred(let work):
             inFlight += 1
             guard let eventLoop = self.context?.eventLoop else { return }
@@ -384,10 +390,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
             // `answer` only touches EL-confined state (the batch) on the event loop.
             let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
             let daemon = self.daemon
-            daemon.workStarted()
+            daemon.connections.workStarted()
             Task {
                 let result = await work()
-                daemon.workFinished()
+                daemon.connections.workFinished()
                 eventLoop.execute {
                     loopBound.value.inFlight -= 1
                     boundAnswer.value(id, result)

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import TradewireBus
 import TradewireJSON
 import TradewireRPC
@@ -11,6 +12,9 @@ public final class ServerConnection: Sendable {
     let eventLoop: any EventLoop
     /// Asks the connection to close once everything queued has been written (graceful stop).
     let closeWhenFlushed: @Sendable () -> Void
+    /// Subscriptions acknowledged but not yet live (by pattern), so that a second identical
+    /// subscribe in the same batch is the no-op it would be later.
+    private let pendingSubscriptions = Mutex<[String: SubscriptionID]>([:])
 
     init(id: Int, outbox: Outbox, eventLoop: any EventLoop, closeWhenFlushed: @escaping @Sendable () -> Void) {
         self.id = id
@@ -20,6 +24,12 @@ public final class ServerConnection: Sendable {
     }
 
     var owner: SubscriberOwner { .client(connection: id) }
+
+    func pendingSubscription(_ pattern: String) -> SubscriptionID? { pendingSubscriptions.withLock { $0[pattern] } }
+
+    func setPendingSubscription(_ pattern: String, _ id: SubscriptionID?) {
+        pendingSubscriptions.withLock { $0[pattern] = id }
+    }
 
     /// Queues a response for `id` (nothing for notifications).
     func respond(id: JSONValue?, _ result: Result<[UInt8], RPCError>) {
@@ -41,14 +51,10 @@ public final class ServerConnection: Sendable {
     }
 }
 
-/// The context a method handler gets.
+/// The context a method handler gets: the connection that asked and the daemon.
 public struct RequestContext: Sendable {
     public let connection: ServerConnection
     public let daemon: Daemon
-    /// The request's id (nil for a notification).
-    public let requestID: JSONValue?
-    /// True inside a batch: the response goes into the batch array, not straight to the outbox.
-    public let inBatch: Bool
 }
 
 /// Counts the answers of one batch and writes them as one array when the last arrives.

@@ -78,7 +78,7 @@ public final class TradewireServer: Service, Sendable {
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
-            self.daemon.beginDrain(reason: "daemon is shutting down")
+            self.daemon.connections.beginDrain(reason: "daemon is shutting down")
             channel.close(promise: nil)
         }
         await drain()
@@ -87,27 +87,27 @@ public final class TradewireServer: Service, Sendable {
     /// The graceful stop after the listener closed.
     private func drain() async {
         let daemon = self.daemon
-        daemon.beginDrain(reason: "daemon is shutting down")
+        daemon.connections.beginDrain(reason: "daemon is shutting down")
         let grace = ContinuousClock.now + daemon.configuration.shutdownGrace
         // The loop's in-flight iteration finishes (bounded by the grace period).
         let loopStopped = Mutex(false)
         Task {
-            _ = await daemon.loop.stop()
+            _ = await daemon.pipeline.loop.stop()
             loopStopped.withLock { $0 = true }
         }
-        while !(daemon.pendingWork == 0 && loopStopped.withLock({ $0 })), ContinuousClock.now < grace {
+        while !(daemon.connections.pendingWork == 0 && loopStopped.withLock({ $0 })), ContinuousClock.now < grace {
             try? await Task.sleep(for: .milliseconds(10))
         }
         // Every connection closes once what it was sent (events of acknowledged publishes,
         // answers, the shutdown notice) has reached its socket; what is still open when the
         // grace period ends (at least a second from now) is closed as it is.
-        for connection in daemon.liveConnections { connection.closeWhenFlushed() }
+        for connection in daemon.connections.live { connection.closeWhenFlushed() }
         let flushDeadline = max(grace, ContinuousClock.now + .seconds(1))
         while !childChannels.all.isEmpty, ContinuousClock.now < flushDeadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
         let children = childChannels.all
-        for connection in daemon.liveConnections where !connection.outbox.isEmpty {
+        for connection in daemon.connections.live where !connection.outbox.isEmpty {
             daemon.logger.warning(
                 "server.shutdown.unflushed",
                 metadata: ["connection": "\(connection.id)", "bytes": "\(connection.outbox.queuedBytes)"])

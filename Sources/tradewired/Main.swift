@@ -209,23 +209,26 @@ struct Tradewired: AsyncParsableCommand {
             config: settings.trading, provider: settings.dataProvider.makeProvider(seed: settings.seed),
             logger: Logger(label: "tradewire.agents"), orderIDPrefix: "paper-\(bootToken)")
         let pipelineLogger = Logger(label: "tradewire.pipeline")
+        let stages = StageRegistry(logger: Logger(label: "tradewire.stages"))
         let timeout = Duration.milliseconds(Int(settings.iterationTimeoutSeconds * 1000))
         let orchestrator: any Orchestrator =
             switch settings.mode {
             case .async:
                 EventDrivenOrchestrator(
-                    bus: bus, agents: agents, defaultSymbols: settings.symbols, defaultTimeout: timeout,
+                    bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: settings.symbols,
+                    defaultTimeout: timeout,
                     iterationIDPrefix: bootToken, logger: pipelineLogger)
             case .sync:
                 SequentialOrchestrator(
-                    bus: bus, agents: agents, defaultSymbols: settings.symbols, defaultTimeout: timeout,
+                    bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: settings.symbols,
+                    defaultTimeout: timeout,
                     iterationIDPrefix: bootToken, logger: pipelineLogger)
             }
         let pipelineLoop = PipelineLoop(
             orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
         let daemon = Daemon(
-            bus: bus, orchestrator: orchestrator, loop: pipelineLoop, configuration: serverConfiguration,
-            logger: Logger(label: "tradewire.server"))
+            pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: pipelineLoop), stages: stages,
+            configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
         let server = TradewireServer(daemon: daemon) { path in
             // A plain line whatever the log level or format: scripts wait for it.
             FileHandle.standardError.write(Data("listening on \(path)\n".utf8))

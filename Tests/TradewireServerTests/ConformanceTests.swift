@@ -168,10 +168,10 @@ import TradewirePipeline
             #expect(try await client.ping())
             // Their subscriptions went with them, and the abandoned runs end at their deadline.
             let deadline = ContinuousClock.now + .seconds(10)
-            while daemon.pendingWork > 0, ContinuousClock.now < deadline {
+            while daemon.connections.pendingWork > 0, ContinuousClock.now < deadline {
                 try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(daemon.pendingWork == 0)
+            #expect(daemon.connections.pendingWork == 0)
             let stats = try await client.call("get_stats")
             #expect(stats["total_subscribers"] == 0 && stats["connections"] == 1)
             #expect(stats["pipeline"]?["timeouts"] == 20)

@@ -168,7 +168,7 @@ import TradewireRPC
             let calls = (1...40).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"get_event_history"}"# }
             socket.write(Array(("[" + calls.joined(separator: ",") + "]\n").utf8))
             try await Task.sleep(for: .milliseconds(500))
-            let connection = try #require(daemon.liveConnections.max { $0.id < $1.id })
+            let connection = try #require(daemon.connections.live.max { $0.id < $1.id })
             // One answer may exceed the budget; forty may not be held.
             #expect(connection.outbox.queuedBytes < 2 * (1 << 20) + (2 << 20))
             let answers = try #require(socket.readLine().flatMap { try? JSONParser.parse($0) }?.arrayValue)
@@ -187,7 +187,7 @@ import TradewireRPC
             let calls = (1...40).map { #"{"jsonrpc":"2.0","id":\#($0),"method":"get_event_history"}"# + "\n" }
             socket.write(Array(calls.joined().utf8))
             try await Task.sleep(for: .milliseconds(500))
-            let connection = try #require(daemon.liveConnections.max { $0.id < $1.id })
+            let connection = try #require(daemon.connections.live.max { $0.id < $1.id })
             #expect(connection.outbox.queuedBytes < (1 << 20) + (2 << 20), "reading stops once over budget")
             // Nothing is lost: once the client reads, every call is answered.
             var ids = Set<Int>()

@@ -54,16 +54,19 @@ func withDaemon(
     let bus = EventBus(historyCapacity: historyCapacity, logger: logger)
     let agents = TradingAgents(
         config: TradingConfig(), provider: provider ?? SimulatedMarketDataProvider(seed: 42), logger: logger)
+    let stages = StageRegistry(logger: logger)
     let orchestrator: any Orchestrator =
         mode == .async
         ? EventDrivenOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t",
-            logger: logger)
+            bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: ["AAPL", "MSFT", "GOOGL"],
+            iterationIDPrefix: "t", logger: logger)
         : SequentialOrchestrator(
-            bus: bus, agents: agents, defaultSymbols: ["AAPL", "MSFT", "GOOGL"], iterationIDPrefix: "t",
-            logger: logger)
+            bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: ["AAPL", "MSFT", "GOOGL"],
+            iterationIDPrefix: "t", logger: logger)
     let loop = PipelineLoop(orchestrator: orchestrator, intervalSeconds: 60, logger: logger)
-    let daemon = Daemon(bus: bus, orchestrator: orchestrator, loop: loop, configuration: configuration, logger: logger)
+    let daemon = Daemon(
+        pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: loop), stages: stages,
+        configuration: configuration, logger: logger)
     let server = TradewireServer(daemon: daemon)
     try await server.bind()
     let group = ServiceGroup(services: [server], logger: logger)

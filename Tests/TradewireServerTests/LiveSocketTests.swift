@@ -70,8 +70,8 @@ import TradewirePipeline
             #expect(
                 Set(names) == [
                     "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
-                    "start_loop",
-                    "stop_loop", "get_status", "ping", "rpc.discover", "shutdown",
+                    "start_loop", "stop_loop", "get_status", "ping", "rpc.discover", "shutdown", "register_stage",
+                    "unregister_stage",
                 ])
             #expect(try await client.call("shutdown") == ["ok": true])
             await client.close()
@@ -125,7 +125,7 @@ import TradewirePipeline
             #expect(await publisherDone == count)
             #expect(await readerDone == count)
             // Bounded: what the stalled connection holds stays within its budget (+ one event).
-            let queued = daemon.liveConnections.map(\.outbox.queuedBytes).max() ?? 0
+            let queued = daemon.connections.live.map(\.outbox.queuedBytes).max() ?? 0
             #expect(queued <= budget + 2048)
             // Now the stalled subscriber drains: ack, what fit, one events_dropped notice, counts add up.
             var events = 0

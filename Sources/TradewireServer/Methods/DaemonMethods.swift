@@ -1,0 +1,348 @@
+import Foundation
+import Logging
+import TradewireBus
+import TradewireJSON
+import TradewirePipeline
+import TradewireRPC
+import TradewireTrading
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Binds every method of PROTOCOL §5 to the bus and the pipeline. Handlers return their
+/// result; the connection writes it (inside a batch, into the batch array).
+enum DaemonMethods {
+    private static let object: JSONValue = ["type": "object"]
+    private static func objectWith(_ keys: [String]) -> JSONValue {
+        ["type": "object", "required": .array(keys.map { JSONValue($0) })]
+    }
+
+    static func register(into registry: inout MethodRegistry<RequestContext>) {
+        registry.register(
+            "subscribe", summary: "Receive events whose type matches a pattern (* and ?) as `event` notifications.",
+            params: SubscribeParams.self, result: objectWith(["subscription", "event_type"]), handler: subscribe)
+        registry.register(
+            "unsubscribe", summary: "Remove this connection's subscription by id, or all with exactly this pattern.",
+            params: UnsubscribeParams.self, result: objectWith(["removed"]), handler: unsubscribe)
+        registry.register(
+            "publish", summary: "Publish an event; pipeline event types start a new iteration from that stage.",
+            params: PublishParams.self, result: objectWith(["seq", "event_type", "timestamp", "subscribers"]),
+            handler: publish)
+        registry.register(
+            "run_pipeline", summary: "Run one iteration: data, strategy, quant, risk, execution, audit.",
+            params: RunPipelineParams.self,
+            result: objectWith([
+                "iteration", "iteration_id", "symbols", "duration_seconds", "market_data", "signals",
+                "validated_signals", "approved_signals", "rejected_signals", "execution_results", "audit_report",
+                "errors", "handlers", "dry_run",
+            ]), handler: runPipeline)
+        registry.register(
+            "get_stats", summary: "Bus and pipeline counters.", params: NoParameters.self,
+            result: objectWith([
+                "total_event_types", "total_subscribers", "event_types", "total_events_published", "events_published",
+                "events_delivered", "events_dropped", "handler_errors", "published_by_type", "connections",
+                "history_size", "history_capacity", "uptime_seconds", "pipeline",
+            ]), handler: getStats)
+        registry.register(
+            "get_event_history", summary: "Recorded events, oldest first: filter, then keep the last `limit`.",
+            params: GetEventHistoryParams.self, result: objectWith(["events", "oldest_seq", "newest_seq", "capacity"]),
+            handler: getEventHistory)
+        registry.register(
+            "start_loop", summary: "Start the continuous loop (or update its interval and symbols).",
+            params: StartLoopParams.self, result: objectWith(["running", "interval_seconds"]), handler: startLoop)
+        registry.register(
+            "stop_loop", summary: "Stop the loop; an iteration in flight finishes first.", params: NoParameters.self,
+            result: objectWith(["running", "iterations"]), handler: stopLoop)
+        registry.register(
+            "get_status", summary: "Version, pid, socket, mode, uptime, loop state and stage groups.",
+            params: NoParameters.self,
+            result: objectWith(["version", "api_level", "pid", "socket", "mode", "uptime_seconds", "loop", "stages"]),
+            handler: getStatus)
+        registry.register(
+            "ping", summary: "Liveness check.", params: NoParameters.self, result: objectWith(["pong"])
+        ) { _, _ in .success(pong) }
+        registry.register(
+            "rpc.discover", summary: "This OpenRPC document.", params: NoParameters.self,
+            result: objectWith(["openrpc", "info", "methods"])
+        ) { _, context in .success(context.daemon.discoverDocument) }
+        registry.register(
+            "shutdown", summary: "Reply, notify every connection, then stop gracefully.", params: NoParameters.self,
+            result: objectWith(["ok"]), handler: shutdown)
+    }
+
+    private static let pong: [UInt8] = Array(#"{"pong":true}"#.utf8)
+
+    /// `since_seq` may not be ahead of the newest event (a client that resumes from a seq this
+    /// daemon never issued is talking to a daemon that restarted).
+    private static func checkSinceSeq(_ value: Int?, _ bus: EventBus) throws(RPCError) {
+        guard let value else { return }
+        let newest = bus.lastSeq
+        guard value <= newest else {
+            throw .invalidParams(path: "/since_seq", "since_seq is ahead of the newest event (\(newest))")
+        }
+    }
+
+    // MARK: subscribe / unsubscribe
+
+    /// Acknowledges first, then goes live: the subscription is created (and its replay
+    /// queued) right after the ack is queued, so the ack always precedes its first event.
+    static func subscribe(_ params: SubscribeParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let bus = context.daemon.bus
+        try checkSinceSeq(params.sinceSeq, bus)
+        let connection = context.connection
+        let text = params.text
+        let ack: (SubscriptionID) -> [UInt8] = { id in
+            JSONWriter.encode(["subscription": JSONValue(id.description), "event_type": JSONValue(text)] as JSONValue)
+        }
+        // Subscribing twice is a no-op, also before the first one went live (in one batch).
+        if let existing = bus.subscription(owner: connection.owner, pattern: params.pattern)
+            ?? connection.pendingSubscription(params.pattern.text)
+        {
+            return .success(ack(existing))
+        }
+        let id = bus.reserveSubscriptionID()
+        connection.setPendingSubscription(params.pattern.text, id)
+        let pattern = params.pattern
+        let replay = params.sinceSeq.map { ReplayRequest(sinceSeq: $0) }
+        return .successThen(ack(id)) {
+            connection.setPendingSubscription(pattern.text, nil)
+            let outbox = connection.outbox
+            let prefix = Outbox.EventPrefix(id)
+            bus.subscribe(
+                pattern, owner: connection.owner,
+                handler: .sync { event in outbox.enqueue(event: event, prefix: prefix) },
+                replay: replay, id: id,
+                prelude: { id, gap in
+                    if let gap { outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq) }
+                })
+        }
+    }
+
+    static func unsubscribe(_ params: UnsubscribeParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let bus = context.daemon.bus
+        let owner = context.connection.owner
+        let removed: Int
+        switch params.target {
+        case .subscription(let id):
+            // An id that matches nothing, well-formed or not, removes nothing (not an error).
+            removed = SubscriptionID(id).map { bus.unsubscribe($0, owner: owner) ? 1 : 0 } ?? 0
+        case .pattern(let type):
+            removed = bus.unsubscribe(pattern: type, owner: owner)
+        }
+        return .result(["removed": JSONValue(removed)] as JSONValue)
+    }
+
+    // MARK: publish
+
+    static func publish(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let daemon = context.daemon
+        if let pipelineEvent = PipelineEvent(rawValue: params.type) {
+            let payload: PipelinePayload
+            do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
+                throw .invalidParams([error])
+            }
+            let publication = daemon.pipeline.orchestrator.publishClientEvent(
+                pipelineEvent, payload: payload, metadata: params.metadata)
+            return .deferred {
+                let outcome = await publication.reaction()
+                return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
+            }
+        }
+        let published = daemon.bus.publishRecording(params.type, payload: params.data, metadata: params.metadata)
+        guard published.hasPendingHandlers else { return .success(receiptBytes(published)) }
+        return .deferred {
+            await published.handlersFinished()
+            return .success(receiptBytes(published))
+        }
+    }
+
+    /// The publish result; a client-started iteration adds `iteration`, `iteration_id`,
+    /// `completed` and the run's counts (`signals`, `approved`, `rejected`, `executed`) and
+    /// `errors` (PROTOCOL §9).
+    private static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 96)
+        writer.beginObject()
+        writer.field("seq", published.event.seq)
+        writer.field("event_type", published.event.type)
+        writer.key("timestamp")
+        writer.writeRaw(published.event.timestampJSON)
+        writer.field("subscribers", published.clientSubscribers)
+        if let iteration {
+            writer.field("iteration", iteration.number)
+            writer.field("iteration_id", iteration.id)
+            writer.field("completed", iteration.completed)
+            let result = iteration.result
+            writer.field("signals", result?.signals.count ?? 0)
+            writer.field("approved", result?.approvedSignals.count ?? 0)
+            writer.field("rejected", result?.rejectedSignals.count ?? 0)
+            writer.field("executed", result?.executedCount ?? 0)
+            writer.key("errors")
+            writer.write(result?.errors ?? [])
+        }
+        writer.endObject()
+        return writer.bytes
+    }
+
+    // MARK: run_pipeline
+
+    static func runPipeline(_ params: RunPipelineParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let orchestrator = context.daemon.pipeline.orchestrator
+        let request = params.request
+        let includeMarketData = params.includeMarketData
+        return .deferred {
+            do {
+                let result = try await orchestrator.run(request)
+                var writer = JSONWriter(reservingCapacity: 4096)
+                result.encodeJSON(to: &writer, includeMarketData: includeMarketData)
+                return .success(writer.bytes)
+            } catch {
+                return .failure(error.rpcError)
+            }
+        }
+    }
+
+    // MARK: stats and history
+
+    static func getStats(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let daemon = context.daemon
+        let stats = daemon.bus.statistics()
+        func counts(_ dictionary: [String: Int]) -> JSONValue {
+            .object(JSONObject(dictionary.keys.sorted().map { .init(key: $0, value: JSONValue(dictionary[$0]!)) }))
+        }
+        let result: JSONValue = [
+            "total_event_types": JSONValue(stats.totalEventTypes),
+            "total_subscribers": JSONValue(stats.totalSubscribers),
+            "event_types": counts(stats.clientSubscriptionsByPattern),
+            "total_events_published": JSONValue(stats.eventsPublished),
+            "events_published": JSONValue(stats.eventsPublished),
+            "events_delivered": JSONValue(stats.eventsDelivered),
+            "events_dropped": JSONValue(daemon.connections.eventsDropped),
+            "handler_errors": JSONValue(stats.handlerErrors),
+            "published_by_type": counts(stats.publishedByType),
+            "internal_handlers": counts(stats.internalHandlersByPattern),
+            "connections": JSONValue(daemon.connections.count),
+            "history_size": JSONValue(stats.historySize),
+            "history_capacity": JSONValue(stats.historyCapacity),
+            "last_seq": JSONValue(stats.lastSeq),
+            "uptime_seconds": JSONValue(daemon.uptimeSeconds),
+            "pipeline": daemon.pipeline.orchestrator.metrics.snapshot(),
+        ]
+        return .result(result)
+    }
+
+    static func getEventHistory(_ params: GetEventHistoryParams, _ context: RequestContext) throws(RPCError)
+        -> MethodOutcome
+    {
+        let bus = context.daemon.bus
+        try checkSinceSeq(params.sinceSeq, bus)
+        let page = bus.history(matching: params.pattern, sinceSeq: params.sinceSeq, limit: params.limit)
+        var writer = JSONWriter(reservingCapacity: 256 + page.records.count * 256)
+        writer.beginObject()
+        writer.key("events")
+        writer.beginArray()
+        let cap = context.daemon.configuration.maxResponseBytes
+        for (index, record) in page.records.enumerated() {
+            record.encodeJSON(to: &writer, includeData: params.includeData)
+            guard writer.bytes.count <= cap else {
+                throw .invalidParams(
+                    path: "/limit",
+                    "the answer would exceed \(cap) bytes after \(index + 1) of \(page.records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
+                )
+            }
+        }
+        writer.endArray()
+        writer.field("oldest_seq", page.oldestSeq)
+        writer.field("newest_seq", page.newestSeq)
+        writer.field("capacity", page.capacity)
+        writer.endObject()
+        return .success(writer.bytes)
+    }
+
+    // MARK: loop and status
+
+    static func startLoop(_ params: StartLoopParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let loop = context.daemon.pipeline.loop
+        return .deferred {
+            let status = await loop.start(intervalSeconds: params.intervalSeconds, symbols: params.symbols)
+            let result: JSONValue = [
+                "running": JSONValue(status.running), "interval_seconds": JSONValue(status.intervalSeconds),
+            ]
+            return .success(JSONWriter.encode(result))
+        }
+    }
+
+    static func stopLoop(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let loop = context.daemon.pipeline.loop
+        return .deferred {
+            let status = await loop.stop()
+            let result: JSONValue = ["running": JSONValue(status.running), "iterations": JSONValue(status.iterations)]
+            return .success(JSONWriter.encode(result))
+        }
+    }
+
+    static func getStatus(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let daemon = context.daemon
+        return .deferred {
+            let status = await daemon.pipeline.loop.status
+            let last: JSONValue = status.lastIteration.map { $0.jsonValue } ?? .null
+            let result: JSONValue = [
+                "version": JSONValue(Daemon.version),
+                "api_level": JSONValue(Daemon.apiLevel),
+                "pid": JSONValue(Int(getpid())),
+                "socket": JSONValue(daemon.configuration.socketPath),
+                "mode": JSONValue(daemon.pipeline.orchestrator.mode.rawValue),
+                "uptime_seconds": JSONValue(daemon.uptimeSeconds),
+                "loop": [
+                    "running": JSONValue(status.running),
+                    "interval_seconds": JSONValue(status.intervalSeconds),
+                    "iterations": JSONValue(status.iterations),
+                    "last_iteration": last,
+                ],
+                "stages": daemon.stages.status(),
+            ]
+            return .success(JSONWriter.encode(result))
+        }
+    }
+
+    static func shutdown(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let connection = context.connection
+        let daemon = context.daemon
+        daemon.logger.notice("server.shutdown.requested", metadata: ["connection": "\(connection.id)"])
+        // The reply (or the batch holding it) is queued first; then every connection, this
+        // one too, hears `shutdown`.
+        return .successThen(Array(#"{"ok":true}"#.utf8)) {
+            daemon.connections.beginDrain(reason: "shutdown requested by a client")
+            daemon.requestShutdown(reason: "shutdown requested by a client")
+        }
+    }
+}
+
+extension PipelineError: RPCErrorConvertible {
+    public var rpcError: RPCError {
+        switch self {
+        case .noMarketData(let iteration, let iterationID, let errors):
+            return RPCError(
+                code: -32010, message: description, type: "no_market_data",
+                details: [
+                    "iteration": JSONValue(iteration), "iteration_id": JSONValue(iterationID),
+                    "errors": .array(errors.map(\.jsonValue)),
+                ])
+        case .timeout(let iteration, let iterationID, let stage):
+            return RPCError(
+                code: -32011, message: description, type: "pipeline_timeout",
+                details: [
+                    "iteration": JSONValue(iteration), "iteration_id": JSONValue(iterationID),
+                    "stage": JSONValue(stage.rawValue),
+                ])
+        }
+    }
+}
+
+extension Error {
+    /// The JSON-RPC rendering of any error (unknown ones are internal errors).
+    var rpcError: RPCError {
+        if let convertible = self as? any RPCErrorConvertible { return convertible.rpcError }
+        return .internalError(String(describing: self))
+    }
+}

@@ -1,0 +1,113 @@
+import TradewireJSON
+import TradewirePipeline
+import TradewireRPC
+
+/// A group of remote members serving one stage, as the pipeline sees it: each call goes to
+/// one member as a `stage.handle` request, under the earlier of the group's timeout and
+/// the iteration's deadline (PROTOCOL §9).
+struct RemoteStageGroup: StageHandler {
+    let registry: StageRegistry
+    let key: StageGroupKey
+    let options: StageGroupOptions
+
+    var stage: PipelineStage { key.stage }
+    var name: String { key.name }
+    var mode: StageMode { options.mode }
+    var onFailure: StageFailurePolicy { options.onFailure }
+
+    func handle(_ call: StageCall) async -> Result<StageReply, StageFailure> {
+        let start = ContinuousClock.now
+        let deadline = min(call.deadline, start.advanced(by: .milliseconds(options.timeoutMilliseconds)))
+        let result = await run(call, deadline: deadline)
+        let elapsed = ContinuousClock.now - start
+        let milliseconds =
+            Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        registry.record(key, milliseconds: milliseconds, failure: result.failure)
+        return result
+    }
+
+    private func run(_ call: StageCall, deadline: ContinuousClock.Instant) async -> Result<StageReply, StageFailure> {
+        var handedOff = false
+        while true {
+            let registration: String
+            let connection: ServerConnection
+            switch registry.acquire(key) {
+            case .noMember:
+                return .failure(StageFailure(.noMember, "no member of \(stage.rawValue)/\(name) is connected"))
+            case .busy(let waiter):
+                let wake = await waiter.wait(until: deadline, timedOut: .timedOut, cancelled: .cancelled)
+                registry.forget(waiter, in: key)
+                switch wake {
+                case .changed: continue
+                case .timedOut:
+                    return .failure(StageFailure(.timeout, "no member of \(name) had a free slot before the deadline"))
+                case .cancelled:
+                    return .failure(StageFailure(.timeout, "the iteration was abandoned"))
+                }
+            case .member(let r, let c):
+                registration = r
+                connection = c
+            }
+            let answer = Rendezvous<StageCallAnswer>()
+            let id = registry.begin(key, registration: registration, connectionID: connection.id, answer: answer)
+            connection.outbox.enqueue(line: request(id: id, registration: registration, call: call))
+            let outcome = await answer.wait(until: deadline, timedOut: .timedOut, cancelled: .cancelled)
+            let cancelled: Bool
+            switch outcome {
+            case .timedOut, .cancelled:
+                cancelled = true
+                connection.notify(method: "$/cancelRequest", params: ["id": JSONValue(id)])
+            default:
+                cancelled = false
+            }
+            registry.end(id, key, registration: registration, cancelled: cancelled)
+            switch outcome {
+            case .reply(.result(let json)):
+                do { return .success(StageReply(try StageValue.decode(json, for: stage))) } catch {
+                    return .failure(StageFailure(.malformed, "result\(error.path): \(error.message)"))
+                }
+            case .reply(.error(let code, let message)):
+                return .failure(StageFailure(.error, code.map { "\(message) (code \($0))" } ?? message))
+            case .timedOut:
+                let ms = options.timeoutMilliseconds
+                return .failure(
+                    StageFailure(.timeout, "no reply from \(registration) within the deadline (timeout_ms \(ms))"))
+            case .cancelled:
+                return .failure(StageFailure(.timeout, "the iteration was abandoned"))
+            case .tooLarge(let limit):
+                return .failure(StageFailure(.malformed, "the reply exceeded the \(limit)-byte message limit"))
+            case .disconnected:
+                if !handedOff && ContinuousClock.now < deadline {
+                    handedOff = true
+                    continue
+                }
+                return .failure(StageFailure(.disconnected, "member \(registration) disconnected during the call"))
+            }
+        }
+    }
+
+    /// `{"jsonrpc":"2.0","id":"c-…","method":"stage.handle","params":{…}}`.
+    private func request(id: String, registration: String, call: StageCall) -> [UInt8] {
+        var writer = JSONWriter(reservingCapacity: 1024)
+        writer.beginObject()
+        writer.field("jsonrpc", "2.0")
+        writer.field("id", id)
+        writer.field("method", "stage.handle")
+        writer.key("params")
+        writer.beginObject()
+        writer.field("registration", registration)
+        writer.field("name", name)
+        writer.field("mode", mode.rawValue)
+        call.encodeFields(to: &writer)
+        writer.endObject()
+        writer.endObject()
+        return writer.bytes
+    }
+}
+
+extension Result {
+    var failure: Failure? {
+        if case .failure(let failure) = self { return failure }
+        return nil
+    }
+}

@@ -1,0 +1,47 @@
+import Synchronization
+
+/// A value set once, awaited by one task until a deadline or its cancellation, whichever
+/// comes first: a reply to a stage call, or a member slot becoming free.
+final class Rendezvous<Value: Sendable>: Sendable {
+    private struct State {
+        var value: Value?
+        var waiter: CheckedContinuation<Value, Never>?
+    }
+    private let state = Mutex(State())
+
+    /// Sets the value; false when it was already set (the first value wins).
+    @discardableResult
+    func resolve(_ value: Value) -> Bool {
+        let waiter: CheckedContinuation<Value, Never>?? = state.withLock { state in
+            guard state.value == nil else { return .none }
+            state.value = value
+            defer { state.waiter = nil }
+            return .some(state.waiter)
+        }
+        guard case .some(let continuation) = waiter else { return false }
+        continuation?.resume(returning: value)
+        return true
+    }
+
+    /// The value, `timedOut` once `deadline` passes, or `cancelled` when the waiting task is
+    /// cancelled.
+    func wait(until deadline: ContinuousClock.Instant, timedOut: Value, cancelled: Value) async -> Value {
+        let timer = Task {
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled { self.resolve(timedOut) }
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready: Value? = state.withLock { state in
+                    if let value = state.value { return value }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            self.resolve(cancelled)
+        }
+    }
+}

@@ -1,0 +1,371 @@
+import DequeModule
+import Logging
+import Synchronization
+import TradewireJSON
+import TradewirePipeline
+import TradewireRPC
+
+/// The remote stage groups (PROTOCOL §9): who serves which stage, the calls in flight to
+/// them, and their counters. The pipeline reads it as its ``StageHandlerSource``; the
+/// connection handlers feed it replies and closed connections.
+///
+/// One lock guards everything here: stage calls are few compared with publishes, and each
+/// operation under the lock is a few dictionary updates.
+public final class StageRegistry: StageHandlerSource, Sendable {
+    /// Stages a handler can serve.
+    static let servable: [PipelineStage] = [.data, .strategy, .quant, .risk, .execution]
+    /// Late-reply ids remembered (to count replies to cancelled calls).
+    static let rememberedCancelledCalls = 4096
+
+    struct Member {
+        var registration: String
+        var connection: ServerConnection
+        var concurrency: Int
+        var inFlight = 0
+        var lastPicked = 0
+    }
+
+    struct Group {
+        var key: StageGroupKey
+        var options: StageGroupOptions
+        var members: [Member] = []
+        var statistics = StageGroupStatistics()
+        var slotWaiters: [ObjectIdentifier: Rendezvous<SlotWake>] = [:]
+    }
+
+    struct PendingCall {
+        var key: StageGroupKey
+        var connectionID: Int
+        var registration: String
+        var answer: Rendezvous<StageCallAnswer>
+    }
+
+    struct State {
+        var groups: [StageGroupKey: Group] = [:]
+        /// Group keys in creation order (`after` groups run in this order).
+        var order: [StageGroupKey] = []
+        var nextRegistration = 1
+        var nextCall = 1
+        var picks = 0
+        var pending: [String: PendingCall] = [:]
+        var cancelled: [String: StageGroupKey] = [:]
+        var cancelledOrder = Deque<String>()
+        var strayReplies = 0
+    }
+
+    private let state = Mutex(State())
+    let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    // MARK: the pipeline's view
+
+    public func handlers(for stage: PipelineStage) -> StageHandlers {
+        state.withLock { state in
+            var handlers = StageHandlers()
+            for key in state.order where key.stage == stage {
+                guard let group = state.groups[key] else { continue }
+                let handler = RemoteStageGroup(registry: self, key: key, options: group.options)
+                if group.options.mode == .replace { handlers.replace = handler } else { handlers.after.append(handler) }
+            }
+            return handlers
+        }
+    }
+
+    // MARK: membership
+
+    /// Adds `connection` to the group (stage, name), creating it with `options` (each nil
+    /// taking the group's value, or the default for a new group).
+    func register(
+        stage: PipelineStage, name: String, mode: StageMode?, timeoutMilliseconds: Int?,
+        onFailure: StageFailurePolicy?, durable: Bool?, concurrency: Int, connection: ServerConnection
+    ) throws(RPCError) -> StageRegistration {
+        let key = StageGroupKey(stage: stage, name: name)
+        let result: Result<StageRegistration, RPCError> = state.withLock { state in
+            var group: Group
+            if let existing = state.groups[key] {
+                group = existing
+                let given: [(String, Bool)] = [
+                    ("mode", mode.map { $0 == existing.options.mode } ?? true),
+                    ("timeout_ms", timeoutMilliseconds.map { $0 == existing.options.timeoutMilliseconds } ?? true),
+                    ("on_failure", onFailure.map { $0 == existing.options.onFailure } ?? true),
+                    ("durable", durable.map { $0 == existing.options.durable } ?? true),
+                ]
+                if let mismatch = given.first(where: { !$0.1 }) {
+                    return .failure(
+                        .invalidParams(
+                            path: "/\(mismatch.0)",
+                            "the group \(stage.rawValue)/\(name) already has a different \(mismatch.0); omit it to take the group's"
+                        ))
+                }
+                if let mine = existing.members.first(where: { $0.connection.id == connection.id }) {
+                    return .failure(
+                        .invalidParams(
+                            path: "/name",
+                            "this connection is already a member of \(stage.rawValue)/\(name) (registration \(mine.registration))"
+                        ))
+                }
+            } else {
+                let options = StageGroupOptions(
+                    mode: mode ?? .after, timeoutMilliseconds: timeoutMilliseconds ?? 5000,
+                    onFailure: onFailure ?? .defaultPolicy(for: stage), durable: durable ?? false)
+                if stage == .risk && options.mode == .replace {
+                    return .failure(
+                        .invalidParams(path: "/mode", "risk cannot be replaced: the built-in risk agent always runs"))
+                }
+                if options.onFailure == .fallback && options.mode != .replace {
+                    return .failure(.invalidParams(path: "/on_failure", "fallback is for replace groups only"))
+                }
+                if options.mode == .replace,
+                    let other = state.groups.values.first(where: {
+                        $0.key.stage == stage && $0.options.mode == .replace
+                    })
+                {
+                    return .failure(.stageConflict(stage: stage.rawValue, existing: other.key.name))
+                }
+                group = Group(key: key, options: options)
+                state.order.append(key)
+            }
+            let registration = "r-\(state.nextRegistration)"
+            state.nextRegistration += 1
+            group.members.append(Member(registration: registration, connection: connection, concurrency: concurrency))
+            let waiters = group.slotWaiters
+            group.slotWaiters = [:]
+            state.groups[key] = group
+            for waiter in waiters.values { waiter.resolve(.changed) }
+            return .success(
+                StageRegistration(
+                    registration: registration, key: key, options: group.options, members: group.members.count))
+        }
+        let registration = try result.get()
+        logger.info(
+            "stage.member.registered",
+            metadata: [
+                "stage": "\(stage.rawValue)", "handler.name": "\(name)", "registration": "\(registration.registration)",
+                "connection": "\(connection.id)", "members": "\(registration.members)",
+            ])
+        return registration
+    }
+
+    /// Removes one membership of `connectionID`'s; 0 when it names none of its own.
+    func unregister(registration: String, connectionID: Int) -> Int {
+        state.withLock { state in
+            for (key, var group) in state.groups {
+                guard let index = group.members.firstIndex(where: { $0.registration == registration }),
+                    group.members[index].connection.id == connectionID
+                else { continue }
+                group.members.remove(at: index)
+                Self.store(group, key: key, in: &state)
+                return 1
+            }
+            return 0
+        }
+    }
+
+    /// Removes a whole group, durable or not; its members' calls in flight still finish.
+    func unregister(stage: PipelineStage, name: String) -> Int {
+        state.withLock { state in
+            let key = StageGroupKey(stage: stage, name: name)
+            guard let group = state.groups.removeValue(forKey: key) else { return 0 }
+            state.order.removeAll { $0 == key }
+            for waiter in group.slotWaiters.values { waiter.resolve(.changed) }
+            return 1
+        }
+    }
+
+    /// A connection closed: its memberships go, and each call in flight to it is handed to
+    /// another member (or fails `disconnected`).
+    func connectionClosed(_ connectionID: Int) {
+        let orphans: [Rendezvous<StageCallAnswer>] = state.withLock { state in
+            for (key, var group) in state.groups
+            where group.members.contains(where: { $0.connection.id == connectionID }) {
+                group.members.removeAll { $0.connection.id == connectionID }
+                Self.store(group, key: key, in: &state)
+            }
+            return state.pending.values.filter { $0.connectionID == connectionID }.map(\.answer)
+        }
+        for answer in orphans { answer.resolve(.disconnected) }
+    }
+
+    /// Stores `group` back, or removes it when it has no member and is not durable; wakes
+    /// calls waiting for a slot either way.
+    private static func store(_ group: Group, key: StageGroupKey, in state: inout State) {
+        var group = group
+        let waiters = group.slotWaiters
+        group.slotWaiters = [:]
+        if group.members.isEmpty && !group.options.durable {
+            state.groups[key] = nil
+            state.order.removeAll { $0 == key }
+        } else {
+            state.groups[key] = group
+        }
+        for waiter in waiters.values { waiter.resolve(.changed) }
+    }
+
+    // MARK: replies
+
+    /// A reply a connection sent: it completes its call, or is counted as late or stray.
+    func receive(_ reply: RPCReply, from connectionID: Int) {
+        let answer: Rendezvous<StageCallAnswer>? = state.withLock { state in
+            guard case .string(let id) = reply.id else {
+                state.strayReplies += 1
+                return nil
+            }
+            if let call = state.pending[id], call.connectionID == connectionID { return call.answer }
+            if let key = state.cancelled.removeValue(forKey: id) {
+                state.groups[key]?.statistics.lateReplies += 1
+            } else {
+                state.strayReplies += 1
+            }
+            return nil
+        }
+        if let answer {
+            answer.resolve(.reply(reply.outcome))
+        } else {
+            logger.debug("stage.reply.dropped", metadata: ["connection": "\(connectionID)", "reply.id": "\(reply.id)"])
+        }
+    }
+
+    /// A connection sent a line over the message limit: when it has exactly one call in
+    /// flight, that call's reply was it.
+    func oversizedLine(from connectionID: Int, limit: Int) {
+        let answer: Rendezvous<StageCallAnswer>? = state.withLock { state in
+            let calls = state.pending.values.filter { $0.connectionID == connectionID }
+            return calls.count == 1 ? calls[0].answer : nil
+        }
+        answer?.resolve(.tooLarge(limit: limit))
+    }
+
+    /// Replies that matched no call and no cancelled call.
+    var strayReplies: Int { state.withLock { $0.strayReplies } }
+
+    // MARK: calls
+
+    enum Acquired {
+        case member(registration: String, connection: ServerConnection)
+        case busy(Rendezvous<SlotWake>)
+        case noMember
+    }
+
+    /// Takes a slot on the member with the fewest calls in flight below its concurrency
+    /// (ties in turn), or a waiter for the next change.
+    func acquire(_ key: StageGroupKey) -> Acquired {
+        state.withLock { state in
+            guard var group = state.groups[key], !group.members.isEmpty else { return .noMember }
+            var best: Int?
+            for (index, member) in group.members.enumerated() where member.inFlight < member.concurrency {
+                if let b = best {
+                    let current = group.members[b]
+                    if member.inFlight < current.inFlight
+                        || (member.inFlight == current.inFlight && member.lastPicked < current.lastPicked)
+                    {
+                        best = index
+                    }
+                } else {
+                    best = index
+                }
+            }
+            guard let index = best else {
+                let waiter = Rendezvous<SlotWake>()
+                group.slotWaiters[ObjectIdentifier(waiter)] = waiter
+                state.groups[key] = group
+                return .busy(waiter)
+            }
+            state.picks += 1
+            group.members[index].inFlight += 1
+            group.members[index].lastPicked = state.picks
+            state.groups[key] = group
+            return .member(registration: group.members[index].registration, connection: group.members[index].connection)
+        }
+    }
+
+    func forget(_ waiter: Rendezvous<SlotWake>, in key: StageGroupKey) {
+        state.withLock { _ = $0.groups[key]?.slotWaiters.removeValue(forKey: ObjectIdentifier(waiter)) }
+    }
+
+    /// Registers a call about to be sent; returns its id (`c-N`).
+    func begin(
+        _ key: StageGroupKey, registration: String, connectionID: Int, answer: Rendezvous<StageCallAnswer>
+    ) -> String {
+        state.withLock { state in
+            let id = "c-\(state.nextCall)"
+            state.nextCall += 1
+            state.pending[id] = PendingCall(
+                key: key, connectionID: connectionID, registration: registration, answer: answer)
+            return id
+        }
+    }
+
+    /// A call's wait ended: its slot is free again; a cancelled one is remembered so that
+    /// its late reply is counted.
+    func end(_ id: String, _ key: StageGroupKey, registration: String, cancelled: Bool) {
+        state.withLock { state in
+            state.pending[id] = nil
+            if cancelled {
+                state.cancelled[id] = key
+                state.cancelledOrder.append(id)
+                if state.cancelledOrder.count > Self.rememberedCancelledCalls,
+                    let oldest = state.cancelledOrder.popFirst()
+                {
+                    state.cancelled[oldest] = nil
+                }
+            }
+            guard var group = state.groups[key] else { return }
+            if let index = group.members.firstIndex(where: { $0.registration == registration }) {
+                group.members[index].inFlight -= 1
+            }
+            let waiters = group.slotWaiters
+            group.slotWaiters = [:]
+            state.groups[key] = group
+            for waiter in waiters.values { waiter.resolve(.changed) }
+        }
+    }
+
+    /// Counts a finished call.
+    func record(_ key: StageGroupKey, milliseconds: Double, failure: StageFailure?) {
+        state.withLock { state in
+            guard var group = state.groups[key] else { return }
+            group.statistics.calls += 1
+            group.statistics.record(milliseconds: milliseconds)
+            if let failure {
+                group.statistics.failures += 1
+                if failure.reason == .timeout { group.statistics.timeouts += 1 }
+            }
+            state.groups[key] = group
+        }
+    }
+
+    // MARK: status
+
+    /// `stages` of get_status: every servable stage, each with its groups in order.
+    func status() -> JSONValue {
+        state.withLock { state in
+            var byStage = JSONObject()
+            for stage in Self.servable {
+                var groups: [JSONValue] = []
+                for key in state.order where key.stage == stage {
+                    guard let group = state.groups[key] else { continue }
+                    let stats = group.statistics
+                    groups.append([
+                        "name": JSONValue(key.name), "mode": JSONValue(group.options.mode.rawValue),
+                        "timeout_ms": JSONValue(group.options.timeoutMilliseconds),
+                        "on_failure": JSONValue(group.options.onFailure.rawValue),
+                        "durable": JSONValue(group.options.durable), "members": JSONValue(group.members.count),
+                        "in_flight": JSONValue(group.members.reduce(0) { $0 + $1.inFlight }),
+                        "calls": JSONValue(stats.calls), "failures": JSONValue(stats.failures),
+                        "timeouts": JSONValue(stats.timeouts), "late_replies": JSONValue(stats.lateReplies),
+                        "p50_ms": stats.percentile(0.5).map { JSONValue($0) } ?? .null,
+                        "p99_ms": stats.percentile(0.99).map { JSONValue($0) } ?? .null,
+                    ])
+                }
+                byStage[stage.rawValue] = .array(groups)
+            }
+            return .object(byStage)
+        }
+    }
+
+    /// Calls in flight over every group (0 once the pipeline is idle).
+    var callsInFlight: Int { state.withLock { $0.pending.count } }
+}
