@@ -32,6 +32,10 @@ struct RemoteStageGroup: StageHandler {
             let registration: String
             let connection: ServerConnection
             switch registry.acquire(key) {
+            case .noMember where handedOff:
+                return .failure(
+                    StageFailure(
+                        .disconnected, "the member disconnected during the call and no other member is connected"))
             case .noMember:
                 return .failure(StageFailure(.noMember, "no member of \(stage.rawValue)/\(name) is connected"))
             case .busy(let waiter):
@@ -39,6 +43,11 @@ struct RemoteStageGroup: StageHandler {
                 registry.forget(waiter, in: key)
                 switch wake {
                 case .changed: continue
+                case .timedOut where handedOff:
+                    return .failure(
+                        StageFailure(
+                            .disconnected,
+                            "the member disconnected during the call and no other member was free before the deadline"))
                 case .timedOut:
                     return .failure(StageFailure(.timeout, "no member of \(name) had a free slot before the deadline"))
                 case .cancelled:

@@ -6,6 +6,7 @@ Standard library only.
 
 * :class:`Client` -- blocking; :class:`AsyncClient` -- asyncio.
 * :func:`run_handler` -- a remote event handler that reconnects and resumes.
+* :class:`StageWorker` -- serve a pipeline stage (remote stages, section 9).
 * :func:`default_socket_path` -- the socket path rules of docs/PROTOCOL.md section 1.
 * Both clients refuse an unsafe default socket directory and a server that
   runs as another user (:class:`UntrustedSocket`) before sending anything.
@@ -48,6 +49,7 @@ from .errors import (  # noqa: E402
 from .events import Event, EventsDropped  # noqa: E402
 from .handler import run_handler  # noqa: E402
 from .paths import check_peer, check_socket_dir, default_socket_path, resolve_socket_path  # noqa: E402
+from .stage import AsyncStageClient, StageCall, StageClient, StageSpec, StageWorker  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -57,6 +59,11 @@ __all__ = [
     "AsyncClient",
     "AsyncSubscription",
     "run_handler",
+    "StageWorker",
+    "StageCall",
+    "StageSpec",
+    "StageClient",
+    "AsyncStageClient",
     "Event",
     "EventsDropped",
     "default_socket_path",
