@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,11 @@
 
 #define TW_INITIAL_RBUF (64u * 1024u)
 #define TW_MIN_MAX_MESSAGE 1024u
+/* Incoming requests (daemon -> us) held at most; a conforming daemon sends at
+ * most the registration's concurrency (<= 1024) at once. */
+#define TW_MAX_QUEUED_REQUESTS 1024u
+/* How often the stage server wakes to look at tw_stop_serving()'s flag. */
+#define TW_SERVE_SLICE_MS 250
 
 /* A tw_call in progress (frames form a stack: a notification callback may
  * issue a nested tw_call). */
@@ -44,6 +50,16 @@ typedef struct tw_qitem {
     json_t *msg;           /* the whole notification message, owned    */
     struct tw_qitem *next;
 } tw_qitem;
+
+/* The stage call being served: the public part first, so a
+ * const tw_stage_call * handed to the callback converts back. */
+typedef struct tw_stage_ctx {
+    tw_stage_call pub;
+    tw_client *c;
+    json_t *id;            /* the request's id, borrowed from its message */
+    int64_t deadline_ns;   /* monotonic; -1 = unknown                     */
+    int cancelled;
+} tw_stage_ctx;
 
 struct tw_client {
     int fd;
@@ -79,6 +95,15 @@ struct tw_client {
     char stray_msg[512];
 
     json_t *last_error_data;
+
+    /* requests from the daemon (api_level 2 stages), oldest first */
+    tw_qitem *rqhead, *rqtail;
+    size_t rqlen;
+    int serving;                       /* inside tw_serve_stage          */
+    volatile sig_atomic_t stop_serving; /* tw_stop_serving()              */
+    int shutdown_seen;                 /* a `shutdown` notification came */
+    tw_stage_ctx *current;             /* the call being served, or NULL */
+    char *registration;                /* "r-..." while serving          */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -371,6 +396,13 @@ void tw_close(tw_client *c)
         json_decref(q->msg);
         free(q);
     }
+    while (c->rqhead) {
+        tw_qitem *q = c->rqhead;
+        c->rqhead = q->next;
+        json_decref(q->msg);
+        free(q);
+    }
+    free(c->registration);
     json_decref(c->last_error_data);
     free(c->rbuf);
     free(c->wbuf);
@@ -460,6 +492,35 @@ static void enqueue(tw_client *c, json_t *msg)
     c->qlen++;
 }
 
+/* $/cancelRequest {"id"}: the call being served is marked cancelled (its
+ * reply is not sent); a queued one is dropped unanswered; anything else (a
+ * call already answered) is ignored. */
+static void handle_cancel(tw_client *c, json_t *id)
+{
+    if (!id)
+        return;
+    if (c->current && json_equal(c->current->id, id)) {
+        c->current->cancelled = 1;
+        return;
+    }
+    tw_qitem *prev = NULL;
+    for (tw_qitem *q = c->rqhead; q; prev = q, q = q->next) {
+        json_t *qid = json_object_get(q->msg, "id");
+        if (qid && json_equal(qid, id)) {
+            if (prev)
+                prev->next = q->next;
+            else
+                c->rqhead = q->next;
+            if (c->rqtail == q)
+                c->rqtail = prev;
+            c->rqlen--;
+            json_decref(q->msg);
+            free(q);
+            return;
+        }
+    }
+}
+
 /* Takes ownership of msg. */
 static void handle_message(tw_client *c, json_t *msg)
 {
@@ -471,10 +532,45 @@ static void handle_message(tw_client *c, json_t *msg)
     }
     json_t *id = json_object_get(msg, "id");
     json_t *method = json_object_get(msg, "method");
-    int is_response = id && (json_object_get(msg, "result") || json_object_get(msg, "error"));
+    /* JSON-RPC: "method" makes a request (with "id") or a notification
+     * (without); a response never has "method". */
+    int is_response = !method && id && (json_object_get(msg, "result") || json_object_get(msg, "error"));
 
-    if (!is_response && json_is_string(method) && !id) {
+    if (json_is_string(method) && !id) {
+        const char *m = json_string_value(method);
+        if (strcmp(m, "$/cancelRequest") == 0) {
+            handle_cancel(c, json_object_get(json_object_get(msg, "params"), "id"));
+            json_decref(msg);
+            return;
+        }
+        if (strcmp(m, "shutdown") == 0)
+            c->shutdown_seen = 1;
         enqueue(c, msg);
+        return;
+    }
+    if (json_is_string(method)) {
+        /* A request from the daemon (api_level 2, docs/PROTOCOL.md §9: sent
+         * to a connection serving a pipeline stage). Queued: tw_serve_stage
+         * answers it, or (not serving) drain() answers -32601. */
+        if (c->rqlen >= TW_MAX_QUEUED_REQUESTS) {
+            json_decref(msg);
+            report_problem(c, TW_ERR_PROTOCOL, "too many requests from the daemon queued; one was dropped unanswered");
+            return;
+        }
+        tw_qitem *q = malloc(sizeof *q);
+        if (!q) {
+            json_decref(msg);
+            report_problem(c, TW_ERR_NOMEM, "out of memory queueing a request from the daemon");
+            return;
+        }
+        q->msg = msg;
+        q->next = NULL;
+        if (c->rqtail)
+            c->rqtail->next = q;
+        else
+            c->rqhead = q;
+        c->rqtail = q;
+        c->rqlen++;
         return;
     }
     if (is_response) {
@@ -514,13 +610,6 @@ static void handle_message(tw_client *c, json_t *msg)
             return;
         }
         json_decref(msg); /* a response with a string id: not ours */
-        return;
-    }
-    if (json_is_string(method)) {
-        /* A request from the daemon (api_level 2, docs/PROTOCOL.md §9: only
-         * sent to a connection that registered a pipeline stage, which this
-         * library does not do by itself): ignored. */
-        json_decref(msg);
         return;
     }
     json_decref(msg);
@@ -665,10 +754,15 @@ static int read_some(tw_client *c, tw_error *err)
     return (int)n;
 }
 
+static void reject_requests(tw_client *c);
+
 /* Dispatches queued notifications to the handler, unless that is not
- * allowed right now (no handler, inside the callback, mid-write). */
+ * allowed right now (no handler, inside the callback, mid-write). Outside
+ * tw_serve_stage, answers queued requests from the daemon with -32601. */
 static void drain(tw_client *c)
 {
+    if (c->rqhead && !c->serving && !c->writing)
+        reject_requests(c);
     while (c->cb && !c->in_callback && !c->writing && c->qhead) {
         json_t *msg = tw_next_notification(c);
         const char *method = json_string_value(json_object_get(msg, "method"));
@@ -765,6 +859,33 @@ fail:
     return -1;
 }
 
+/* Encodes msg compactly into wbuf followed by '\n'; *len = bytes incl. the
+ * newline. Returns 0, or -1 with err (what = "request" / "reply"). */
+static int encode_line(tw_client *c, json_t *msg, size_t *len, const char *what, tw_error *err)
+{
+    size_t need = json_dumpb(msg, c->wbuf, c->wcap, JSON_COMPACT);
+    if (need == 0) {
+        LERR(err, TW_ERR_INVALID_ARG, "cannot encode %s", what);
+        return -1;
+    }
+    if (need + 1 > c->wcap) {
+        size_t ncap = c->wcap;
+        while (ncap < need + 1)
+            ncap *= 2;
+        char *nb = realloc(c->wbuf, ncap);
+        if (!nb) {
+            LERR(err, TW_ERR_NOMEM, "out of memory");
+            return -1;
+        }
+        c->wbuf = nb;
+        c->wcap = ncap;
+        need = json_dumpb(msg, c->wbuf, c->wcap, JSON_COMPACT);
+    }
+    c->wbuf[need] = '\n';
+    *len = need + 1;
+    return 0;
+}
+
 /* Fills err from a response message and returns its result (new ref). */
 static json_t *take_result(tw_client *c, json_t *resp, tw_error *err)
 {
@@ -817,28 +938,12 @@ json_t *tw_call(tw_client *c, const char *method, json_t *params,
         LERR(err, TW_ERR_INVALID_ARG, "cannot build request (method not valid UTF-8?)");
         return NULL;
     }
-    size_t need = json_dumpb(req, c->wbuf, c->wcap, JSON_COMPACT);
-    if (need == 0) {
+    size_t need;
+    if (encode_line(c, req, &need, "request", err) < 0) {
         json_decref(req);
-        LERR(err, TW_ERR_INVALID_ARG, "cannot encode request");
         return NULL;
     }
-    if (need + 1 > c->wcap) {
-        size_t ncap = c->wcap;
-        while (ncap < need + 1)
-            ncap *= 2;
-        char *nb = realloc(c->wbuf, ncap);
-        if (!nb) {
-            json_decref(req);
-            LERR(err, TW_ERR_NOMEM, "out of memory");
-            return NULL;
-        }
-        c->wbuf = nb;
-        c->wcap = ncap;
-        need = json_dumpb(req, c->wbuf, c->wcap, JSON_COMPACT);
-    }
     json_decref(req);
-    c->wbuf[need] = '\n';
 
     tw_frame f;
     memset(&f, 0, sizeof f);
@@ -847,7 +952,7 @@ json_t *tw_call(tw_client *c, const char *method, json_t *params,
     c->frames = &f;
 
     json_t *result = NULL;
-    if (send_all(c, need + 1, deadline, err) < 0) {
+    if (send_all(c, need, deadline, err) < 0) {
         if (f.resp) /* an id-null error read while failing, e.g. forbidden */
             result = take_result(c, f.resp, err);
         goto out;
@@ -1058,4 +1163,413 @@ int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err)
 int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err)
 {
     return unsubscribe_by(c, "event_type", pattern, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Serving a pipeline stage (api_level 2, docs/PROTOCOL.md §9)               */
+
+static int64_t realtime_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int take_digits(const char **p, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        char ch = (*p)[0];
+        if (ch < '0' || ch > '9')
+            return -1;
+        x = x * 10 + (ch - '0');
+        (*p)++;
+    }
+    *v = x;
+    return 0;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* RFC 3339 date-time ("2025-01-02T03:04:05.678Z", "...+01:00") ->
+ * milliseconds since the epoch. Returns 0, or -1 when it does not parse. */
+static int parse_rfc3339_ms(const char *s, int64_t *out)
+{
+    int Y, Mo, D, h, mi, se;
+    const char *p = s;
+    if (!p)
+        return -1;
+    if (take_digits(&p, 4, &Y) || *p != '-' || (p++, take_digits(&p, 2, &Mo)) || *p != '-' ||
+        (p++, take_digits(&p, 2, &D)))
+        return -1;
+    if (*p != 'T' && *p != 't' && *p != ' ')
+        return -1;
+    p++;
+    if (take_digits(&p, 2, &h) || *p != ':' || (p++, take_digits(&p, 2, &mi)) || *p != ':' ||
+        (p++, take_digits(&p, 2, &se)))
+        return -1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        p++;
+        int nd = 0;
+        static const int scale[3] = {100, 10, 1};
+        while (*p >= '0' && *p <= '9') {
+            if (nd < 3)
+                frac += (*p - '0') * scale[nd];
+            nd++;
+            p++;
+        }
+        if (nd == 0)
+            return -1;
+    }
+    int off = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (take_digits(&p, 2, &oh) || *p != ':' || (p++, take_digits(&p, 2, &om)) || oh > 23 || om > 59)
+            return -1;
+        off = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (*p || Mo < 1 || Mo > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    int64_t secs = days_from_civil(Y, Mo, D) * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
+    *out = secs * 1000 + frac;
+    return 0;
+}
+
+/* A JSON string from s, replacing text that is not valid UTF-8. */
+static json_t *safe_string(const char *s, const char *fallback)
+{
+    json_t *v = json_string(s ? s : fallback);
+    return v ? v : json_string(fallback);
+}
+
+/* Sends one reply line: {"jsonrpc","id","result"} when result (BORROWED) is
+ * not NULL, else {"jsonrpc","id","error":{code, message, data:{type}}}.
+ * A reply longer than the max message size becomes a handler_error.
+ * Returns 0, or -1 with err (connection problems). */
+static int send_reply(tw_client *c, json_t *id, json_t *result, int code, const char *type,
+                      const char *message, tw_error *err)
+{
+    char big[160];
+    json_t *r = json_object();
+    if (!r || json_object_set_new(r, "jsonrpc", json_string("2.0")) ||
+        json_object_set(r, "id", id ? id : json_null())) {
+        json_decref(r);
+        LERR(err, TW_ERR_NOMEM, "out of memory building a reply");
+        return -1;
+    }
+    if (result) {
+        size_t n = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (n == 0) {
+            result = NULL;
+            code = TW_STAGE_HANDLER_ERROR;
+            type = "handler_error";
+            message = "the stage handler's result cannot be encoded as JSON";
+        } else if (n + 64 > c->max_msg) {
+            snprintf(big, sizeof big, "result too large: %zu bytes, the client's maximum message size is %zu",
+                     n, c->max_msg);
+            result = NULL;
+            code = TW_STAGE_HANDLER_ERROR;
+            type = "handler_error";
+            message = big;
+        }
+    }
+    int bad = 0;
+    if (result) {
+        bad = json_object_set(r, "result", result);
+    } else {
+        json_t *e = json_pack("{s:i, s:o, s:{s:s}}", "code", code, "message",
+                              safe_string(message, "stage handler failed"), "data", "type", type);
+        bad = !e || json_object_set_new(r, "error", e);
+    }
+    size_t len;
+    if (bad || encode_line(c, r, &len, "reply", err) < 0) {
+        json_decref(r);
+        if (bad)
+            LERR(err, TW_ERR_NOMEM, "out of memory building a reply");
+        return -1;
+    }
+    json_decref(r);
+    return send_all(c, len, deadline_from(c->timeout_ms), err);
+}
+
+static tw_qitem *pop_request(tw_client *c)
+{
+    tw_qitem *q = c->rqhead;
+    if (q) {
+        c->rqhead = q->next;
+        if (!c->rqhead)
+            c->rqtail = NULL;
+        c->rqlen--;
+    }
+    return q;
+}
+
+/* Not serving: every queued request gets -32601. */
+static void reject_requests(tw_client *c)
+{
+    tw_qitem *q;
+    while (c->fd >= 0 && (q = pop_request(c))) {
+        char m[200];
+        tw_error tmp;
+        snprintf(m, sizeof m, "%.120s: this connection does not serve a stage (or stopped serving)",
+                 json_string_value(json_object_get(q->msg, "method")));
+        (void)send_reply(c, json_object_get(q->msg, "id"), NULL, -32601, "method_not_found", m, &tmp);
+        json_decref(q->msg);
+        free(q);
+    }
+}
+
+/* Reads what is on the socket without blocking (bounded work). */
+static void peek_socket(tw_client *c)
+{
+    tw_error tmp;
+    for (int i = 0; i < 64 && c->fd >= 0 && !c->writing; i++)
+        if (read_some(c, &tmp) <= 0)
+            break;
+}
+
+static const char *str_member(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "";
+}
+
+/* Serves the oldest queued request. Returns 0, or -1 with err when the reply
+ * could not be written (connection gone). */
+static int serve_one(tw_client *c, tw_stage_cb cb, void *user, tw_error *err)
+{
+    tw_qitem *q = pop_request(c);
+    json_t *msg = q->msg;
+    free(q);
+    json_t *id = json_object_get(msg, "id");
+    const char *method = json_string_value(json_object_get(msg, "method"));
+    json_t *params = json_object_get(msg, "params");
+    int rc;
+
+    if (strcmp(method, "stage.handle") != 0) {
+        char m[200];
+        snprintf(m, sizeof m, "method not found: %.120s", method);
+        rc = send_reply(c, id, NULL, -32601, "method_not_found", m, err);
+        json_decref(msg);
+        return rc;
+    }
+    if (!json_is_object(params)) {
+        rc = send_reply(c, id, NULL, -32602, "invalid_params", "stage.handle params must be an object", err);
+        json_decref(msg);
+        return rc;
+    }
+
+    tw_stage_ctx x;
+    memset(&x, 0, sizeof x);
+    x.c = c;
+    x.id = id;
+    x.deadline_ns = -1;
+    x.pub.id = json_is_string(id) ? json_string_value(id) : "";
+    x.pub.registration = str_member(params, "registration");
+    x.pub.stage = str_member(params, "stage");
+    x.pub.name = str_member(params, "name");
+    x.pub.mode = str_member(params, "mode");
+    x.pub.iteration_id = str_member(params, "iteration_id");
+    x.pub.deadline = str_member(params, "deadline");
+    x.pub.iteration = json_integer_value(json_object_get(params, "iteration"));
+    x.pub.dry_run = json_is_true(json_object_get(params, "dry_run"));
+    x.pub.input = json_object_get(params, "input");
+    if (!x.pub.input)
+        x.pub.input = json_null();
+    x.pub.output = json_object_get(params, "output");
+    x.pub.account = json_object_get(params, "account");
+    x.pub.deadline_ms_left = -1;
+    int64_t dl;
+    if (parse_rfc3339_ms(x.pub.deadline, &dl) == 0) {
+        int64_t left = dl - realtime_ms();
+        if (left < 0)
+            left = 0;
+        x.deadline_ns = now_ns() + left * 1000000LL;
+        x.pub.deadline_ms_left = (long long)left;
+    }
+
+    tw_error uerr;
+    clear_err(&uerr);
+    c->current = &x;
+    json_t *res = cb(&x.pub, user, &uerr);
+    /* a $/cancelRequest already on the socket suppresses the reply */
+    if (!x.cancelled)
+        peek_socket(c);
+    c->current = NULL;
+
+    if (x.cancelled || c->fd < 0) {
+        rc = c->fd < 0 ? -1 : 0;
+        if (rc < 0)
+            LERR(err, TW_ERR_CLOSED, "connection closed by the daemon");
+    } else if (res) {
+        rc = send_reply(c, id, res, 0, NULL, NULL, err);
+    } else {
+        rc = send_reply(c, id, NULL, TW_STAGE_HANDLER_ERROR, "handler_error",
+                        uerr.message[0] ? uerr.message : "stage handler failed", err);
+    }
+    json_decref(res);
+    json_decref(msg);
+    return rc;
+}
+
+static int serve_loop(tw_client *c, tw_stage_cb cb, void *user, tw_error *err)
+{
+    for (;;) {
+        drain(c);
+        if (c->rqhead) {
+            if (serve_one(c, cb, user, err) < 0)
+                return c->shutdown_seen ? (clear_err(err), 0) : -1;
+            continue;
+        }
+        if (c->stop_serving) {
+            tw_error tmp;
+            json_t *p = json_pack("{s:s}", "registration", c->registration);
+            json_t *r = p ? tw_call(c, "unregister_stage", p, c->timeout_ms, &tmp) : NULL;
+            json_decref(p);
+            json_decref(r);
+            /* calls that arrived before the daemon took the membership away */
+            while (c->rqhead && c->fd >= 0)
+                if (serve_one(c, cb, user, &tmp) < 0)
+                    break;
+            drain(c);
+            return 0;
+        }
+        if (c->shutdown_seen)
+            return 0;
+        if (c->fd < 0) {
+            LERR(err, TW_ERR_CLOSED, "connection closed by the daemon");
+            return -1;
+        }
+        /* problems with nothing to answer (an over-long line discarded, a
+         * line that was not JSON, an id-null error): serving goes on */
+        c->stray_code = 0;
+        int r = read_some(c, err);
+        if (r < 0) {
+            drain(c);
+            if (c->shutdown_seen) {
+                clear_err(err);
+                return 0;
+            }
+            return -1;
+        }
+        if (r > 0)
+            continue;
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        if (c->stop_serving)
+            continue;
+        int pr = poll(&pf, 1, TW_SERVE_SLICE_MS);
+        if (pr < 0 && errno != EINTR) {
+            LERR(err, TW_ERR_IO, "poll: %s", strerror(errno));
+            return -1;
+        }
+    }
+}
+
+int tw_serve_stage(tw_client *c, const char *stage, const char *name,
+                   const tw_stage_options *options, tw_stage_cb callback,
+                   void *user, tw_error *err)
+{
+    clear_err(err);
+    if (!c || !stage || !*stage || !name || !*name || !callback) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_serve_stage: client, stage, name and callback are required");
+        return -1;
+    }
+    if (c->serving) {
+        LERR(err, TW_ERR_BUSY, "tw_serve_stage: this client already serves a stage");
+        return -1;
+    }
+    if (c->fd < 0) {
+        LERR(err, TW_ERR_CLOSED, "connection is closed");
+        return -1;
+    }
+    if (c->stop_serving) {
+        c->stop_serving = 0;
+        return 0;
+    }
+    json_t *p = json_object();
+    const tw_stage_options *o = options;
+    if (!p || json_object_set_new(p, "stage", json_string(stage)) ||
+        json_object_set_new(p, "name", json_string(name)) ||
+        (o && o->mode && json_object_set_new(p, "mode", json_string(o->mode))) ||
+        (o && o->timeout_ms > 0 && json_object_set_new(p, "timeout_ms", json_integer(o->timeout_ms))) ||
+        (o && o->on_failure && json_object_set_new(p, "on_failure", json_string(o->on_failure))) ||
+        (o && o->concurrency > 0 && json_object_set_new(p, "concurrency", json_integer(o->concurrency))) ||
+        (o && o->durable >= 0 && json_object_set_new(p, "durable", json_boolean(o->durable)))) {
+        json_decref(p);
+        LERR(err, TW_ERR_INVALID_ARG, "tw_serve_stage: cannot build register_stage params (not UTF-8?)");
+        return -1;
+    }
+    c->serving = 1;
+    c->shutdown_seen = 0;
+    json_t *r = tw_call(c, "register_stage", p, c->timeout_ms, err);
+    json_decref(p);
+    const char *reg = r ? json_string_value(json_object_get(r, "registration")) : NULL;
+    int rc = -1;
+    if (r && !reg) {
+        LERR(err, TW_ERR_PROTOCOL, "register_stage result has no \"registration\"");
+    } else if (r) {
+        c->registration = strdup(reg);
+        if (!c->registration)
+            LERR(err, TW_ERR_NOMEM, "out of memory");
+        else
+            rc = serve_loop(c, callback, user, err);
+    }
+    json_decref(r);
+    free(c->registration);
+    c->registration = NULL;
+    c->current = NULL;
+    c->serving = 0;
+    c->stop_serving = 0;
+    c->stray_code = 0; /* seen while serving: nothing left to report them to */
+    return rc;
+}
+
+void tw_stop_serving(tw_client *c)
+{
+    if (c)
+        c->stop_serving = 1;
+}
+
+int tw_stage_call_cancelled(const tw_stage_call *call)
+{
+    if (!call)
+        return 0;
+    tw_stage_ctx *x = (tw_stage_ctx *)(uintptr_t)call;
+    if (x->cancelled)
+        return 1;
+    if (x->c->current != x)
+        return 0;
+    peek_socket(x->c);
+    return x->cancelled || x->c->fd < 0;
+}
+
+long long tw_stage_call_ms_left(const tw_stage_call *call)
+{
+    if (!call)
+        return -1;
+    const tw_stage_ctx *x = (const tw_stage_ctx *)(const void *)call;
+    if (x->deadline_ns < 0)
+        return -1;
+    int64_t left = x->deadline_ns - now_ns();
+    return left <= 0 ? 0 : (long long)(left / 1000000);
+}
+
+const char *tw_stage_registration(const tw_client *c)
+{
+    return c && c->serving ? c->registration : NULL;
 }

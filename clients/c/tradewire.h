@@ -225,6 +225,128 @@ int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err);
  * connection's subscriptions). Returns the number removed or -1. */
 int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err);
 
+/* ---- serving a pipeline stage (api_level 2, docs/PROTOCOL.md §9, §14) -- */
+
+/*
+ * A connection can serve a pipeline stage: it registers (register_stage) and
+ * the daemon then sends it JSON-RPC *requests* ("stage.handle", ids "c-...")
+ * over the same connection. tw_serve_stage() does both and answers each call
+ * with what your callback returns.
+ *
+ * Calls are served ONE AT A TIME, in arrival order, on the calling thread.
+ * With options.concurrency > 1 the daemon may send several calls at once:
+ * they are queued and still served one after the other (each against its own
+ * deadline), so keep concurrency at 1 (the default) unless you know better;
+ * to serve in parallel, open several connections (one tw_serve_stage each,
+ * same stage and name: the daemon spreads calls over the group's members).
+ */
+
+/* One stage.handle call. Everything is BORROWED and valid only during the
+ * callback (json_incref / strdup what you keep). */
+typedef struct tw_stage_call {
+    const char *id;            /* the daemon's request id, "c-..."           */
+    const char *registration;  /* "r-..." (params.registration)              */
+    const char *stage;         /* data | strategy | quant | risk | execution  */
+    const char *name;          /* the group name                             */
+    const char *mode;          /* "after" | "replace"                        */
+    const char *iteration_id;
+    const char *deadline;      /* RFC 3339 UTC, as sent ("" when absent)      */
+    json_int_t iteration;
+    int dry_run;               /* 1 in a run_pipeline dry run                */
+    json_t *input;             /* params.input (JSON null when absent)        */
+    json_t *output;            /* params.output; NULL when absent (replace)   */
+    json_t *account;           /* params.account (risk, execution); or NULL  */
+    long long deadline_ms_left;/* ms until the deadline (monotonic), computed
+                                  as the call is handed to the callback (0 if
+                                  already past, -1 when the deadline is absent
+                                  or unparseable); tw_stage_call_ms_left()
+                                  gives it anew                              */
+} tw_stage_call;
+
+typedef struct tw_stage_options {
+    const char *mode;          /* "after" | "replace"; NULL = omit (daemon
+                                  default "after")                           */
+    int timeout_ms;            /* per-call timeout; 0 = omit (default 5000)  */
+    const char *on_failure;    /* "skip" | "fallback" | "fail_closed"; NULL =
+                                  omit (the stage's default)                 */
+    int concurrency;           /* 0 = omit (1); see the note above           */
+    int durable;               /* -1 = omit, 0 = false, 1 = true             */
+} tw_stage_options;
+#define TW_STAGE_OPTIONS_INIT { NULL, 0, NULL, 0, -1 }
+
+/* The error code of the reply sent when the callback fails
+ * (data.type "handler_error"). */
+#define TW_STAGE_HANDLER_ERROR (-32000)
+
+/* Stage callback: returns a NEW reference to the result (it is sent as the
+ * reply's "result" and released by the library), or NULL after filling
+ * err->message (err arrives cleared; the reply is then the error
+ * {"code": -32000, "message": err->message, "data": {"type": "handler_error"}}).
+ * It may use the client (tw_call, tw_publish, ... — calls arriving meanwhile
+ * are queued), may poll tw_stage_call_cancelled(), and may call
+ * tw_stop_serving(). It must not call tw_serve_stage() (TW_ERR_BUSY), tw_poll()
+ * on a client with a notification handler set, or tw_close(). */
+typedef json_t *(*tw_stage_cb)(const tw_stage_call *call, void *user, tw_error *err);
+
+/* Registers this connection as a member of the group (stage, name) with
+ * register_stage {stage, name, mode?, timeout_ms?, on_failure?, concurrency?,
+ * durable?} (options NULL = all omitted) and serves its stage.handle calls
+ * until:
+ *   - tw_stop_serving(conn) is called: calls already received are served,
+ *     the membership is removed (unregister_stage {registration}), returns 0;
+ *   - the daemon sends the `shutdown` notification: calls already received are
+ *     served, returns 0 (later calls are not answered: close the connection);
+ *   - the connection closes or fails: returns -1, err TW_ERR_CLOSED/TW_ERR_IO.
+ * Registration refused: returns -1 with the daemon's error (err->code e.g.
+ * -32602 invalid_params or -32030 stage_conflict, err->type, err->message;
+ * tw_last_error_data() has data). Other failures: -1 with a TW_ERR_* code
+ * (TW_ERR_BUSY when already serving on this client, TW_ERR_INVALID_ARG).
+ * The registration request uses the client's timeout (tw_set_timeout).
+ *
+ * Wire behaviour:
+ *   - each stage.handle call gets one reply with its id: the callback's result,
+ *     or the handler_error above; a result whose encoding is longer than
+ *     tw_max_message_size() is replaced by a handler_error ("result too
+ *     large"), never sent truncated;
+ *   - any other request method gets -32601 (data.type "method_not_found");
+ *     params that are not an object get -32602 (invalid_params);
+ *   - `$/cancelRequest {"id"}` is consumed by the library: for the call being
+ *     served it marks the call cancelled (see tw_stage_call_cancelled) and no
+ *     reply is sent; for a queued call it drops the call unanswered; for
+ *     anything else (a call already answered) it is ignored;
+ *   - every other notification (event, events_dropped, shutdown, ...) goes to
+ *     the notification handler, or the queue, as with tw_call();
+ *   - an incoming line longer than tw_max_message_size() is discarded (a call
+ *     that large is never answered: the daemon's timeout and on_failure apply);
+ *     serving goes on.
+ * Outside tw_serve_stage a request from the daemon (e.g. one racing
+ * tw_stop_serving's unregister) is answered with -32601 at the next tw_call
+ * or tw_poll. */
+int tw_serve_stage(tw_client *conn, const char *stage, const char *name,
+                   const tw_stage_options *options, tw_stage_cb callback,
+                   void *user, tw_error *err);
+
+/* Asks tw_serve_stage() on conn to stop (see above). Only sets a flag: safe
+ * from a signal handler and from the stage callback. Serving notices it
+ * within 250 ms. Calling it before tw_serve_stage() makes that return 0
+ * without registering. */
+void tw_stop_serving(tw_client *conn);
+
+/* 1 when the daemon cancelled this call ($/cancelRequest: its deadline passed
+ * or its iteration was abandoned) or the connection is gone, else 0. Reads
+ * what is already on the socket without blocking, so a long-running callback
+ * may poll it and give up early (its result is then discarded unsent). Valid
+ * only during the callback. */
+int tw_stage_call_cancelled(const tw_stage_call *call);
+
+/* Milliseconds left until the call's deadline, now (monotonic clock): 0 when
+ * past, -1 when the call had no parseable deadline. */
+long long tw_stage_call_ms_left(const tw_stage_call *call);
+
+/* The registration id ("r-...") while tw_serve_stage() runs on conn (after
+ * the daemon accepted the registration), else NULL. */
+const char *tw_stage_registration(const tw_client *conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -294,6 +294,33 @@ def test_max_exposure_example_rejects_an_oversize_buy(daemon_factory, procs) -> 
         assert [s["symbol"] for s in trades(r2["approved_signals"])] == [SYMBOL]
 
 
+def test_c_risk_check_example_rejects_and_clips(daemon_factory, procs) -> None:
+    """contrib/c/risk_check (built by the C client's make) against the real daemon."""
+    binary = REPO_ROOT / "contrib" / "c" / "risk_check"
+    if not binary.exists():
+        subprocess.run(["make", "-s", "-C", str(REPO_ROOT / "contrib" / "c"), "risk_check"], check=True)
+    d = start_daemon(daemon_factory)
+    with Client(d.socket_path, timeout=60) as c:
+        buy = approved_buy(c)
+        assert buy["qty"] > 10
+        p = procs(str(binary), "--socket", d.socket_path, "--max-qty", "10")
+        wait_group(c, "risk", "c-risk-check", proc=p)
+        r = run(c, symbols=[SYMBOL], strategy=STRATEGY)
+        rejected = {s["symbol"]: s for s in r["rejected_signals"]}
+        assert rejected[SYMBOL]["rejection_reason"] == f"qty {buy['qty']} exceeds the C risk check's limit 10"
+        assert outcomes(r) == [("risk", "c-risk-check", "after", "ok")]
+        p.stop()
+        wait_until(lambda: group(c, "risk", "c-risk-check") is None, what="the group to go")
+
+        p2 = procs(str(binary), "--socket", d.socket_path, "--max-qty", "10", "--clip")
+        wait_group(c, "risk", "c-risk-check", proc=p2)
+        r2 = run(c, symbols=[SYMBOL], strategy=STRATEGY)
+        clipped = [s for s in trades(r2["approved_signals"]) if s["symbol"] == SYMBOL]
+        assert len(clipped) == 1 and clipped[0]["qty"] == 10
+        assert clipped[0]["risk_amount"] < buy["risk_amount"]
+        assert not [e for e in r2["errors"] if e["stage"] == "risk"]  # a valid tightening
+
+
 KILLED_WORKER = textwrap.dedent(
     """
     import sys, time, tradewire
