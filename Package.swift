@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TradewireRPC", targets: ["TradewireRPC"]),
         .library(name: "TradewireServer", targets: ["TradewireServer"]),
         .library(name: "TradewireClient", targets: ["TradewireClient"]),
+        .library(name: "TradewireTesting", targets: ["TradewireTesting"]),
         .executable(name: "tradewired", targets: ["tradewired"]),
         .executable(name: "tradewire", targets: ["tradewire"]),
     ],
@@ -70,6 +71,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        .target(
+            name: "TradewireTesting",
+            dependencies: [
+                "TradewireJSON", "TradewireServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .executableTarget(
             name: "tradewired",
             dependencies: [
@@ -92,6 +101,7 @@ let package = Package(
             name: "TradewireBenchmarks",
             dependencies: [
                 "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
+                "TradewireTesting",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/TradewireBenchmarks"
@@ -107,7 +117,7 @@ let package = Package(
             name: "TradewireServerTests",
             dependencies: [
                 "TradewireServer", "TradewireClient", "TradewireRPC", "TradewirePipeline", "TradewireBus",
-                "TradewireTrading", "TradewireJSON",
+                "TradewireTrading", "TradewireJSON", "TradewireTesting",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

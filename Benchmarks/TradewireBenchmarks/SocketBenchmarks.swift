@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
-import TradewireClient
 import TradewireJSON
+import TradewireTesting
 
 #if canImport(Glibc)
     import Glibc

@@ -126,3 +126,21 @@ final class ChannelSet: Sendable {
     func remove(_ key: ObjectIdentifier) { _ = channels.withLock { $0.removeValue(forKey: key) } }
     var all: [any Channel] { channels.withLock { Array($0.values) } }
 }
+
+extension Daemon {
+    /// Serves one connection over an already-connected stream socket (one end of a
+    /// `socketpair`) exactly as an accepted one, peer credentials included: the in-process
+    /// transport of TradewireTesting, which needs no socket path and no listener.
+    public func serve(connectedSocket fd: Int32, on group: any EventLoopGroup) async throws {
+        let daemon = self
+        _ = try await ClientBootstrap(group: group)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(daemon: daemon))
+                }
+            }
+            .withConnectedSocket(fd).get()
+    }
+}

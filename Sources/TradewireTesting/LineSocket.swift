@@ -15,6 +15,11 @@ public final class LineSocket: @unchecked Sendable {
     private var start = 0
     private var end = 0
 
+    /// Takes over an already-connected stream socket (closed with this object).
+    public init(connected fd: Int32) {
+        self.fd = fd
+    }
+
     public init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()

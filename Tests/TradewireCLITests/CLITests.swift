@@ -228,12 +228,13 @@ struct CLITests {
         }
     }
 
-    @Test func discoverListsTwelveMethods() async throws {
+    @Test func discoverListsEveryMethod() async throws {
         try await withDaemon { daemon in
             let result = try await daemon.tradewire(["discover", "--json"])
             #expect(result.status == 0)
             let methods = try #require(try json(result.stdout)["methods"]?.arrayValue)
-            #expect(methods.count == 12)
+            #expect(methods.count == 14)
+            #expect(methods.contains { $0["name"] == "register_stage" })
             #expect(methods.contains { $0["name"] == "rpc.discover" })
         }
     }

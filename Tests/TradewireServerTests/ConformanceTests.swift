@@ -3,6 +3,7 @@ import Testing
 import TradewireClient
 import TradewireJSON
 import TradewirePipeline
+import TradewireTesting
 
 @testable import TradewireServer
 

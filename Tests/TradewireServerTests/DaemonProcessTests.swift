@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TradewireClient
 import TradewireJSON
+import TradewireTesting
 
 #if canImport(Glibc)
     import Glibc

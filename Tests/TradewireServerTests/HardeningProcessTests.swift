@@ -4,6 +4,7 @@ import Testing
 import TradewireClient
 import TradewireJSON
 import TradewireRPC
+import TradewireTesting
 
 #if canImport(Glibc)
     import Glibc

@@ -4,6 +4,7 @@ import TradewireClient
 import TradewireJSON
 import TradewirePipeline
 import TradewireRPC
+import TradewireTesting
 
 @testable import TradewireServer
 

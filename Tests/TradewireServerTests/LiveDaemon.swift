@@ -7,6 +7,7 @@ import TradewireClient
 import TradewireJSON
 import TradewirePipeline
 import TradewireServer
+import TradewireTesting
 import TradewireTrading
 
 /// A provider that never answers (deadline and drain tests).

@@ -4,6 +4,7 @@ import Testing
 import TradewireClient
 import TradewireJSON
 import TradewirePipeline
+import TradewireTesting
 
 @testable import TradewireServer
 
