@@ -101,7 +101,7 @@ let package = Package(
             name: "TradewireBenchmarks",
             dependencies: [
                 "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
-                "TradewireTesting",
+                "TradewireTesting", "TradewireRPC",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Benchmarks/TradewireBenchmarks"

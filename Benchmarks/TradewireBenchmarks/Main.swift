@@ -10,6 +10,7 @@ import TradewireTrading
 ///
 ///   TradewireBenchmarks in-process           bus publish rates and full iterations in both modes
 ///   TradewireBenchmarks socket --socket PATH load a running daemon over its socket
+///   TradewireBenchmarks stage-codec N…       JSON cost of a risk stage call with N signals
 @main
 struct Benchmarks {
     static func main() async throws {
@@ -23,6 +24,8 @@ struct Benchmarks {
                 exit(2)
             }
             try await SocketBenchmarks.run(socketPath: arguments[i + 1])
+        case "stage-codec":
+            StageCodecBenchmarks.run(symbolCounts: arguments.dropFirst().compactMap { Int($0) })
         default:
             FileHandle.standardError.write(
                 Data("usage: TradewireBenchmarks [in-process | socket --socket PATH]\n".utf8))

@@ -34,16 +34,35 @@ public enum ClientError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// A server notification (`event`, `events_dropped`, `shutdown`).
+/// A server notification (`event`, `events_dropped`, `shutdown`, `$/cancelRequest`).
 public struct ServerNotification: Sendable {
     public let method: String
     public let params: JSONValue
 }
 
+/// A request the daemon sent to this client: a message with both `method` and `id`
+/// (PROTOCOL §9, `stage.handle`). Answer it once with ``TradewireClient/reply(to:result:)``
+/// or ``TradewireClient/reply(to:error:)``; the daemon may cancel it first with the
+/// notification `$/cancelRequest {"id"}`, which arrives on ``TradewireClient/notifications``.
+public struct IncomingRequest: Sendable {
+    /// The request's id, echoed exactly in the reply (the daemon's ids are strings `c-…`).
+    public let id: JSONValue
+    public let method: String
+    /// The by-name params (`null` when the request had none).
+    public let params: JSONValue
+
+    public init(id: JSONValue, method: String, params: JSONValue) {
+        self.id = id
+        self.method = method
+        self.params = params
+    }
+}
+
 /// An async JSON-RPC client for tradewired over its Unix socket.
 ///
 /// Requests may be issued concurrently; responses are matched by id. Notifications arrive
-/// on ``notifications``.
+/// on ``notifications``, requests the daemon sends to this client (a stage member's calls)
+/// on ``requests``.
 public final class TradewireClient: Sendable {
     public let socketPath: String
     private let channel: any Channel
@@ -53,6 +72,9 @@ public final class TradewireClient: Sendable {
     public let defaultTimeout: Duration
     /// Server notifications, in arrival order; finishes when the connection closes.
     public let notifications: AsyncStream<ServerNotification>
+    /// Requests from the daemon, in arrival order; finishes when the connection closes.
+    /// Buffered without bound: a client that never registers a stage never gets one.
+    public let requests: AsyncStream<IncomingRequest>
 
     private struct State {
         var nextID = 1
@@ -78,6 +100,8 @@ public final class TradewireClient: Sendable {
         let owned = eventLoopGroup == nil ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
         let group = eventLoopGroup ?? owned!
         let (stream, continuation) = AsyncStream<ServerNotification>.makeStream(bufferingPolicy: .unbounded)
+        let (requestStream, requestContinuation) = AsyncStream<IncomingRequest>.makeStream(
+            bufferingPolicy: .unbounded)
         let box = ClientBox()
         let channel: any Channel
         do {
@@ -85,7 +109,9 @@ public final class TradewireClient: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            ClientHandler(maxMessageBytes: maxMessageBytes, box: box, notifications: continuation))
+                            ClientHandler(
+                                maxMessageBytes: maxMessageBytes, box: box, notifications: continuation,
+                                requests: requestContinuation))
                     }
                 }
                 .connect(unixDomainSocketPath: path).get()
@@ -106,7 +132,8 @@ public final class TradewireClient: Sendable {
             throw .untrusted(path: path, reason: "cannot read the server's credentials: \(error)")
         }
         let client = TradewireClient(
-            path: path, channel: channel, group: owned, defaultTimeout: defaultTimeout, notifications: stream)
+            path: path, channel: channel, group: owned, defaultTimeout: defaultTimeout, notifications: stream,
+            requests: requestStream)
         box.client.withLock { $0 = client }
         return client
     }
@@ -139,13 +166,14 @@ public final class TradewireClient: Sendable {
 
     private init(
         path: String, channel: any Channel, group: MultiThreadedEventLoopGroup?, defaultTimeout: Duration,
-        notifications: AsyncStream<ServerNotification>
+        notifications: AsyncStream<ServerNotification>, requests: AsyncStream<IncomingRequest>
     ) {
         self.socketPath = path
         self.channel = channel
         self.group = group
         self.defaultTimeout = defaultTimeout
         self.notifications = notifications
+        self.requests = requests
         self.state = Mutex(State())
     }
 
@@ -201,6 +229,30 @@ public final class TradewireClient: Sendable {
         } catch {
             throw .protocolViolation(String(describing: error))
         }
+    }
+
+    /// Answers a request from ``requests`` with `result`. Nothing comes back (a reply to a
+    /// reply does not exist); on a closed connection the line is dropped.
+    public func reply(to id: JSONValue, result: JSONValue) {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("jsonrpc", "2.0")
+        writer.field("id", id)
+        writer.field("result", result)
+        writer.endObject()
+        sendRaw(writer.bytes)
+    }
+
+    /// Answers a request from ``requests`` with an error object (`{"code", "message",
+    /// "data": {"type", ...}}`).
+    public func reply(to id: JSONValue, error: RPCError) {
+        var writer = JSONWriter()
+        writer.beginObject()
+        writer.field("jsonrpc", "2.0")
+        writer.field("id", id)
+        writer.field("error", error.json)
+        writer.endObject()
+        sendRaw(writer.bytes)
     }
 
     /// Writes a raw line without waiting for anything.
@@ -298,11 +350,16 @@ final class ClientHandler: ChannelInboundHandler {
     private var framer: LineFramer
     private let box: ClientBox
     private let notifications: AsyncStream<ServerNotification>.Continuation
+    private let requests: AsyncStream<IncomingRequest>.Continuation
 
-    init(maxMessageBytes: Int, box: ClientBox, notifications: AsyncStream<ServerNotification>.Continuation) {
+    init(
+        maxMessageBytes: Int, box: ClientBox, notifications: AsyncStream<ServerNotification>.Continuation,
+        requests: AsyncStream<IncomingRequest>.Continuation
+    ) {
         self.framer = LineFramer(maximumLineBytes: maxMessageBytes)
         self.box = box
         self.notifications = notifications
+        self.requests = requests
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -323,17 +380,31 @@ final class ClientHandler: ChannelInboundHandler {
                 continue
             }
             if case .array(let responses) = message {
-                for response in responses { client?.deliver(response) }
-            } else if let method = message["method"]?.stringValue, message["id"] == nil {
-                notifications.yield(ServerNotification(method: method, params: message["params"] ?? .null))
+                for response in responses { route(response, client: client) }
             } else {
-                client?.deliver(message)
+                route(message, client: client)
             }
+        }
+    }
+
+    /// A message with `method` is a notification (no `id`) or a request from the daemon
+    /// (with one); anything else is a response.
+    private func route(_ message: JSONValue, client: TradewireClient?) {
+        if let method = message["method"]?.stringValue {
+            let params = message["params"] ?? .null
+            if let id = message["id"] {
+                requests.yield(IncomingRequest(id: id, method: method, params: params))
+            } else {
+                notifications.yield(ServerNotification(method: method, params: params))
+            }
+        } else {
+            client?.deliver(message)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         notifications.finish()
+        requests.finish()
         box.client.withLock { $0 }?.closed()
         context.fireChannelInactive()
     }

@@ -48,6 +48,8 @@ public final class ScriptedMember: Sendable {
     public var calls: [JSONValue] { state.withLock { $0.calls } }
     /// Ids named by `$/cancelRequest`, in order.
     public var cancels: [String] { state.withLock { $0.cancels } }
+    /// True once the connection closed (either side).
+    public var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Sends a request and waits (at most `timeout` seconds) for its response.
     public func call(_ method: String, _ params: JSONValue = [:], timeout: Double = 30) -> JSONValue? {

@@ -125,6 +125,18 @@ public struct StageAccount: Sendable, Equatable, JSONEncodable {
     public var budgetUsed: Double
     public var budgetLimit: Double
 
+    public init(
+        cash: Double, equity: Double, positions: [String: Int], budgetDay: String, budgetUsed: Double,
+        budgetLimit: Double
+    ) {
+        self.cash = cash
+        self.equity = equity
+        self.positions = positions
+        self.budgetDay = budgetDay
+        self.budgetUsed = budgetUsed
+        self.budgetLimit = budgetLimit
+    }
+
     public func encodeJSON(to writer: inout JSONWriter) {
         writer.beginObject()
         writer.field("cash", cash)
@@ -158,6 +170,21 @@ public struct StageCall: Sendable {
     public var output: StageValue?
     /// Risk and execution only.
     public var account: StageAccount?
+
+    public init(
+        stage: PipelineStage, iteration: Int, iterationID: String, deadline: ContinuousClock.Instant,
+        deadlineDate: Date, dryRun: Bool, input: StageInput, output: StageValue?, account: StageAccount?
+    ) {
+        self.stage = stage
+        self.iteration = iteration
+        self.iterationID = iterationID
+        self.deadline = deadline
+        self.deadlineDate = deadlineDate
+        self.dryRun = dryRun
+        self.input = input
+        self.output = output
+        self.account = account
+    }
 
     /// Writes the call's fields after the handler's own (`registration`, `name`, `mode`):
     /// `stage, iteration, iteration_id, deadline, dry_run, input, output?, account?`.

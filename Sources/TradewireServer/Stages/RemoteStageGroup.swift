@@ -1,3 +1,4 @@
+import Foundation
 import TradewireJSON
 import TradewirePipeline
 import TradewireRPC
@@ -18,12 +19,20 @@ struct RemoteStageGroup: StageHandler {
     func handle(_ call: StageCall) async -> Result<StageReply, StageFailure> {
         let start = ContinuousClock.now
         let deadline = min(call.deadline, start.advanced(by: .milliseconds(options.timeoutMilliseconds)))
+        // The member is told the call's own deadline (the earlier of the two).
+        var call = call
+        call.deadline = deadline
+        call.deadlineDate = Date().addingTimeInterval(Self.seconds(deadline - start))
         let result = await run(call, deadline: deadline)
         let elapsed = ContinuousClock.now - start
         let milliseconds =
             Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         registry.record(key, milliseconds: milliseconds, failure: result.failure)
         return result
+    }
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     private func run(_ call: StageCall, deadline: ContinuousClock.Instant) async -> Result<StageReply, StageFailure> {
@@ -60,7 +69,8 @@ struct RemoteStageGroup: StageHandler {
             let answer = Rendezvous<StageCallAnswer>()
             let id = registry.begin(key, registration: registration, connectionID: connection.id, answer: answer)
             connection.outbox.enqueue(line: request(id: id, registration: registration, call: call))
-            let outcome = await answer.wait(until: deadline, timedOut: .timedOut, cancelled: .cancelled)
+            let outcome = await answer.wait(
+                until: deadline, timedOut: .timedOut, cancelled: .cancelled, on: connection.eventLoop)
             let cancelled: Bool
             switch outcome {
             case .timedOut, .cancelled:

@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// A value set once, awaited by one task until a deadline or its cancellation, whichever
@@ -24,13 +25,26 @@ final class Rendezvous<Value: Sendable>: Sendable {
     }
 
     /// The value, `timedOut` once `deadline` passes, or `cancelled` when the waiting task is
-    /// cancelled.
-    func wait(until deadline: ContinuousClock.Instant, timedOut: Value, cancelled: Value) async -> Value {
-        let timer = Task {
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled { self.resolve(timedOut) }
+    /// cancelled. With `eventLoop` the deadline is a task scheduled there (cheaper than a
+    /// sleeping task on the hot path of a stage call).
+    func wait(
+        until deadline: ContinuousClock.Instant, timedOut: Value, cancelled: Value, on eventLoop: (any EventLoop)? = nil
+    ) async -> Value {
+        let cancelTimer: @Sendable () -> Void
+        if let eventLoop {
+            let left = deadline - ContinuousClock.now
+            let nanoseconds = max(
+                0, left.components.seconds * 1_000_000_000 + left.components.attoseconds / 1_000_000_000)
+            let scheduled = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { self.resolve(timedOut) }
+            cancelTimer = { scheduled.cancel() }
+        } else {
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if !Task.isCancelled { self.resolve(timedOut) }
+            }
+            cancelTimer = { timer.cancel() }
         }
-        defer { timer.cancel() }
+        defer { cancelTimer() }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let ready: Value? = state.withLock { state in
