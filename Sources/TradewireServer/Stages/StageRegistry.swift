@@ -285,17 +285,21 @@ public final class StageRegistry: StageHandlerSource, Sendable {
         state.withLock { _ = $0.groups[key]?.slotWaiters.removeValue(forKey: ObjectIdentifier(waiter)) }
     }
 
-    /// Registers a call about to be sent; returns its id (`c-N`).
+    /// Registers a call about to be sent; returns its id (`c-N`). When the member left
+    /// since it was chosen, the call is answered `disconnected` at once.
     func begin(
         _ key: StageGroupKey, registration: String, connectionID: Int, answer: Rendezvous<StageCallAnswer>
     ) -> String {
-        state.withLock { state in
+        let (id, gone) = state.withLock { state in
             let id = "c-\(state.nextCall)"
             state.nextCall += 1
             state.pending[id] = PendingCall(
                 key: key, connectionID: connectionID, registration: registration, answer: answer)
-            return id
+            let present = state.groups[key]?.members.contains { $0.connection.id == connectionID } ?? false
+            return (id, !present)
         }
+        if gone { answer.resolve(.disconnected) }
+        return id
     }
 
     /// A call's wait ended: its slot is free again; a cancelled one is remembered so that
