@@ -108,9 +108,11 @@ extension Param {
         var description = self.description
         if let schema { description.schema = schema }
         let decode = self.decode
-        let name = self.name
+        // Params are read at the top level, so the path is fixed: computed once, here, and
+        // not on every request (escaping a JSON Pointer goes through Foundation).
+        let path = jsonPointer("", name)
         return Param<T>(description) { reader throws(RPCError) in
-            try transform(try decode(reader), reader.pointer(name))
+            try transform(try decode(reader), path)
         }
     }
 }
