@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Remote stage benchmarks (make bench), measured in one run against a release tradewired.
 
-1. The cost of one stage call: a no-op risk `after` member in C (clients/c/tw-stage-noop)
-   and in Python (tradewire.StageWorker), with 5 and 100 symbols, as the daemon measures it
+1. The cost of one stage call: a no-op risk `after` member in C (clients/c/tw-stage-noop),
+   in Python (tradewire.StageWorker) and a raw one that echoes bytes without parsing them
+   (the protocol's own cost), with 5 and 100 symbols, as the daemon measures it
    (p50/p99 of the group, send to reply decoded), next to the ping round trip of the same
    run (tw-bench) and the size of the call's payload.
 2. Iteration latency (run_pipeline, client side, median and p99) with a no-op `after` group
@@ -79,6 +80,29 @@ def python_member(path: str, stage: str, name: str) -> tradewire.StageWorker:
     return worker
 
 
+def raw_member(path: str, stage: str, name: str) -> socket.socket:
+    """A member that does no JSON work: it echoes the call's `output` bytes as its result
+    (the protocol's own cost, without a client library's parsing and encoding)."""
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(path)
+    f = sock.makefile("rb")
+    sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "register_stage",
+                             "params": {"stage": stage, "name": name}}).encode() + b"\n")
+    f.readline()
+
+    def serve() -> None:
+        for line in f:
+            if b'"stage.handle"' not in line:
+                continue
+            start = line.index(b'"id":"') + 6
+            call_id = line[start:line.index(b'"', start)]
+            out = line[line.index(b'"output":') + 9:line.index(b',"account":')]
+            sock.sendall(b'{"jsonrpc":"2.0","id":"' + call_id + b'","result":' + out + b"}\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return sock
+
+
 def run_iterations(conn: Conn, n: int, count: int, dry_run: bool = True) -> list[float]:
     times = []
     params = {"symbols": symbols(n), "strategy": "TrendFollowing", "dry_run": dry_run}
@@ -125,10 +149,13 @@ def main() -> int:
               f"{args.iterations} iterations each:")
         print(f"{'member':8} {'symbols':>7} {'payload':>9} {'p50 µs':>8} {'p99 µs':>8} {'p50/ping':>8} "
               f"{'target µs':>10} {'p50/target':>10}")
-        for kind in ["C", "Python"]:
+        raws: list[socket.socket] = []
+        for kind in ["raw", "C", "Python"]:
             for n in [5, 100]:
                 name = f"noop-{kind.lower()}-{n}"
-                if kind == "C":
+                if kind == "raw":
+                    raws.append(raw_member(path, "risk", name))
+                elif kind == "C":
                     procs.append(subprocess.Popen([str(NOOP), "--socket", path, "risk", name]))
                 else:
                     workers.append(python_member(path, "risk", name))
@@ -147,7 +174,9 @@ def main() -> int:
                 print(f"{kind:8} {n:7d} {payload:8d}B {p50:8.1f} {p99v:8.1f} {p50 / ping_p50:7.2f}× "
                       f"{target:10.1f} {p50 / target:9.2f}×")
                 conn.call("unregister_stage", {"stage": "risk", "name": name})
-                if kind == "C":
+                if kind == "raw":
+                    raws[-1].close()
+                elif kind == "C":
                     procs[-1].send_signal(signal.SIGTERM)
                     procs[-1].wait(10)
                 else:
