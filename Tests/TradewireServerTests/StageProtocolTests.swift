@@ -139,6 +139,11 @@ func stageGroup(_ client: ScriptedMember, _ stage: String, _ name: String) async
             #expect(await a.request("unregister_stage", ["stage": "risk"])?.errorCode == -32602)
             #expect(
                 await b.request("unregister_stage", ["stage": "strategy", "name": "s1"])?["result"] == ["removed": 1])
+            // A stage's groups are bounded (each after group is called in every iteration).
+            for i in 1...64 { #expect(await code(a, ["stage": "quant", "name": JSONValue("q\(i)")]) == nil) }
+            let tooMany = await a.request("register_stage", ["stage": "quant", "name": "q65"])
+            #expect(tooMany?.errorCode == -32602)
+            #expect(tooMany?["error"]?["data"]?["errors"]?.arrayValue?.first?["path"] == "/stage")
         }
     }
 

@@ -310,7 +310,8 @@ enum SignalCompletion {
         var signal = signal
         let bars = marketData[signal.symbol]?.bars ?? []
         if signal.price == nil { signal.price = bars.last?.close }
-        guard let price = signal.price, signal.action != .hold else { return signal }
+        guard let price = signal.price, signal.action != .hold, signal.stopLoss == nil || signal.takeProfit == nil
+        else { return signal }
         let volatility = MarketContext(bars: bars)?.volatility ?? 0
         let levels = StrategyAgent.protectiveLevels(action: signal.action, price: price, volatility: volatility)
         if signal.stopLoss == nil { signal.stopLoss = levels.stopLoss }

@@ -16,6 +16,10 @@ public final class StageRegistry: StageHandlerSource, Sendable {
     static let servable: [PipelineStage] = [.data, .strategy, .quant, .risk, .execution]
     /// Late-reply ids remembered (to count replies to cancelled calls).
     static let rememberedCancelledCalls = 4096
+    /// Groups one stage may have (each `after` group is called in every iteration).
+    static let maximumGroupsPerStage = 64
+    /// Members one group may have.
+    static let maximumMembersPerGroup = 1024
 
     struct Member {
         var registration: String
@@ -107,7 +111,21 @@ public final class StageRegistry: StageHandlerSource, Sendable {
                             "this connection is already a member of \(stage.rawValue)/\(name) (registration \(mine.registration))"
                         ))
                 }
+                guard existing.members.count < Self.maximumMembersPerGroup else {
+                    return .failure(
+                        .invalidParams(
+                            path: "/name",
+                            "the group \(stage.rawValue)/\(name) already has \(Self.maximumMembersPerGroup) members"))
+                }
             } else {
+                let groups = state.order.filter { $0.stage == stage }.count
+                guard groups < Self.maximumGroupsPerStage else {
+                    return .failure(
+                        .invalidParams(
+                            path: "/stage",
+                            "stage \(stage.rawValue) already has \(Self.maximumGroupsPerStage) groups; unregister one first"
+                        ))
+                }
                 let options = StageGroupOptions(
                     mode: mode ?? .after, timeoutMilliseconds: timeoutMilliseconds ?? 5000,
                     onFailure: onFailure ?? .defaultPolicy(for: stage), durable: durable ?? false)
