@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import TradewireJSON
 import TradewirePipeline
 import TradewireRPC
@@ -68,9 +69,14 @@ struct RemoteStageGroup: StageHandler {
             }
             let answer = Rendezvous<StageCallAnswer>()
             let id = registry.begin(key, registration: registration, connectionID: connection.id, answer: answer)
-            connection.outbox.enqueue(line: request(id: id, registration: registration, call: call))
-            let outcome = await answer.wait(
-                until: deadline, timedOut: .timedOut, cancelled: .cancelled, on: connection.eventLoop)
+            let line = request(id: id, registration: registration, call: call)
+            // One hop to the member's event loop arms the deadline and queues the request.
+            let eventLoop = connection.eventLoop
+            eventLoop.execute {
+                answer.arm(on: eventLoop, deadline: deadline, timedOut: .timedOut)
+                connection.outbox.enqueue(line: line)
+            }
+            let outcome = await answer.wait(cancelled: .cancelled)
             let cancelled: Bool
             switch outcome {
             case .timedOut, .cancelled:
