@@ -91,6 +91,13 @@ public final class Event: Sendable {
         return event[range]
     }
 
+    /// The metadata object as compact JSON: a slice of the shared event encoding.
+    public var metadataJSON: ArraySlice<UInt8> {
+        let (event, range) = encoded
+        // `…data,"metadata":{…}}`: skip `,"metadata":` (12 bytes) and the closing brace.
+        return event[(range.upperBound + 12)..<(event.count - 1)]
+    }
+
     /// The event object of PROTOCOL §3 as compact JSON:
     /// `{"seq","event_type","timestamp","data","metadata"}`. Computed once, then shared by
     /// every subscriber and by history.

@@ -23,6 +23,8 @@ public final class EventBus: Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     private let clock: @Sendable () -> Date
+    /// Capture before dispatch: set when the bus has a journal (nil: ephemeral).
+    private let writer: JournalWriter?
 
     private struct State {
         var nextSeq = 1
@@ -83,18 +85,55 @@ public final class EventBus: Sendable {
     /// - Parameters:
     ///   - historyCapacity: records kept in the history ring (at least 1).
     ///   - clock: the timestamp source (injected for tests).
-    public init(
+    public convenience init(
         historyCapacity: Int = EventBus.defaultHistoryCapacity,
         logger: Logger = Logger(label: "tradewire.bus"),
         clock: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.init(historyCapacity: historyCapacity, logger: logger, clock: clock, journal: nil, firstSeq: 1)
+    }
+
+    /// A bus that keeps every event in `journal` before anyone sees it: seq continues after
+    /// the journal's newest, each publish is dispatched (and acknowledged) once its batch
+    /// committed. Call ``close()`` before dropping it.
+    public static func journaled(
+        _ journal: any EventJournal, historyCapacity: Int = EventBus.defaultHistoryCapacity,
+        logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() }
+    ) throws(JournalError) -> EventBus {
+        let newest = try journal.newestSeq()
+        return EventBus(
+            historyCapacity: historyCapacity, logger: logger, clock: clock, journal: journal, firstSeq: newest + 1)
+    }
+
+    private init(
+        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, journal: (any EventJournal)?,
+        firstSeq: Int
+    ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
+        initial.nextSeq = firstSeq
         initial.history.reserveCapacity(min(capacity, 4096))  // grows on demand up to the capacity
-        self.state = Mutex(initial)
+        let state = Mutex(initial)
+        self.state = state
         self.logger = logger
         self.clock = clock
+        if let journal {
+            let box = BusBox()
+            self.writer = JournalWriter(journal: journal, logger: logger) { batch in box.bus?.dispatch(batch) }
+            box.bus = self
+        } else {
+            self.writer = nil
+        }
     }
+
+    /// Commits and delivers every event still waiting for the journal, then stops its
+    /// writer (nothing when the bus is ephemeral). Publishing afterwards records nothing.
+    public func close() {
+        writer?.close()
+    }
+
+    /// True when events are kept in a journal before dispatch.
+    public var isJournaled: Bool { writer != nil }
 
     // MARK: subscriptions
 
@@ -283,6 +322,23 @@ public final class EventBus: Sendable {
     ) -> PublishedEvent {
         let timestamp = clock()
         let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
+        if let writer {
+            // Capture before dispatch: the seq is assigned now, in order; matching, delivery
+            // and history happen once the event's batch is in the journal.
+            return state.withLock { state in
+                let event = Event(
+                    seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON,
+                    payload: payload, metadata: metadata)
+                let ticket = DispatchTicket()
+                guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket)) else {
+                    logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
+                    return PublishedEvent(
+                        event: event, dispatch: .done(DispatchOutcome(clientSubscribers: 0, pending: [])), bus: self)
+                }
+                state.nextSeq += 1
+                return PublishedEvent(event: event, dispatch: .pending(ticket), bus: self)
+            }
+        }
         // A type not in the match cache is matched against every subscription outside the
         // lock (other publishers keep going), then used if no subscription changed meanwhile.
         var computed: (generation: Int, found: [Subscriber])?
@@ -320,6 +376,21 @@ public final class EventBus: Sendable {
             seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON, payload: payload,
             metadata: metadata)
         state.nextSeq += 1
+        let outcome = deliver(event, to: matched, &state)
+        return PublishedEvent(event: event, dispatch: .done(outcome), bus: self)
+    }
+
+    /// Delivers a committed event (the journal's writer thread calls this, in seq order).
+    fileprivate func dispatch(_ batch: [JournalWriter.Entry]) {
+        let outcomes: [DispatchOutcome] = state.withLock { state in
+            batch.map { entry in deliver(entry.event, to: state.matching(entry.event.type), &state) }
+        }
+        for (entry, outcome) in zip(batch, outcomes) { entry.ticket.complete(outcome) }
+    }
+
+    /// Runs synchronous handlers, records history and counts (under the lock).
+    private func deliver(_ event: Event, to matched: [Subscriber], _ state: inout State) -> DispatchOutcome {
+        let type = event.type
         var clients = 0
         var pending: [@Sendable (Event) async throws -> Void] = []
         for subscriber in matched {
@@ -345,7 +416,7 @@ public final class EventBus: Sendable {
         } else {
             state.publishedByType["(other)", default: 0] += 1
         }
-        return PublishedEvent(event: event, clientSubscribers: clients, pending: pending, bus: self)
+        return DispatchOutcome(clientSubscribers: clients, pending: pending)
     }
 
     /// Matched subscribers held by the match cache (Σ matches + 1), for tests of its bound.
@@ -404,20 +475,58 @@ public final class EventBus: Sendable {
     }
 }
 
-/// A recorded event whose async handlers may still be pending.
+/// A published event: recorded (ephemeral bus) or waiting for its journal batch, with its
+/// async handlers still to run.
 public struct PublishedEvent: Sendable {
+    enum Dispatch: Sendable {
+        case done(DispatchOutcome)
+        case pending(DispatchTicket)
+    }
+
     public let event: Event
-    /// Client subscriptions that matched.
-    public let clientSubscribers: Int
-    fileprivate let pending: [@Sendable (Event) async throws -> Void]
+    let dispatch: Dispatch
     fileprivate let bus: EventBus
 
-    /// True when async in-process handlers matched and must be awaited.
-    public var hasPendingHandlers: Bool { !pending.isEmpty }
+    private var outcome: DispatchOutcome? {
+        switch dispatch {
+        case .done(let outcome): outcome
+        case .pending(let ticket): ticket.outcome
+        }
+    }
+
+    /// True once the event was delivered (always on an ephemeral bus; after its batch
+    /// committed on a journaled one).
+    public var isDispatched: Bool { outcome != nil }
+
+    /// Client subscriptions that matched (0 until dispatched).
+    public var clientSubscribers: Int { outcome?.clientSubscribers ?? 0 }
+
+    /// True when async in-process handlers matched and must be awaited (or the event is not
+    /// dispatched yet, so they may).
+    public var hasPendingHandlers: Bool { outcome.map { !$0.pending.isEmpty } ?? true }
+
+    /// Waits until the event was delivered (its batch committed).
+    public func dispatched() async {
+        if case .pending(let ticket) = dispatch { _ = await ticket.dispatched() }
+    }
+
+    /// Calls `body` once the event was delivered, with whether async handlers matched: at
+    /// once when it already was, else on the journal's writer thread (keep it short).
+    public func whenDispatched(_ body: @escaping @Sendable (_ hasPendingHandlers: Bool) -> Void) {
+        switch dispatch {
+        case .done(let outcome): body(!outcome.pending.isEmpty)
+        case .pending(let ticket): ticket.whenDispatched { body(!$0.pending.isEmpty) }
+        }
+    }
 
     /// Runs the matched async handlers concurrently and returns when all have finished.
     /// Errors are counted and logged, never thrown.
     public func handlersFinished() async {
+        let pending: [@Sendable (Event) async throws -> Void]
+        switch dispatch {
+        case .done(let outcome): pending = outcome.pending
+        case .pending(let ticket): pending = await ticket.dispatched().pending
+        }
         guard !pending.isEmpty else { return }
         let event = self.event
         if pending.count == 1 {
@@ -443,4 +552,10 @@ public struct PublishedEvent: Sendable {
             metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
         bus.recordHandlerErrors(1)
     }
+}
+
+/// The bus, for its journal writer's dispatch closure without a retain cycle.
+private final class BusBox: @unchecked Sendable {
+    // Set once, before the writer can dispatch anything.
+    weak var bus: EventBus?
 }

@@ -11,6 +11,9 @@ public enum MethodOutcome: Sendable {
     case successThen([UInt8], afterWrite: @Sendable () -> Void)
     /// Work that must be awaited (a pipeline run, in-process handlers); it reports its outcome.
     case deferred(@Sendable () async -> Result<[UInt8], RPCError>)
+    /// An answer that another thread gives later through the completion (a publish answered
+    /// once its journal batch committed), without a hop through a task.
+    case later(@Sendable (_ complete: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void)
 
     /// Encodes a result value now.
     public static func result(_ value: some JSONEncodable) -> MethodOutcome { .success(JSONWriter.encode(value)) }

@@ -382,6 +382,21 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 answer(request.id, .success(bytes))
                 afterWrite()
             }
+        case .later(let register):
+            inFlight += 1
+            guard let eventLoop = self.context?.eventLoop else { return }
+            let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+            let id = request.id
+            let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
+            let daemon = self.daemon
+            daemon.connections.workStarted()
+            register { result in
+                daemon.connections.workFinished()
+                eventLoop.execute {
+                    loopBound.value.inFlight -= 1
+                    boundAnswer.value(id, result)
+                }
+            }
         case .deferred(let work):
             inFlight += 1
             guard let eventLoop = self.context?.eventLoop else { return }

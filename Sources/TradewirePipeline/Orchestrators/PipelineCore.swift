@@ -147,6 +147,8 @@ final class PipelineCore: Sendable {
                 await react(context, published)
             }
             let result: IterationResult? = if case .completed(let result) = outcome { result } else { nil }
+            // The publisher is answered only once its own event is delivered (committed).
+            await published.dispatched()
             return ClientEventOutcome(
                 published: published,
                 iteration: ClientIteration(number: context.number, id: context.id, result: result))

@@ -150,10 +150,20 @@ enum DaemonMethods {
             }
         }
         let published = daemon.bus.publishRecording(params.type, payload: params.data, metadata: params.metadata)
-        guard published.hasPendingHandlers else { return .success(receiptBytes(published)) }
-        return .deferred {
-            await published.handlersFinished()
-            return .success(receiptBytes(published))
+        if published.isDispatched && !published.hasPendingHandlers { return .success(receiptBytes(published)) }
+        // Answered once the event is delivered (its journal batch committed) and its
+        // in-process handlers finished.
+        return .later { complete in
+            published.whenDispatched { hasPendingHandlers in
+                guard hasPendingHandlers else {
+                    complete(.success(receiptBytes(published)))
+                    return
+                }
+                Task {
+                    await published.handlersFinished()
+                    complete(.success(receiptBytes(published)))
+                }
+            }
         }
     }
 

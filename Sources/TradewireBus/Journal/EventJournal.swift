@@ -1,0 +1,144 @@
+import Foundation
+
+/// One event as a journal keeps it: its seq, type, time, and the compact JSON of its data
+/// and metadata, plus what history reports with it.
+public struct JournalRecord: Sendable, Equatable {
+    public var seq: Int
+    public var type: String
+    public var timestamp: Date
+    /// Compact JSON of the event's `data`.
+    public var data: [UInt8]
+    /// Compact JSON of the event's `metadata` (an object).
+    public var metadata: [UInt8]
+    /// `data`'s JSON type name (`object`, `array`, `string`, `number`, `boolean`, `null`).
+    public var dataType: String
+    /// Client subscriptions that matched when the event was published.
+    public var subscriberCount: Int
+
+    public init(
+        seq: Int, type: String, timestamp: Date, data: [UInt8], metadata: [UInt8], dataType: String,
+        subscriberCount: Int
+    ) {
+        self.seq = seq
+        self.type = type
+        self.timestamp = timestamp
+        self.data = data
+        self.metadata = metadata
+        self.dataType = dataType
+        self.subscriberCount = subscriberCount
+    }
+}
+
+/// Which records to read.
+public struct JournalQuery: Sendable, Equatable {
+    /// Only records with a greater seq.
+    public var afterSeq: Int?
+    /// Only records whose type matches this pattern (`*` any run, `?` one character).
+    public var pattern: String?
+    /// At most this many records.
+    public var limit: Int?
+    /// With a limit: the newest matching records (still returned oldest first) instead of
+    /// the oldest.
+    public var newest: Bool
+
+    public init(afterSeq: Int? = nil, pattern: String? = nil, limit: Int? = nil, newest: Bool = false) {
+        self.afterSeq = afterSeq
+        self.pattern = pattern
+        self.limit = limit
+        self.newest = newest
+    }
+}
+
+/// How hard a commit presses the data to disk.
+public enum JournalSync: String, Sendable, CaseIterable {
+    /// Nothing acknowledged is lost when the daemon crashes or is killed (SQLite WAL with
+    /// `synchronous=NORMAL`).
+    case normal
+    /// Also nothing when the machine loses power (`synchronous=FULL`).
+    case full
+}
+
+/// What `get_status.journal` reports.
+public struct JournalSummary: Sendable, Equatable {
+    /// Where the journal lives (a database file path, a URL without credentials, …).
+    public var location: String
+    /// Fixed for a journal's life: a client that sees the same id again may resume with
+    /// `since_seq`; a different one means a new seq space.
+    public var journalID: String
+    public var events: Int
+    public var oldestSeq: Int?
+    public var newestSeq: Int?
+    /// Bytes on disk (database and its write-ahead log).
+    public var bytes: Int
+    public var sync: JournalSync
+
+    public init(
+        location: String, journalID: String, events: Int, oldestSeq: Int?, newestSeq: Int?, bytes: Int,
+        sync: JournalSync
+    ) {
+        self.location = location
+        self.journalID = journalID
+        self.events = events
+        self.oldestSeq = oldestSeq
+        self.newestSeq = newestSeq
+        self.bytes = bytes
+        self.sync = sync
+    }
+}
+
+/// A journal failure, with a message for the operator.
+public struct JournalError: Error, Sendable, CustomStringConvertible, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Another process holds the journal (a second daemon on the same data dir).
+        case inUse
+        /// The location cannot be used (permissions, not a directory, owned by another user…).
+        case unusable
+        /// The stored data is not what this version expects (a newer schema, corruption).
+        case incompatible
+        /// An append would not continue the seq (a gap or a repeat).
+        case seqOutOfOrder
+        /// Reading or writing failed.
+        case io
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Where the bus keeps every event before anyone sees it (capture before dispatch), so a
+/// crash or a restart loses nothing that was acknowledged.
+///
+/// The bus knows only this protocol: the embedded implementation is SQLite (the
+/// TradewireJournal target); a PostgreSQL one can follow without touching the bus.
+/// Implementations are called from one writer at a time for `append` and may be read
+/// concurrently.
+public protocol EventJournal: Sendable {
+    /// This journal's identity.
+    var journalID: String { get }
+
+    /// The newest seq stored, 0 when empty.
+    func newestSeq() throws(JournalError) -> Int
+
+    /// Stores `records` in one transaction. Their seqs are consecutive and start right after
+    /// ``newestSeq()`` (else `.seqOutOfOrder`, and nothing is stored). When this returns,
+    /// the records survive what ``JournalSync`` promises.
+    func append(_ records: [JournalRecord]) throws(JournalError)
+
+    /// Records matching `query`, oldest first.
+    func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord]
+
+    /// Removes the oldest records beyond `maxEvents`, and those older than `cutoff`;
+    /// returns how many went.
+    @discardableResult
+    func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int
+
+    /// Counts, seq range and size.
+    func summary() throws(JournalError) -> JournalSummary
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Capture before dispatch, with group commit: events wait here, in seq order, until a
+/// batch of them is in the journal; only then does the bus deliver them and answer their
+/// publishers.
+///
+/// One thread writes. It takes everything queued (at most ``maximumBatch`` events) as one
+/// transaction, so batches grow by themselves under load and a lone event commits at once.
+/// A failed append is retried (with a pause) until it succeeds or the bus closes: an event
+/// that was given a seq is never skipped.
+final class JournalWriter: @unchecked Sendable {
+    /// Largest batch per transaction.
+    static let maximumBatch = 1000
+
+    struct Entry {
+        let event: Event
+        let ticket: DispatchTicket
+    }
+
+    private let journal: any EventJournal
+    private let logger: Logger
+    /// Delivers one committed event (under the bus's lock) and completes its ticket.
+    private let dispatch: @Sendable ([Entry]) -> Void
+    // Guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [Entry] = []
+    private var closing = false
+    private var closed = false
+    private var thread: Thread?
+    private let stopped = DispatchSemaphore(value: 0)
+
+    init(journal: any EventJournal, logger: Logger, dispatch: @escaping @Sendable ([Entry]) -> Void) {
+        self.journal = journal
+        self.logger = logger
+        self.dispatch = dispatch
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "tradewire.journal"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Queues an event (called under the bus's lock, so the queue is in seq order).
+    /// False once the writer closed: the event will never be committed.
+    func enqueue(_ entry: Entry) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !closing else { return false }
+        queue.append(entry)
+        if queue.count == 1 { condition.signal() }
+        return true
+    }
+
+    /// Commits and dispatches everything queued, then stops the thread. Idempotent.
+    func close() {
+        condition.lock()
+        let first = !closing
+        closing = true
+        condition.signal()
+        condition.unlock()
+        if first { stopped.wait() }
+    }
+
+    /// Events queued and not yet committed.
+    var backlog: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closing { condition.wait() }
+            if queue.isEmpty && closing {
+                closed = true
+                condition.unlock()
+                stopped.signal()
+                return
+            }
+            let count = min(queue.count, Self.maximumBatch)
+            let batch = Array(queue.prefix(count))
+            queue.removeFirst(count)
+            condition.unlock()
+            commit(batch)
+        }
+    }
+
+    private func commit(_ batch: [Entry]) {
+        let records = batch.map { entry in
+            let event = entry.event
+            return JournalRecord(
+                seq: event.seq, type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
+                metadata: Array(event.metadataJSON), dataType: event.payload.jsonTypeName, subscriberCount: 0)
+        }
+        var attempt = 0
+        while true {
+            do {
+                try journal.append(records)
+                break
+            } catch {
+                attempt += 1
+                logger.error(
+                    "journal.append.failed",
+                    metadata: [
+                        "error": "\(error)", "attempt": "\(attempt)", "batch.first_seq": "\(records[0].seq)",
+                        "batch.count": "\(records.count)",
+                    ])
+                // Nothing is dispatched or acknowledged before it is in the journal: wait and retry.
+                Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
+            }
+        }
+        dispatch(batch)
+    }
+}
+
+/// What a publisher waits for when the bus has a journal: the event's dispatch, after its
+/// batch committed.
+public final class DispatchTicket: Sendable {
+    private struct State {
+        var outcome: DispatchOutcome?
+        var waiters: [CheckedContinuation<DispatchOutcome, Never>] = []
+        var callbacks: [@Sendable (DispatchOutcome) -> Void] = []
+    }
+    private let state = Mutex(State())
+
+    init() {}
+
+    init(completed outcome: DispatchOutcome) {
+        state.withLock { $0.outcome = outcome }
+    }
+
+    func complete(_ outcome: DispatchOutcome) {
+        let (waiters, callbacks) = state.withLock { state in
+            state.outcome = outcome
+            defer {
+                state.waiters = []
+                state.callbacks = []
+            }
+            return (state.waiters, state.callbacks)
+        }
+        for waiter in waiters { waiter.resume(returning: outcome) }
+        for callback in callbacks { callback(outcome) }
+    }
+
+    /// The outcome when already dispatched.
+    var outcome: DispatchOutcome? { state.withLock { $0.outcome } }
+
+    /// Calls `body` once dispatched (at once when it already is), on the dispatching thread.
+    func whenDispatched(_ body: @escaping @Sendable (DispatchOutcome) -> Void) {
+        let ready: DispatchOutcome? = state.withLock { state in
+            if let outcome = state.outcome { return outcome }
+            state.callbacks.append(body)
+            return nil
+        }
+        if let ready { body(ready) }
+    }
+
+    func dispatched() async -> DispatchOutcome {
+        await withCheckedContinuation { continuation in
+            let ready: DispatchOutcome? = state.withLock { state in
+                if let outcome = state.outcome { return outcome }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+}
+
+/// What dispatch found: the client subscriptions that matched and the async handlers to run.
+struct DispatchOutcome: Sendable {
+    let clientSubscribers: Int
+    let pending: [@Sendable (Event) async throws -> Void]
+}
