@@ -329,6 +329,27 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Counts a request whose answer comes from another thread, and returns the completion
+    /// that answers it on this connection's event loop (nil once the connection is gone).
+    private func answerLater(
+        _ id: JSONValue?, _ answer: @escaping (JSONValue?, Result<[UInt8], RPCError>) -> Void
+    ) -> (@Sendable (Result<[UInt8], RPCError>) -> Void)? {
+        guard let eventLoop = context?.eventLoop else { return nil }
+        inFlight += 1
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        // `answer` only touches EL-confined state (the batch) on the event loop.
+        let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
+        let daemon = self.daemon
+        daemon.connections.workStarted()
+        return { result in
+            daemon.connections.workFinished()
+            eventLoop.execute {
+                loopBound.value.inFlight -= 1
+                boundAnswer.value(id, result)
+            }
+        }
+    }
+
     private func run(_ entry: RPCEntry, batch: BatchCollector?) {
         guard let connection else { return }
         let answer: (JSONValue?, Result<[UInt8], RPCError>) -> Void = { id, result in
@@ -383,37 +404,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
                 afterWrite()
             }
         case .later(let register):
-            inFlight += 1
-            guard let eventLoop = self.context?.eventLoop else { return }
-            let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-            let id = request.id
-            let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
-            let daemon = self.daemon
-            daemon.connections.workStarted()
-            register { result in
-                daemon.connections.workFinished()
-                eventLoop.execute {
-                    loopBound.value.inFlight -= 1
-                    boundAnswer.value(id, result)
-                }
-            }
+            guard let complete = answerLater(request.id, answer) else { return }
+            register(complete)
         case .deferred(let work):
-            inFlight += 1
-            guard let eventLoop = self.context?.eventLoop else { return }
-            let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-            let id = request.id
-            // `answer` only touches EL-confined state (the batch) on the event loop.
-            let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
-            let daemon = self.daemon
-            daemon.connections.workStarted()
-            Task {
-                let result = await work()
-                daemon.connections.workFinished()
-                eventLoop.execute {
-                    loopBound.value.inFlight -= 1
-                    boundAnswer.value(id, result)
-                }
-            }
+            guard let complete = answerLater(request.id, answer) else { return }
+            Task { complete(await work()) }
         }
     }
 }
