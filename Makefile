@@ -10,7 +10,7 @@ RELEASE_DIR  := .build/release
 SOCKET       ?=
 PREFIX       ?= /usr/local
 BINDIR       ?= $(PREFIX)/bin
-APT_PACKAGES := libjansson-dev pkg-config socat netcat-openbsd jq valgrind
+APT_PACKAGES := libjansson-dev libsqlite3-dev pkg-config socat netcat-openbsd jq valgrind
 BENCH_APT    := redis-server redis-tools
 
 .PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \

@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "TradewireServer", targets: ["TradewireServer"]),
         .library(name: "TradewireClient", targets: ["TradewireClient"]),
         .library(name: "TradewireTesting", targets: ["TradewireTesting"]),
+        .library(name: "TradewireJournal", targets: ["TradewireJournal"]),
         .executable(name: "tradewired", targets: ["tradewired"]),
         .executable(name: "tradewire", targets: ["tradewire"]),
     ],
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(name: "TradewireJSON"),
@@ -49,6 +51,14 @@ let package = Package(
                 "TradewireTrading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "TradewireJournal",
+            dependencies: [
+                "TradewireBus", "TradewireJSON",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "TradewireRPC", dependencies: ["TradewireJSON"]),
@@ -82,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "tradewired",
             dependencies: [
-                "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus",
+                "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus", "TradewireJournal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -112,6 +122,12 @@ let package = Package(
             dependencies: ["TradewireBus", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC"]),
+        .testTarget(
+            name: "TradewireJournalTests",
+            dependencies: [
+                "TradewireJournal", "TradewireBus", "TradewireJSON", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "TradewireCLITests", dependencies: ["TradewireJSON"]),
         .testTarget(
             name: "TradewireServerTests",

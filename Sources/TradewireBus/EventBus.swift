@@ -320,7 +320,9 @@ public final class EventBus: Sendable {
         payload: any EventPayload,
         metadata: JSONObject = [:]
     ) -> PublishedEvent {
-        let timestamp = clock()
+        // Whole microseconds: the precision of the wire's times and of the journal, so a
+        // recorded event reads back exactly as it was delivered.
+        let timestamp = Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
         let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
         if let writer {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery

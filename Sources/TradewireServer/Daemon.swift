@@ -20,6 +20,8 @@ public final class Daemon: Sendable {
     public let configuration: ServerConfiguration
     public let logger: Logger
     let startedAt = ContinuousClock.now
+    /// New at every start (`get_status.instance_id`).
+    public let instanceID = UUID().uuidString.lowercased()
     let dispatcher: RPCDispatcher<RequestContext>
     let discoverDocument: [UInt8]
     private let shutdownHook = Mutex<(@Sendable (String) -> Void)?>(nil)

@@ -1,16 +1,20 @@
 import TradewireBus
 import TradewirePipeline
 
-/// The pipeline the daemon serves: the bus it publishes on, the orchestrator that runs
-/// iterations (with the remote stage groups plugged in), and the continuous loop.
+/// The pipeline the daemon serves: the bus it publishes on (and its journal), the
+/// orchestrator that runs iterations (with the remote stage groups plugged in), and the
+/// continuous loop.
 public struct PipelineHost: Sendable {
     public let bus: EventBus
     public let orchestrator: any Orchestrator
     public let loop: PipelineLoop
+    /// Where the bus keeps its events (nil: ephemeral).
+    public let journal: (any EventJournal)?
 
-    public init(bus: EventBus, orchestrator: any Orchestrator, loop: PipelineLoop) {
+    public init(bus: EventBus, orchestrator: any Orchestrator, loop: PipelineLoop, journal: (any EventJournal)? = nil) {
         self.bus = bus
         self.orchestrator = orchestrator
         self.loop = loop
+        self.journal = journal
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TradewireBus
+import TradewireJournal
 import TradewirePipeline
 import TradewireRPC
 import TradewireServer
@@ -63,6 +64,19 @@ struct Tradewired: AsyncParsableCommand {
     var historyCapacity: String?
 
     @Option(
+        name: .customLong("data-dir"),
+        help:
+            "Keep every event in a journal in this directory (SQLite, WAL; created 0700; env TRADEWIRE_DATA_DIR). Without it the daemon is ephemeral for now: the journal becomes the default once recovery lands."
+    )
+    var dataDir: String?
+
+    @Flag(help: "Keep everything in memory, even when TRADEWIRE_DATA_DIR is set.")
+    var ephemeral = false
+
+    @Option(help: "Journal durability: normal (survives a crash of the daemon) or full (also a power loss).")
+    var fsync: String = "normal"
+
+    @Option(
         name: .customLong("max-message-bytes"),
         help: "Longest message accepted, in bytes: 1...67108864 (default 1048576).")
     var maxMessageBytes: String = "1048576"
@@ -101,6 +115,9 @@ struct Tradewired: AsyncParsableCommand {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
         }
         if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
+        guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
+        if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
+        if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
         // --interval, --seed and --history-capacity go through the configuration's own parser
         // (the same ranges and messages as the config file and the environment).
         var probe = PipelineConfiguration()
@@ -201,7 +218,28 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.allowedGIDs = Set(allowGID)
         serverConfiguration.inheritedSocket = inherited
 
-        let bus = EventBus(historyCapacity: settings.historyCapacity, logger: Logger(label: "tradewire.bus"))
+        let busLogger = Logger(label: "tradewire.bus")
+        var journal: SQLiteJournal?
+        if !ephemeral, let directory = dataDir ?? environment["TRADEWIRE_DATA_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            do {
+                journal = try SQLiteJournal.open(
+                    directory: directory, sync: JournalSync(rawValue: fsync) ?? .normal,
+                    logger: Logger(label: "tradewire.journal"))
+            } catch {
+                let code: Int32 = error.kind == .io ? 1 : 2
+                throw StartupError(message: error.message, exitCode: code)
+            }
+        }
+        let bus: EventBus
+        if let journal {
+            do {
+                bus = try EventBus.journaled(journal, historyCapacity: settings.historyCapacity, logger: busLogger)
+            } catch {
+                throw StartupError(message: error.message, exitCode: 1)
+            }
+        } else {
+            bus = EventBus(historyCapacity: settings.historyCapacity, logger: busLogger)
+        }
         // Iteration and order ids carry a token new at every start, so they never repeat across
         // restarts (the journal will make them continue instead).
         let bootToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -227,7 +265,8 @@ struct Tradewired: AsyncParsableCommand {
         let pipelineLoop = PipelineLoop(
             orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
         let daemon = Daemon(
-            pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: pipelineLoop), stages: stages,
+            pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: pipelineLoop, journal: journal),
+            stages: stages,
             configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
         let server = TradewireServer(daemon: daemon) { path in
             // A plain line whatever the log level or format: scripts wait for it.
@@ -257,6 +296,10 @@ struct Tradewired: AsyncParsableCommand {
         daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
         if loop { _ = await pipelineLoop.start() }
         try await group.run()
+        // Everything published before the stop is committed and delivered, then the data
+        // dir is released.
+        bus.close()
+        journal?.close()
         logger.info("daemon.stopped")
     }
 

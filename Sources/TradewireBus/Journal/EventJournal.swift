@@ -1,4 +1,5 @@
 import Foundation
+import TradewireJSON
 
 /// One event as a journal keeps it: its seq, type, time, and the compact JSON of its data
 /// and metadata, plus what history reports with it.
@@ -141,4 +142,34 @@ public protocol EventJournal: Sendable {
 
     /// Counts, seq range and size.
     func summary() throws(JournalError) -> JournalSummary
+}
+
+/// How long the journal keeps events (PROTOCOL §10).
+public enum JournalRetention {
+    /// `--retain-events` default.
+    public static let defaultEvents = 10_000_000
+    /// `--retain-days` default.
+    public static let defaultDays = 30
+}
+
+extension JournalRecord {
+    /// The history record object of PROTOCOL §3: `{"seq", "event_type", "timestamp",
+    /// "data"?, "metadata", "subscriber_count", "data_type"}`, as the in-memory history writes
+    /// it.
+    public func encodeJSON(to writer: inout JSONWriter, includeData: Bool, subscriberCount: Int) {
+        writer.beginObject()
+        writer.field("seq", seq)
+        writer.field("event_type", type)
+        writer.key("timestamp")
+        writer.writeRaw(Event.quoted(timestamp))
+        if includeData {
+            writer.key("data")
+            writer.writeRaw(data)
+        }
+        writer.key("metadata")
+        writer.writeRaw(metadata)
+        writer.field("subscriber_count", subscriberCount)
+        writer.field("data_type", dataType)
+        writer.endObject()
+    }
 }

@@ -246,6 +246,9 @@ enum DaemonMethods {
     {
         let bus = context.daemon.bus
         try checkSinceSeq(params.sinceSeq, bus)
+        if let journal = context.daemon.pipeline.journal {
+            return try journalHistory(params, journal, context.daemon)
+        }
         let page = bus.history(matching: params.pattern, sinceSeq: params.sinceSeq, limit: params.limit)
         var writer = JSONWriter(reservingCapacity: 256 + page.records.count * 256)
         writer.beginObject()
@@ -265,6 +268,58 @@ enum DaemonMethods {
         writer.field("oldest_seq", page.oldestSeq)
         writer.field("newest_seq", page.newestSeq)
         writer.field("capacity", page.capacity)
+        writer.endObject()
+        return .success(writer.bytes)
+    }
+
+    /// Most records one history answer reads from the journal.
+    static let maximumJournalHistory = 1_000_000
+
+    /// History from the journal: every retained event, not only the in-memory ring.
+    private static func journalHistory(
+        _ params: GetEventHistoryParams, _ journal: any EventJournal, _ daemon: Daemon
+    ) throws(RPCError) -> MethodOutcome {
+        let wanted = params.limit.flatMap { $0 > 0 ? $0 : nil }
+        let records: [JournalRecord]
+        let summary: JournalSummary
+        do {
+            records = try journal.read(
+                JournalQuery(
+                    afterSeq: params.sinceSeq, pattern: params.pattern?.text,
+                    limit: wanted ?? maximumJournalHistory + 1, newest: wanted != nil))
+            summary = try journal.summary()
+        } catch {
+            throw .internalError("journal read failed: \(error.message)")
+        }
+        guard records.count <= maximumJournalHistory else {
+            throw .invalidParams(
+                path: "/limit",
+                "more than \(maximumJournalHistory) events match; ask for fewer (limit, since_seq, event_type)")
+        }
+        // Subscriber counts are known for events still in memory (the journal keeps them at 0).
+        let ring = daemon.bus.history(sinceSeq: records.first.map { $0.seq - 1 })
+        var counts: [Int: Int] = [:]
+        for record in ring.records { counts[record.event.seq] = record.subscriberCount }
+        var writer = JSONWriter(reservingCapacity: 256 + records.count * 256)
+        writer.beginObject()
+        writer.key("events")
+        writer.beginArray()
+        let cap = daemon.configuration.maxResponseBytes
+        for (index, record) in records.enumerated() {
+            record.encodeJSON(
+                to: &writer, includeData: params.includeData,
+                subscriberCount: counts[record.seq] ?? record.subscriberCount)
+            guard writer.bytes.count <= cap else {
+                throw .invalidParams(
+                    path: "/limit",
+                    "the answer would exceed \(cap) bytes after \(index + 1) of \(records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
+                )
+            }
+        }
+        writer.endArray()
+        writer.field("oldest_seq", summary.oldestSeq)
+        writer.field("newest_seq", summary.newestSeq)
+        writer.field("capacity", JournalRetention.defaultEvents)
         writer.endObject()
         return .success(writer.bytes)
     }
@@ -310,9 +365,23 @@ enum DaemonMethods {
                     "last_iteration": last,
                 ],
                 "stages": daemon.stages.status(),
+                "instance_id": JSONValue(daemon.instanceID),
+                "journal": journalStatus(daemon),
             ]
             return .success(JSONWriter.encode(result))
         }
+    }
+
+    /// `get_status.journal`: null when ephemeral.
+    private static func journalStatus(_ daemon: Daemon) -> JSONValue {
+        guard let journal = daemon.pipeline.journal else { return .null }
+        guard let summary = try? journal.summary() else { return ["journal_id": JSONValue(journal.journalID)] }
+        return [
+            "path": JSONValue(summary.location), "journal_id": JSONValue(summary.journalID),
+            "events": JSONValue(summary.events), "oldest_seq": summary.oldestSeq.map { JSONValue($0) } ?? .null,
+            "newest_seq": summary.newestSeq.map { JSONValue($0) } ?? .null, "bytes": JSONValue(summary.bytes),
+            "fsync": JSONValue(summary.sync.rawValue),
+        ]
     }
 
     static func shutdown(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {

@@ -1,0 +1,379 @@
+import Foundation
+import GRDB
+import Logging
+import Synchronization
+import TradewireBus
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The SQLite event journal (PROTOCOL §10): ``EventJournal`` on a WAL-mode database,
+/// `DIR/tradewire.db`, in the daemon's data directory, through GRDB.
+///
+/// Opening checks (or creates, 0700) the data directory, takes its exclusive lock
+/// (`DIR/lock`, `flock`, released by the kernel if the daemon dies), opens a
+/// `DatabasePool` (one writer, concurrent readers: a read never waits for a commit) and
+/// runs the schema migrations (``JournalSchema``).
+///
+/// Invariants this type keeps, which the rest of the daemon may rely on:
+/// - the stored seqs are one contiguous run: appends continue from the newest, and
+///   pruning removes a prefix (oldest first);
+/// - pruning never removes the newest record, so after a restart seq continues from it
+///   even when every record is older than the retention;
+/// - the newest seq is kept in memory after open, so an append costs no extra query.
+///
+/// Timestamps are stored as whole microseconds since 1970 (the precision of the protocol's
+/// RFC 3339 times; the bus stamps events at that precision), so a record's time reads back
+/// exactly as its subscribers saw it.
+public final class SQLiteJournal: EventJournal {
+    public let journalID: String
+    /// The data directory, absolute.
+    public let directory: String
+    /// `DIR/tradewire.db`.
+    public let databasePath: String
+    public let sync: JournalSync
+
+    private let logger: Logger
+    /// The database and the directory lock, until ``close()``.
+    private let state: Mutex<State>
+    /// The newest stored seq; held across an append's transaction, so appends are serial.
+    private let writer: Mutex<Int>
+
+    private struct State {
+        var pool: DatabasePool?
+        var lockDescriptor: Int32?
+    }
+
+    private static let insertSQL = """
+        INSERT INTO events(seq, type, ts, data, metadata, data_type, subscribers)
+        VALUES (?, ?, ?, COALESCE(?, X''), COALESCE(?, X''), ?, ?)
+        """
+    private static let selectSQL = "SELECT seq, type, ts, data, metadata, data_type, subscribers FROM events"
+    /// Rows one prune transaction deletes at most, so appends interleave with a long prune.
+    private static let pruneChunk = 10_000
+
+    private init(
+        journalID: String, directory: String, databasePath: String, sync: JournalSync, newestSeq: Int,
+        pool: DatabasePool, lockDescriptor: Int32, logger: Logger
+    ) {
+        self.journalID = journalID
+        self.directory = directory
+        self.databasePath = databasePath
+        self.sync = sync
+        self.logger = logger
+        self.state = Mutex(State(pool: pool, lockDescriptor: lockDescriptor))
+        self.writer = Mutex(newestSeq)
+    }
+
+    deinit { close() }
+
+    /// Opens (creating if needed) the journal in `directory`.
+    ///
+    /// - Throws: `.unusable` when the directory breaks the rules of ``DataDirectory``,
+    ///   `.inUse` when another process holds its lock, `.incompatible` when the database is
+    ///   not a journal this version can read, `.io` when SQLite fails.
+    public static func open(directory: String, sync: JournalSync, logger: Logger) throws(JournalError)
+        -> SQLiteJournal
+    {
+        let directory = try DataDirectory.normalize(directory)
+        try DataDirectory.prepare(directory)
+        let lockDescriptor = try DirectoryLock.acquire(directory: directory)
+        let databasePath = directory + "/tradewire.db"
+        var pool: DatabasePool?
+        do throws(JournalError) {
+            let opened = try openPool(path: databasePath, sync: sync)
+            pool = opened
+            let (journalID, newestSeq) = try database(databasePath) { () throws -> (String?, Int) in
+                try opened.read { db in try JournalSchema.checkCompatible(db, path: databasePath) }
+                try JournalSchema.migrator.migrate(opened)
+                return try opened.read { db in
+                    let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'journal_id'")
+                    let newest = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
+                    return (id, newest)
+                }
+            }
+            guard let journalID, !journalID.isEmpty else {
+                throw JournalError(.incompatible, "journal \(databasePath) has no journal_id")
+            }
+            logger.info(
+                "journal.opened",
+                metadata: [
+                    "journal.path": "\(databasePath)", "journal.id": "\(journalID)",
+                    "journal.newest_seq": "\(newestSeq)", "journal.sync": "\(sync.rawValue)",
+                ])
+            return SQLiteJournal(
+                journalID: journalID, directory: directory, databasePath: databasePath, sync: sync,
+                newestSeq: newestSeq, pool: opened, lockDescriptor: lockDescriptor, logger: logger)
+        } catch {
+            if let pool { try? pool.close() }
+            DirectoryLock.release(lockDescriptor)
+            throw error
+        }
+    }
+
+    private static func openPool(path: String, sync: JournalSync) throws(JournalError) -> DatabasePool {
+        var configuration = Configuration()
+        configuration.label = "tradewire.journal"
+        configuration.busyMode = .timeout(5)
+        configuration.foreignKeysEnabled = true
+        configuration.maximumReaderCount = 4
+        return try database(path) {
+            // DatabasePool switches to WAL and sets synchronous=NORMAL on the writer; the
+            // level is set again here so it is explicit, and raised for `.full`.
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            do {
+                try pool.writeWithoutTransaction { db in
+                    switch sync {
+                    case .normal: try db.execute(sql: "PRAGMA synchronous = NORMAL")
+                    case .full: try db.execute(sql: "PRAGMA synchronous = FULL")
+                    }
+                }
+            } catch {
+                try? pool.close()
+                throw error
+            }
+            return pool
+        }
+    }
+
+    public func newestSeq() throws(JournalError) -> Int {
+        _ = try pool()
+        return writer.withLock { $0 }
+    }
+
+    public func append(_ records: [JournalRecord]) throws(JournalError) {
+        guard let first = records.first else { return }
+        try writer.withLock { (newest: inout Int) throws(JournalError) -> Void in
+            guard first.seq == newest + 1 else {
+                throw JournalError(
+                    .seqOutOfOrder, "append of seq \(first.seq) does not continue the journal (newest is \(newest))")
+            }
+            for (offset, record) in records.enumerated() where record.seq != first.seq + offset {
+                throw JournalError(
+                    .seqOutOfOrder,
+                    "append of seq \(record.seq) does not follow seq \(records[offset - 1].seq) in the same batch")
+            }
+            let pool = try pool()
+            try Self.database(databasePath) {
+                try pool.write { db in
+                    let statement = try db.cachedStatement(sql: Self.insertSQL)
+                    for record in records {
+                        try statement.execute(arguments: [
+                            record.seq, record.type, Self.microseconds(record.timestamp), Data(record.data),
+                            Data(record.metadata), record.dataType, record.subscriberCount,
+                        ])
+                    }
+                }
+            }
+            newest = records[records.count - 1].seq
+        }
+    }
+
+    public func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord] {
+        if let limit = query.limit, limit <= 0 { return [] }
+        // The SQL is built from constant fragments only; every value is a bound argument.
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        if let afterSeq = query.afterSeq {
+            conditions.append("seq > ?")
+            arguments += [afterSeq]
+        }
+        if let pattern = query.pattern, pattern != "*" {
+            conditions.append("type GLOB ?")
+            arguments += [Self.glob(pattern)]
+        }
+        var sql = Self.selectSQL
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        let newestFirst = query.newest && query.limit != nil
+        sql += newestFirst ? " ORDER BY seq DESC" : " ORDER BY seq ASC"
+        if let limit = query.limit {
+            sql += " LIMIT ?"
+            arguments += [limit]
+        }
+        let pool = try pool()
+        var records = try Self.database(databasePath) {
+            try pool.read { db in
+                let statement = try db.cachedStatement(sql: sql)
+                var records: [JournalRecord] = []
+                if let limit = query.limit { records.reserveCapacity(min(limit, 4096)) }
+                let rows = try Row.fetchCursor(statement, arguments: arguments)
+                while let row = try rows.next() {
+                    records.append(try Self.record(row))
+                }
+                return records
+            }
+        }
+        if newestFirst { records.reverse() }
+        return records
+    }
+
+    /// Removes a prefix: everything older than the `maxEvents` newest, and the oldest run of
+    /// records stamped before `cutoff`. The newest record always stays (`maxEvents` below 1
+    /// counts as 1), so seq continues after a restart. Deletes in transactions of at most
+    /// ``pruneChunk`` rows, so appends are not held up for long.
+    @discardableResult
+    public func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int {
+        let pool = try pool()
+        let keep = max(maxEvents, 1)
+        let removed = try Self.database(databasePath) { () throws -> Int in
+            // The first seq to keep; appends only add above it, so it stays valid.
+            let boundary = try pool.read { db -> Int? in
+                guard let newest = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM events") else { return nil }
+                var boundary = newest - keep + 1
+                if let cutoff {
+                    // `+ts` keeps the ts index out: walking seq order stops at the first young
+                    // record, so the cost is the number of old records.
+                    let firstYoung = try Int.fetchOne(
+                        db, sql: "SELECT seq FROM events WHERE +ts >= ? ORDER BY seq LIMIT 1",
+                        arguments: [Self.microseconds(cutoff)])
+                    boundary = max(boundary, min(firstYoung ?? newest, newest))
+                }
+                return boundary
+            }
+            guard let boundary else { return 0 }
+            var removed = 0
+            while true {
+                // At most a chunk per transaction; stops once nothing is left below the boundary.
+                let changes = try pool.write { db -> Int in
+                    try db.execute(
+                        sql: "DELETE FROM events WHERE seq < MIN(?, (SELECT MIN(seq) FROM events) + ?)",
+                        arguments: [boundary, Self.pruneChunk])
+                    return db.changesCount
+                }
+                removed += changes
+                if changes == 0 { break }
+            }
+            return removed
+        }
+        if removed > 0 {
+            logger.debug(
+                "journal.pruned", metadata: ["journal.path": "\(databasePath)", "journal.removed": "\(removed)"])
+        }
+        return removed
+    }
+
+    /// Counts from the seq range (contiguous, see the type's invariants): O(1) however
+    /// large the journal.
+    public func summary() throws(JournalError) -> JournalSummary {
+        let pool = try pool()
+        let (oldest, newest) = try Self.database(databasePath) {
+            try pool.read { db -> (Int?, Int?) in
+                let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM events")
+                return (row?[0], row?[1])
+            }
+        }
+        let events = oldest.flatMap { oldest in newest.map { $0 - oldest + 1 } } ?? 0
+        let bytes = Self.fileSize(databasePath) + Self.fileSize(databasePath + "-wal")
+        return JournalSummary(
+            location: databasePath, journalID: journalID, events: events, oldestSeq: oldest, newestSeq: newest,
+            bytes: bytes, sync: sync)
+    }
+
+    /// Checkpoints the write-ahead log into the database (best effort), closes the database
+    /// and releases the data directory's lock. Later calls fail with `.io`; closing twice is
+    /// harmless.
+    public func close() {
+        writer.withLock { _ in
+            let (pool, lockDescriptor) = state.withLock { state in
+                defer { state = State(pool: nil, lockDescriptor: nil) }
+                return (state.pool, state.lockDescriptor)
+            }
+            guard let pool else { return }
+            do {
+                try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+            } catch {
+                logger.warning(
+                    "journal.checkpoint_failed", metadata: ["journal.path": "\(databasePath)", "error": "\(error)"])
+            }
+            do {
+                try pool.close()
+            } catch {
+                logger.warning(
+                    "journal.close_failed", metadata: ["journal.path": "\(databasePath)", "error": "\(error)"])
+            }
+            if let lockDescriptor { DirectoryLock.release(lockDescriptor) }
+            logger.info("journal.closed", metadata: ["journal.path": "\(databasePath)"])
+        }
+    }
+
+    /// The writer connection's `journal_mode` and `synchronous` (1 NORMAL, 2 FULL), for tests.
+    func connectionSettings() throws(JournalError) -> (journalMode: String, synchronous: Int) {
+        let pool = try pool()
+        return try Self.database(databasePath) {
+            try pool.writeWithoutTransaction { db in
+                let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? ""
+                let synchronous = try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+                return (mode, synchronous)
+            }
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func pool() throws(JournalError) -> DatabasePool {
+        guard let pool = state.withLock({ $0.pool }) else {
+            throw JournalError(.io, "journal \(databasePath) is closed")
+        }
+        return pool
+    }
+
+    /// `date` in whole microseconds since 1970 (the `ts` column).
+    static func microseconds(_ date: Date) -> Int64 {
+        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
+        // Absurd dates clamp instead of trapping.
+        return value.isFinite ? Int64(max(min(value, 9.2e18), -9.2e18)) : 0
+    }
+
+    /// A row of ``selectSQL``, decoded without trapping on unexpected values.
+    private static func record(_ row: Row) throws -> JournalRecord {
+        JournalRecord(
+            seq: try row.decode(Int.self, atIndex: 0),
+            type: try row.decode(String.self, atIndex: 1),
+            timestamp: Date(timeIntervalSince1970: Double(try row.decode(Int64.self, atIndex: 2)) / 1_000_000),
+            data: try row.withUnsafeData(atIndex: 3) { $0.map { [UInt8]($0) } ?? [] },
+            metadata: try row.withUnsafeData(atIndex: 4) { $0.map { [UInt8]($0) } ?? [] },
+            dataType: try row.decode(String.self, atIndex: 5),
+            subscriberCount: try row.decode(Int.self, atIndex: 6))
+    }
+
+    /// Our pattern (`*` any run, `?` one character, everything else literal) as an SQLite
+    /// GLOB: the same, except that `[` (a GLOB character class) is written `[[]`.
+    static func glob(_ pattern: String) -> String {
+        guard pattern.contains("[") else { return pattern }
+        var glob = ""
+        for character in pattern {
+            if character == "[" { glob += "[[]" } else { glob.append(character) }
+        }
+        return glob
+    }
+
+    private static func fileSize(_ path: String) -> Int {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return 0 }
+        return Int(status.st_size)
+    }
+
+    /// Runs `body`, turning GRDB/SQLite errors into ``JournalError`` (`.incompatible` for a
+    /// file that is not a database or is corrupt, else `.io`) with SQLite's message.
+    private static func database<T>(_ path: String, _ body: () throws -> T) throws(JournalError) -> T {
+        do {
+            return try body()
+        } catch let error as JournalError {
+            throw error
+        } catch let error as DatabaseError {
+            let message =
+                "journal \(path): \(error.message ?? "SQLite error") (SQLite code \(error.extendedResultCode.rawValue))"
+            switch error.resultCode {
+            case .SQLITE_NOTADB, .SQLITE_CORRUPT: throw JournalError(.incompatible, message)
+            default: throw JournalError(.io, message)
+            }
+        } catch {
+            throw JournalError(.io, "journal \(path): \(error)")
+        }
+    }
+}
