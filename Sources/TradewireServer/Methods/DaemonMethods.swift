@@ -250,24 +250,35 @@ enum DaemonMethods {
             return try journalHistory(params, journal, context.daemon)
         }
         let page = bus.history(matching: params.pattern, sinceSeq: params.sinceSeq, limit: params.limit)
-        var writer = JSONWriter(reservingCapacity: 256 + page.records.count * 256)
+        return try historyAnswer(
+            page.records, oldestSeq: page.oldestSeq, newestSeq: page.newestSeq, capacity: page.capacity,
+            cap: context.daemon.configuration.maxResponseBytes
+        ) { writer, record in record.encodeJSON(to: &writer, includeData: params.includeData) }
+    }
+
+    /// `{"events": […], "oldest_seq", "newest_seq", "capacity"}`, refused with -32602 at
+    /// `/limit` once the answer would exceed `cap` bytes.
+    private static func historyAnswer<Record>(
+        _ records: [Record], oldestSeq: Int?, newestSeq: Int?, capacity: Int, cap: Int,
+        encode: (inout JSONWriter, Record) -> Void
+    ) throws(RPCError) -> MethodOutcome {
+        var writer = JSONWriter(reservingCapacity: 256 + records.count * 256)
         writer.beginObject()
         writer.key("events")
         writer.beginArray()
-        let cap = context.daemon.configuration.maxResponseBytes
-        for (index, record) in page.records.enumerated() {
-            record.encodeJSON(to: &writer, includeData: params.includeData)
+        for (index, record) in records.enumerated() {
+            encode(&writer, record)
             guard writer.bytes.count <= cap else {
                 throw .invalidParams(
                     path: "/limit",
-                    "the answer would exceed \(cap) bytes after \(index + 1) of \(page.records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
+                    "the answer would exceed \(cap) bytes after \(index + 1) of \(records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
                 )
             }
         }
         writer.endArray()
-        writer.field("oldest_seq", page.oldestSeq)
-        writer.field("newest_seq", page.newestSeq)
-        writer.field("capacity", page.capacity)
+        writer.field("oldest_seq", oldestSeq)
+        writer.field("newest_seq", newestSeq)
+        writer.field("capacity", capacity)
         writer.endObject()
         return .success(writer.bytes)
     }
@@ -300,28 +311,14 @@ enum DaemonMethods {
         let ring = daemon.bus.history(sinceSeq: records.first.map { $0.seq - 1 })
         var counts: [Int: Int] = [:]
         for record in ring.records { counts[record.event.seq] = record.subscriberCount }
-        var writer = JSONWriter(reservingCapacity: 256 + records.count * 256)
-        writer.beginObject()
-        writer.key("events")
-        writer.beginArray()
-        let cap = daemon.configuration.maxResponseBytes
-        for (index, record) in records.enumerated() {
+        return try historyAnswer(
+            records, oldestSeq: summary.oldestSeq, newestSeq: summary.newestSeq,
+            capacity: JournalRetention.defaultEvents, cap: daemon.configuration.maxResponseBytes
+        ) { writer, record in
             record.encodeJSON(
                 to: &writer, includeData: params.includeData,
                 subscriberCount: counts[record.seq] ?? record.subscriberCount)
-            guard writer.bytes.count <= cap else {
-                throw .invalidParams(
-                    path: "/limit",
-                    "the answer would exceed \(cap) bytes after \(index + 1) of \(records.count) events; ask for fewer (limit, since_seq, event_type) or leave the data out (include_data: false)"
-                )
-            }
         }
-        writer.endArray()
-        writer.field("oldest_seq", summary.oldestSeq)
-        writer.field("newest_seq", summary.newestSeq)
-        writer.field("capacity", JournalRetention.defaultEvents)
-        writer.endObject()
-        return .success(writer.bytes)
     }
 
     // MARK: loop and status
