@@ -248,6 +248,8 @@ func stageGroup(_ client: ScriptedMember, _ stage: String, _ name: String) async
             #expect(await member.request("ping")?["result"] == ["pong": true])
             let group = try #require(await stageGroup(client, "risk", "bad"))
             #expect(group["in_flight"] == 0 && group["failures"] == 5)
+            let stats = await client.request("get_stats")?["result"]
+            #expect(stats?["stage_stray_replies"] == 1, "the reply with an unknown id is counted")
         }
     }
 

@@ -237,6 +237,7 @@ enum DaemonMethods {
             "last_seq": JSONValue(stats.lastSeq),
             "uptime_seconds": JSONValue(daemon.uptimeSeconds),
             "pipeline": daemon.pipeline.orchestrator.metrics.snapshot(),
+            "stage_stray_replies": JSONValue(daemon.stages.strayReplies),
         ]
         return .result(result)
     }
