@@ -96,18 +96,23 @@ public final class EventBus: Sendable {
     /// A bus that keeps every event in `journal` before anyone sees it: seq continues after
     /// the journal's newest, each publish is dispatched (and acknowledged) once its batch
     /// committed. Call ``close()`` before dropping it.
+    ///
+    /// `dispatchScope` wraps the delivery of each committed batch (a server coalesces its
+    /// event-loop wake-ups there).
     public static func journaled(
         _ journal: any EventJournal, historyCapacity: Int = EventBus.defaultHistoryCapacity,
-        logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() }
+        logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() },
+        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() }
     ) throws(JournalError) -> EventBus {
         let newest = try journal.newestSeq()
         return EventBus(
-            historyCapacity: historyCapacity, logger: logger, clock: clock, journal: journal, firstSeq: newest + 1)
+            historyCapacity: historyCapacity, logger: logger, clock: clock,
+            journal: (journal, dispatchScope), firstSeq: newest + 1)
     }
 
     private init(
-        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, journal: (any EventJournal)?,
-        firstSeq: Int
+        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date,
+        journal: (journal: any EventJournal, scope: @Sendable (() -> Void) -> Void)?, firstSeq: Int
     ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
@@ -119,7 +124,9 @@ public final class EventBus: Sendable {
         self.clock = clock
         if let journal {
             let box = BusBox()
-            self.writer = JournalWriter(journal: journal, logger: logger) { batch in box.bus?.dispatch(batch) }
+            self.writer = JournalWriter(journal: journal.journal, logger: logger, dispatchScope: journal.scope) {
+                batch in box.bus?.dispatch(batch)
+            }
             box.bus = self
         } else {
             self.writer = nil

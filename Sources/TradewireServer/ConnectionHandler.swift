@@ -343,7 +343,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         daemon.connections.workStarted()
         return { result in
             daemon.connections.workFinished()
-            eventLoop.execute {
+            WakeupBatch.execute(on: eventLoop) {
                 loopBound.value.inFlight -= 1
                 boundAnswer.value(id, result)
             }

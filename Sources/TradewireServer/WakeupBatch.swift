@@ -1,15 +1,19 @@
+import NIOCore
 import NIOPosix
 
-/// Coalesces outbox wake-ups while a connection processes one read.
+/// Coalesces event-loop wake-ups while one thread does a burst of work.
 ///
-/// A burst of publishes read in one go would otherwise wake each subscriber's event loop
-/// once per event (an eventfd write and a context switch each). While a batch is open on
-/// this thread, outboxes that need draining are collected and woken once, when the read
-/// has been processed.
+/// A burst of publishes read in one go, or a journal batch dispatched at once, would
+/// otherwise wake each subscriber's event loop once per event and each publisher's once per
+/// answer (an eventfd write and a context switch each). While a batch is open on this
+/// thread, outboxes that need draining and tasks for event loops are collected, and each
+/// event loop is woken once, when the burst is over.
 final class WakeupBatch: @unchecked Sendable {
     // Each instance lives in one thread's slot and is only touched by that thread.
     private static let current = ThreadSpecificVariable<WakeupBatch>()
     private var pending: [Outbox] = []
+    private var tasks: [(eventLoop: any EventLoop, task: @Sendable () -> Void)] = []
+    private var open = false
 
     /// Runs `body` with a batch open on this thread, then wakes what it collected.
     static func collect(_ body: () -> Void) {
@@ -28,14 +32,52 @@ final class WakeupBatch: @unchecked Sendable {
         let woken = batch.pending
         batch.pending.removeAll(keepingCapacity: true)
         for outbox in woken { outbox.wake() }
+        let tasks = batch.tasks
+        batch.tasks.removeAll(keepingCapacity: true)
+        flush(tasks)
     }
-
-    private var open = false
 
     /// Defers `outbox`'s wake-up when a batch is open on this thread; false otherwise.
     static func deferWake(_ outbox: Outbox) -> Bool {
         guard let batch = current.currentValue, batch.open else { return false }
         batch.pending.append(outbox)
         return true
+    }
+
+    /// Runs `task` on `eventLoop`: at the end of the open batch (one wake-up per event loop
+    /// for all its tasks, in order), or now when none is open.
+    static func execute(on eventLoop: any EventLoop, _ task: @escaping @Sendable () -> Void) {
+        guard let batch = current.currentValue, batch.open else {
+            eventLoop.execute(task)
+            return
+        }
+        batch.tasks.append((eventLoop, task))
+    }
+
+    private static func flush(_ tasks: [(eventLoop: any EventLoop, task: @Sendable () -> Void)]) {
+        guard !tasks.isEmpty else { return }
+        var byLoop: [ObjectIdentifier: (eventLoop: any EventLoop, tasks: [@Sendable () -> Void])] = [:]
+        var order: [ObjectIdentifier] = []
+        for (eventLoop, task) in tasks {
+            let key = ObjectIdentifier(eventLoop as AnyObject)
+            if byLoop[key] == nil {
+                byLoop[key] = (eventLoop, [])
+                order.append(key)
+            }
+            byLoop[key]!.tasks.append(task)
+        }
+        for key in order {
+            let (eventLoop, loopTasks) = byLoop[key]!
+            eventLoop.execute { for task in loopTasks { task() } }
+        }
+    }
+}
+
+/// The daemon's ways of doing a burst of work from a thread of its own.
+public enum ServerDispatch {
+    /// Runs `body`, waking each event loop once for everything it queued (the journal's
+    /// writer thread dispatches each committed batch this way).
+    public static func batchingWakeups(_ body: () -> Void) {
+        WakeupBatch.collect(body)
     }
 }

@@ -233,7 +233,9 @@ struct Tradewired: AsyncParsableCommand {
         let bus: EventBus
         if let journal {
             do {
-                bus = try EventBus.journaled(journal, historyCapacity: settings.historyCapacity, logger: busLogger)
+                bus = try EventBus.journaled(
+                    journal, historyCapacity: settings.historyCapacity, logger: busLogger,
+                    dispatchScope: { ServerDispatch.batchingWakeups($0) })
             } catch {
                 throw StartupError(message: error.message, exitCode: 1)
             }

@@ -23,6 +23,8 @@ final class JournalWriter: @unchecked Sendable {
     private let logger: Logger
     /// Delivers one committed event (under the bus's lock) and completes its ticket.
     private let dispatch: @Sendable ([Entry]) -> Void
+    /// Wraps each batch's dispatch (the daemon coalesces event-loop wake-ups with it).
+    private let dispatchScope: @Sendable (() -> Void) -> Void
     // Guarded by `condition`.
     private let condition = NSCondition()
     private var queue: [Entry] = []
@@ -31,10 +33,14 @@ final class JournalWriter: @unchecked Sendable {
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
-    init(journal: any EventJournal, logger: Logger, dispatch: @escaping @Sendable ([Entry]) -> Void) {
+    init(
+        journal: any EventJournal, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
+        dispatch: @escaping @Sendable ([Entry]) -> Void
+    ) {
         self.journal = journal
         self.logger = logger
         self.dispatch = dispatch
+        self.dispatchScope = dispatchScope
         let thread = Thread { [unowned self] in self.run() }
         thread.name = "tradewire.journal"
         self.thread = thread
@@ -111,7 +117,7 @@ final class JournalWriter: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
             }
         }
-        dispatch(batch)
+        dispatchScope { dispatch(batch) }
     }
 }
 
