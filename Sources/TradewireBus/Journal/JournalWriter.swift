@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import Logging
 import Synchronization
@@ -27,9 +28,8 @@ final class JournalWriter: @unchecked Sendable {
     private let dispatchScope: @Sendable (() -> Void) -> Void
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [Entry] = []
+    private var queue = Deque<Entry>()
     private var closing = false
-    private var closed = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -80,7 +80,6 @@ final class JournalWriter: @unchecked Sendable {
             condition.lock()
             while queue.isEmpty && !closing { condition.wait() }
             if queue.isEmpty && closing {
-                closed = true
                 condition.unlock()
                 stopped.signal()
                 return
