@@ -77,6 +77,16 @@ struct Tradewired: AsyncParsableCommand {
     var fsync: String = "normal"
 
     @Option(
+        name: .customLong("retain-events"),
+        help: "Journal retention: keep at most this many events, 1...1000000000000 (default 10000000).")
+    var retainEvents: String = "\(JournalRetention.defaultEvents)"
+
+    @Option(
+        name: .customLong("retain-days"),
+        help: "Journal retention: drop events older than this many days, 1...36500 (default 30).")
+    var retainDays: String = "\(JournalRetention.defaultDays)"
+
+    @Option(
         name: .customLong("max-message-bytes"),
         help: "Longest message accepted, in bytes: 1...67108864 (default 1048576).")
     var maxMessageBytes: String = "1048576"
@@ -118,6 +128,8 @@ struct Tradewired: AsyncParsableCommand {
         guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
         if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
         if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
+        _ = try Self.integer(retainEvents, "--retain-events", 1...1_000_000_000_000)
+        _ = try Self.integer(retainDays, "--retain-days", 1...36_500)
         // --interval, --seed and --history-capacity go through the configuration's own parser
         // (the same ranges and messages as the config file and the environment).
         var probe = PipelineConfiguration()
@@ -230,6 +242,9 @@ struct Tradewired: AsyncParsableCommand {
                 throw StartupError(message: error.message, exitCode: code)
             }
         }
+        let retention = JournalRetentionPolicy(
+            maximumEvents: try Self.integer(retainEvents, "--retain-events", 1...1_000_000_000_000),
+            maximumDays: try Self.integer(retainDays, "--retain-days", 1...36_500))
         let bus: EventBus
         if let journal {
             do {
@@ -267,7 +282,8 @@ struct Tradewired: AsyncParsableCommand {
         let pipelineLoop = PipelineLoop(
             orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
         let daemon = Daemon(
-            pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: pipelineLoop, journal: journal),
+            pipeline: PipelineHost(
+                bus: bus, orchestrator: orchestrator, loop: pipelineLoop, journal: journal, retention: retention),
             stages: stages,
             configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
         let server = TradewireServer(daemon: daemon) { path in
@@ -297,12 +313,33 @@ struct Tradewired: AsyncParsableCommand {
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
         if loop { _ = await pipelineLoop.start() }
+        let pruning = journal.map { journal in
+            Task.detached { await Self.prune(journal, retention, logger: logger) }
+        }
         try await group.run()
+        pruning?.cancel()
+        _ = await pruning?.value
         // Everything published before the stop is committed and delivered, then the data
         // dir is released.
         bus.close()
         journal?.close()
         logger.info("daemon.stopped")
+    }
+
+    /// Applies the journal's retention every second, oldest events first (in chunks, so
+    /// appends go on meanwhile), until cancelled.
+    static func prune(_ journal: any EventJournal, _ retention: JournalRetentionPolicy, logger: Logger) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard !Task.isCancelled else { return }
+            let cutoff = Date().addingTimeInterval(-Double(retention.maximumDays) * 86_400)
+            do {
+                let removed = try journal.prune(keepingAtMost: retention.maximumEvents, olderThan: cutoff)
+                if removed > 0 { logger.debug("journal.pruned", metadata: ["events": "\(removed)"]) }
+            } catch {
+                logger.error("journal.prune.failed", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Raises the soft open-files limit to the hard one (each client is one descriptor), and

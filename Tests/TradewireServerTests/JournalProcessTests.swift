@@ -58,6 +58,34 @@ func temporaryDataDirectory(_ tag: String) -> String {
         }
     }
 
+    @Test func retentionKeepsTheNewestEventsAndSeqGoesOn() async throws {
+        let directory = temporaryDataDirectory("retain")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = uniqueSocketPath("jt")
+        try await withDaemonProcess(path, arguments: ["--data-dir", directory, "--retain-events", "5"]) { _ in
+            let client = ScriptedMember(socket: try LineSocket(path: path)) { _ in .ignore }
+            for i in 1...20 { _ = await client.request("publish", ["event_type": "r", "data": JSONValue(i)]) }
+            try await waitUntil {
+                await client.request("get_event_history", [:])?["result"]?["oldest_seq"] == 16
+            }
+            let history = await client.request("get_event_history", [:])?["result"]
+            #expect(history?["events"]?.arrayValue?.map { $0["seq"] } == [16, 17, 18, 19, 20])
+            #expect(history?["capacity"] == 5 && history?["newest_seq"] == 20)
+            let status = await client.request("get_status")?["result"]
+            #expect(status?["journal"]?["events"] == 5 && status?["journal"]?["oldest_seq"] == 16)
+        }
+        // Seq goes on after the pruned prefix.
+        try await withDaemonProcess(path, arguments: ["--data-dir", directory, "--retain-events", "5"]) { _ in
+            let client = ScriptedMember(socket: try LineSocket(path: path)) { _ in .ignore }
+            #expect(await client.request("publish", ["event_type": "r"])?["result"]?["seq"] == 21)
+        }
+        for bad in [["--retain-events", "0"], ["--retain-days", "0"], ["--retain-events", "x"]] {
+            let daemon = try DaemonProcess(socketPath: uniqueSocketPath("jtb"), arguments: bad)
+            #expect(await daemon.waitForExit() == 2)
+            await daemon.stop()
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameDataDirExitsTwo() async throws {
         let directory = temporaryDataDirectory("lock")
         defer { try? FileManager.default.removeItem(atPath: directory) }

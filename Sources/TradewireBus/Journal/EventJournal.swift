@@ -144,6 +144,19 @@ public protocol EventJournal: Sendable {
     func summary() throws(JournalError) -> JournalSummary
 }
 
+/// How long the journal keeps events: `--retain-events` and `--retain-days`.
+public struct JournalRetentionPolicy: Sendable, Equatable {
+    public var maximumEvents: Int
+    public var maximumDays: Int
+
+    public init(
+        maximumEvents: Int = JournalRetention.defaultEvents, maximumDays: Int = JournalRetention.defaultDays
+    ) {
+        self.maximumEvents = maximumEvents
+        self.maximumDays = maximumDays
+    }
+}
+
 /// How long the journal keeps events (PROTOCOL §10).
 public enum JournalRetention {
     /// `--retain-events` default.

@@ -314,7 +314,7 @@ enum DaemonMethods {
         for record in ring.records { counts[record.event.seq] = record.subscriberCount }
         return try historyAnswer(
             records, oldestSeq: summary.oldestSeq, newestSeq: summary.newestSeq,
-            capacity: JournalRetention.defaultEvents, cap: daemon.configuration.maxResponseBytes
+            capacity: daemon.pipeline.retention.maximumEvents, cap: daemon.configuration.maxResponseBytes
         ) { writer, record in
             record.encodeJSON(
                 to: &writer, includeData: params.includeData,
