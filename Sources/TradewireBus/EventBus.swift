@@ -28,6 +28,8 @@ public final class EventBus: Sendable {
 
     private struct State {
         var nextSeq = 1
+        /// The newest seq delivered (on a journaled bus, committed events wait before this).
+        var dispatchedSeq = 0
         var nextSubscriptionID = 1
         var subscribers: [SubscriptionID: Subscriber] = [:]
         var byOwnerAndPattern: [SubscriberOwner: [EventPattern: SubscriptionID]] = [:]
@@ -117,6 +119,7 @@ public final class EventBus: Sendable {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
         initial.nextSeq = firstSeq
+        initial.dispatchedSeq = firstSeq - 1
         initial.history.reserveCapacity(min(capacity, 4096))  // grows on demand up to the capacity
         let state = Mutex(initial)
         self.state = state
@@ -400,6 +403,7 @@ public final class EventBus: Sendable {
     /// Runs synchronous handlers, records history and counts (under the lock).
     private func deliver(_ event: Event, to matched: [Subscriber], _ state: inout State) -> DispatchOutcome {
         let type = event.type
+        state.dispatchedSeq = event.seq
         var clients = 0
         var pending: [@Sendable (Event) async throws -> Void] = []
         for subscriber in matched {
@@ -462,6 +466,12 @@ public final class EventBus: Sendable {
 
     /// The newest seq issued (0 before the first publish).
     public var lastSeq: Int { state.withLock { $0.nextSeq - 1 } }
+
+    /// The newest seq delivered to subscribers, and the oldest seq still in the history ring
+    /// (nil when it is empty): where a replay from the journal must hand over to the bus.
+    public var replayBoundary: (dispatched: Int, oldestInHistory: Int?) {
+        state.withLock { ($0.dispatchedSeq, $0.history.first?.event.seq) }
+    }
 
     /// Empties the history ring (counters and seq are kept).
     public func clearHistory() {

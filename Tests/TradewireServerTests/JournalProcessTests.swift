@@ -86,6 +86,42 @@ func temporaryDataDirectory(_ tag: String) -> String {
         }
     }
 
+    @Test func subscribeSinceSeqReplaysFromTheJournalThenGoesLive() async throws {
+        let directory = temporaryDataDirectory("replay")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = uniqueSocketPath("jy")
+        try await withDaemonProcess(path, arguments: ["--data-dir", directory, "--history-capacity", "3"]) { _ in
+            let client = ScriptedMember(socket: try LineSocket(path: path)) { _ in .ignore }
+            for i in 1...10 {
+                _ = await client.request("publish", ["event_type": i % 2 == 0 ? "even" : "odd", "data": JSONValue(i)])
+            }
+            // The ring holds 3 events; seqs 1...7 come from the journal.
+            let watcher = try LineSocket(path: path)
+            watcher.setReadTimeout(seconds: 10)
+            let ack = watcher.roundTrip(
+                #"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"*","since_seq":2}}"#)
+            #expect(ack?["result"]?["subscription"] != nil)
+            _ = await client.request("publish", ["event_type": "live", "data": 11])
+            var seen: [JSONValue] = []
+            while seen.count < 9, let line = watcher.readLine() {
+                let message = try JSONParser.parse(line)
+                #expect(message["method"] == "event", "\(message)")
+                seen.append(message["params"]?["event"]?["seq"] ?? .null)
+            }
+            #expect(seen == [3, 4, 5, 6, 7, 8, 9, 10, 11], "journal, then ring, then live: no gap, no repeat")
+            // A pattern filters the journal's part too.
+            let evens = try LineSocket(path: path)
+            evens.setReadTimeout(seconds: 10)
+            _ = evens.roundTrip(
+                #"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"even","since_seq":0}}"#)
+            var evenSeen: [JSONValue] = []
+            while evenSeen.count < 5, let line = evens.readLine() {
+                evenSeen.append((try JSONParser.parse(line))["params"]?["event"]?["data"] ?? .null)
+            }
+            #expect(evenSeen == [2, 4, 6, 8, 10])
+        }
+    }
+
     @Test func aSecondDaemonOnTheSameDataDirExitsTwo() async throws {
         let directory = temporaryDataDirectory("lock")
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -186,3 +186,33 @@ extension JournalRecord {
         writer.endObject()
     }
 }
+
+/// An event's data kept as the JSON bytes a journal returned.
+public struct RecordedPayload: EventPayload {
+    public let bytes: [UInt8]
+    public let jsonTypeName: String
+
+    public init(bytes: [UInt8], jsonTypeName: String) {
+        self.bytes = bytes
+        self.jsonTypeName = jsonTypeName
+    }
+
+    public var estimatedJSONBytes: Int { bytes.count }
+    public func encodeJSON(to writer: inout JSONWriter) { writer.writeRaw(bytes) }
+}
+
+extension Event {
+    /// The event a journal record holds (to replay it to a subscriber).
+    public convenience init(record: JournalRecord) {
+        let metadata: JSONObject
+        if case .object(let object)? = try? JSONParser.parse(record.metadata) {
+            metadata = object
+        } else {
+            metadata = [:]
+        }
+        self.init(
+            seq: record.seq, type: record.type, timestamp: record.timestamp,
+            timestampJSON: Event.quoted(record.timestamp),
+            payload: RecordedPayload(bytes: record.data, jsonTypeName: record.dataType), metadata: metadata)
+    }
+}

@@ -104,20 +104,48 @@ enum DaemonMethods {
         let id = bus.reserveSubscriptionID()
         connection.setPendingSubscription(params.pattern.text, id)
         let pattern = params.pattern
-        let replay = params.sinceSeq.map { ReplayRequest(sinceSeq: $0) }
+        let since = params.sinceSeq
+        let journal = context.daemon.pipeline.journal
+        let logger = context.daemon.logger
         return .successThen(ack(id)) {
             connection.setPendingSubscription(pattern.text, nil)
             let outbox = connection.outbox
             let prefix = Outbox.EventPrefix(id)
+            // Older than the history ring: first from the journal, then the bus replays the
+            // ring and goes live from where the journal's part ended.
+            var replay = since.map { ReplayRequest(sinceSeq: $0) }
+            var recorded: [Event] = []
+            if let since, let journal {
+                let (dispatched, oldest) = bus.replayBoundary
+                let upper = min(dispatched, (oldest ?? dispatched + 1) - 1)
+                if since < upper {
+                    do {
+                        let records = try journal.read(
+                            JournalQuery(afterSeq: since, pattern: pattern.text, limit: maximumJournalReplay)
+                        ).filter { $0.seq <= upper }
+                        recorded = records.map(Event.init(record:))
+                        let limited = records.count == maximumJournalReplay
+                        replay = ReplayRequest(sinceSeq: limited ? records.last?.seq ?? since : upper)
+                    } catch {
+                        // The bus reports what it cannot replay as a gap.
+                        logger.error("server.subscribe.journal_read_failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             bus.subscribe(
                 pattern, owner: connection.owner,
                 handler: .sync { event in outbox.enqueue(event: event, prefix: prefix) },
                 replay: replay, id: id,
                 prelude: { id, gap in
+                    for event in recorded { outbox.enqueue(event: event, prefix: prefix) }
                     if let gap { outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq) }
                 })
         }
     }
+
+    /// Most events one `subscribe since_seq` replays from the journal; beyond them the
+    /// subscription gets an `events_dropped` gap to fetch with `get_event_history`.
+    static let maximumJournalReplay = 10_000
 
     static func unsubscribe(_ params: UnsubscribeParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let bus = context.daemon.bus
