@@ -113,6 +113,61 @@ def test_run_handler_reconnects_across_restart(daemon_factory) -> None:
     assert [e.seq for e in received[5:]] == sorted(e.seq for e in received[5:])
 
 
+def test_run_handler_resumes_on_the_same_journal_after_a_restart(daemon_factory, tmp_path) -> None:
+    """A daemon restarted on the same data dir keeps its seqs: the handler resumes with
+    since_seq (no replay from 0, nothing missed, nothing twice)."""
+    data = str(tmp_path / "data")
+    d1 = daemon_factory.start(extra=["--data-dir", data])
+    path = d1.socket_path
+    received: List[Any] = []
+    stop = threading.Event()
+    connected: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+    disconnected = threading.Event()
+    gate = threading.Event()
+
+    def on_disconnect(exc: BaseException) -> None:
+        disconnected.set()
+        gate.wait(30)
+
+    t = threading.Thread(
+        target=run_handler,
+        args=("jr.*", received.append),
+        kwargs=dict(socket_path=path, stop_event=stop, on_connect=connected.put, on_disconnect=on_disconnect,
+                    reconnect_delay=0.05, poll_interval=0.1),
+        daemon=True,
+    )
+    t.start()
+    try:
+        first = connected.get(timeout=10)
+        assert isinstance(first["journal_id"], str)
+        with Client(path) as c:
+            for n in range(1, 4):
+                c.publish("jr.payload", {"n": n})
+        wait_until(lambda: len(received) >= 3, what="events 1..3")
+        last = received[-1].seq
+        assert d1.stop() == 0
+        assert disconnected.wait(15)
+
+        d2 = daemon_factory.start(socket_path=path, extra=["--data-dir", data])
+        with Client(path) as c:
+            for n in range(4, 7):  # before the handler reconnects
+                c.publish("jr.payload", {"n": n})
+        gate.set()
+        second = connected.get(timeout=15)
+        assert second["restarted"] is False, "the same journal is the same seq space"
+        assert second["journal_id"] == first["journal_id"] and second["pid"] == d2.pid
+        assert second["since_seq"] == last
+        wait_until(lambda: len(received) >= 6, timeout=15, what="events 1..6")
+    finally:
+        gate.set()
+        stop.set()
+        t.join(10)
+    assert not t.is_alive()
+    assert [e.data["n"] for e in received] == [1, 2, 3, 4, 5, 6]
+    seqs = [e.seq for e in received]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 6, "seqs keep increasing across the restart"
+
+
 def test_run_handler_callback_error_propagates(socket_path: str, etype: str) -> None:
     """An exception from the callback stops run_handler (even an OSError: it is not a disconnect)."""
     errors: List[BaseException] = []

@@ -19,14 +19,22 @@ _START_TOLERANCE = 2.0
 
 
 class _Identity:
-    """What identifies one daemon run: its pid and (roughly) when it started."""
+    """What identifies one seq space: the daemon's journal (``journal_id``, kept across
+    restarts), else one daemon run (its pid and, roughly, when it started)."""
 
     def __init__(self, status: Dict[str, Any]) -> None:
         self.pid = status.get("pid")
         up = status.get("uptime_seconds")
         self.started = time.monotonic() - float(up) if isinstance(up, (int, float)) else None
+        journal = status.get("journal")
+        jid = journal.get("journal_id") if isinstance(journal, dict) else None
+        self.journal_id: Optional[str] = jid if isinstance(jid, str) else None
 
     def same_as(self, other: "_Identity") -> bool:
+        if self.journal_id is not None or other.journal_id is not None:
+            # A journaled daemon keeps its seqs across restarts: the same journal is the
+            # same seq space, whatever the pid.
+            return self.journal_id == other.journal_id
         if self.pid != other.pid:
             return False
         if self.started is not None and other.started is not None:
@@ -97,10 +105,12 @@ def run_handler(
     while it was away are replayed from the daemon's history -- nothing is
     missed as long as history still holds the gap.
 
-    * A restarted daemon starts seqs again at 1 with an empty history.  The
-      helper compares the daemon's identity (``get_status`` ``pid`` and start
-      time) on each connect; for a new daemon it resubscribes with
-      ``since_seq=0`` (everything the new daemon holds).
+    * A daemon restarted on the same journal (``get_status`` ``journal.journal_id``
+      unchanged) keeps its seqs: the helper resumes with ``since_seq`` and misses
+      nothing.  An ephemeral daemon that restarted, or a different journal,
+      starts a new seq space: the helper compares the identity (the
+      ``journal_id``, else ``pid`` and start time) on each connect, and for a new
+      one resubscribes with ``since_seq=0`` (everything the new daemon holds).
     * ``since_seq``: where to start on the first connect; default: events
       published from now on.
     * ``events_dropped`` (this handler fell behind): the skipped events are
@@ -108,7 +118,8 @@ def run_handler(
       history no longer has them (``count`` null, or evicted) ``on_gap(notice)``
       is called (default: a warning in the ``tradewire.handler`` log).
     * ``on_connect(info)`` is called after each successful subscribe with
-      ``{"pid", "since_seq", "restarted", "attempt"}``; ``on_disconnect(exc)``
+      ``{"pid", "since_seq", "restarted", "attempt", "journal_id"}``
+      (``restarted``: a new seq space); ``on_disconnect(exc)``
       when a subscribed connection is lost, before the backoff wait (``exc``:
       :class:`~tradewire.SubscriptionClosed` after the daemon's shutdown notice,
       :class:`~tradewire.ConnectionLost` without one, or
@@ -161,8 +172,8 @@ def run_handler(
                     newest = _history_newest(client)
                     restarted = newest is not None and newest < last_seq  # seq went backwards
                 if restarted:
-                    log.info("tradewire handler %s: the daemon restarted (pid %s); replaying all it holds",
-                             patterns, now.pid)
+                    log.info("tradewire handler %s: a new seq space (pid %s, journal %s); replaying all it holds",
+                             patterns, now.pid, now.journal_id)
                 resume = 0 if restarted else (last_seq or 0)
             identity = now
             last_seq = resume
@@ -172,7 +183,8 @@ def run_handler(
             failures = 0
             log.info("tradewire handler %s: subscribed on %s since seq %s", patterns, client.socket_path, resume)
             if on_connect is not None:
-                on_connect({"pid": now.pid, "since_seq": resume, "restarted": restarted, "attempt": attempt})
+                on_connect({"pid": now.pid, "since_seq": resume, "restarted": restarted, "attempt": attempt,
+                            "journal_id": now.journal_id})
             while not stop.is_set():
                 item = sub.get(timeout=poll_interval)
                 if item is None:
