@@ -142,9 +142,6 @@ public final class EventBus: Sendable {
         writer?.close()
     }
 
-    /// True when events are kept in a journal before dispatch.
-    public var isJournaled: Bool { writer != nil }
-
     // MARK: subscriptions
 
     /// Registers a subscriber. When `owner` already holds `pattern`, returns that subscription

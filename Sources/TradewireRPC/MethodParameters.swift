@@ -74,6 +74,26 @@ extension Param where Value == Double? {
     }
 }
 
+extension Param {
+    /// An optional string naming one of `Choice`'s cases (by raw value); anything else →
+    /// -32602 listing the choices. The schema's `enum` comes from the same cases.
+    public static func optionalChoice<Choice: RawRepresentable & CaseIterable & Sendable>(
+        _ name: String, of type: Choice.Type, summary: String
+    ) -> Param<Choice?> where Choice.RawValue == String, Value == Choice? {
+        let names = Choice.allCases.map(\.rawValue)
+        let schema: JSONValue = ["type": "string", "enum": .array(names.map { JSONValue($0) })]
+        return Param(ParamDescription(name, schema: schema, summary: summary)) { reader throws(RPCError) in
+            guard let text = try decodingParams({ () throws(JSONDecodingError) in try reader.optionalString(name) })
+            else { return nil }
+            guard let choice = Choice(rawValue: text) else {
+                throw .invalidParams(
+                    path: reader.pointer(name), "unknown \(name) \"\(text)\"; one of \(names.joined(separator: ", "))")
+            }
+            return choice
+        }
+    }
+}
+
 extension Param where Value == Bool? {
     public static func optionalBool(_ name: String, summary: String) -> Param {
         Param(ParamDescription(name, schema: ["type": "boolean"], summary: summary)) { reader throws(RPCError) in

@@ -319,7 +319,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
                         collector.add(ServerConnection.responseLine(id: request.id, .failure(error)))
                     case .invalid(let invalid, let id):
                         collector.add(ServerConnection.responseLine(id: id, .failure(invalid)))
-                    case .invalidNotification, .reply: collector.add(nil)
+                    case .invalidNotification: collector.add(nil)
+                    case .reply(let reply):
+                        // A member's answer is routed whatever the budget (it frees work).
+                        daemon.stages.receive(reply, from: connection.id)
+                        collector.add(nil)
                     }
                 }
                 return

@@ -67,18 +67,6 @@ public final class ScriptedMember: Sendable {
         }
     }
 
-    /// Waits until `count` calls arrived (or `timeout` seconds passed).
-    @discardableResult
-    public func waitForCalls(_ count: Int, timeout: Double = 30) -> Bool {
-        let limit = Date().addingTimeInterval(timeout)
-        arrived.lock()
-        defer { arrived.unlock() }
-        while calls.count < count {
-            if !arrived.wait(until: limit) { return false }
-        }
-        return true
-    }
-
     /// Waits until `count` cancels arrived (or `timeout` seconds passed).
     @discardableResult
     public func waitForCancels(_ count: Int, timeout: Double = 30) -> Bool {

@@ -68,13 +68,6 @@ final class JournalWriter: @unchecked Sendable {
         if first { stopped.wait() }
     }
 
-    /// Events queued and not yet committed.
-    var backlog: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return queue.count
-    }
-
     private func run() {
         while true {
             condition.lock()
@@ -131,10 +124,6 @@ public final class DispatchTicket: Sendable {
     private let state = Mutex(State())
 
     init() {}
-
-    init(completed outcome: DispatchOutcome) {
-        state.withLock { $0.outcome = outcome }
-    }
 
     func complete(_ outcome: DispatchOutcome) {
         let (waiters, callbacks) = state.withLock { state in

@@ -71,31 +71,14 @@ enum StageParams {
 }
 
 struct RegisterStageParams: MethodParameters {
-    static let mode = Param<String?>.optionalString(
-        "mode", summary: "after (default): revise the output; replace: produce it instead of the built-in agent.",
-        schema: ["type": "string", "enum": ["after", "replace"]]
-    ).map { text, path throws(RPCError) in
-        try text.map { (text: String) throws(RPCError) in
-            guard let mode = StageMode(rawValue: text) else {
-                throw .invalidParams(path: path, "unknown mode \"\(text)\"; after or replace")
-            }
-            return mode
-        }
-    }
+    static let mode = Param<StageMode?>.optionalChoice(
+        "mode", of: StageMode.self,
+        summary: "after (default): revise the output; replace: produce it instead of the built-in agent.")
     static let timeout = Param<Int?>.optionalInt(
         "timeout_ms", in: 1...300_000, summary: "Per call (default 5000); the iteration's deadline also applies.")
-    static let onFailure = Param<String?>.optionalString(
-        "on_failure",
-        summary: "skip, fallback (replace only) or fail_closed; default fail_closed for risk and execution.",
-        schema: ["type": "string", "enum": ["skip", "fallback", "fail_closed"]]
-    ).map { text, path throws(RPCError) in
-        try text.map { (text: String) throws(RPCError) in
-            guard let policy = StageFailurePolicy(rawValue: text) else {
-                throw .invalidParams(path: path, "unknown on_failure \"\(text)\"; skip, fallback or fail_closed")
-            }
-            return policy
-        }
-    }
+    static let onFailure = Param<StageFailurePolicy?>.optionalChoice(
+        "on_failure", of: StageFailurePolicy.self,
+        summary: "skip, fallback (replace only) or fail_closed; default fail_closed for risk and execution.")
     static let concurrency = Param<Int?>.optionalInt(
         "concurrency", in: 1...1024, summary: "Calls this member takes at once (default 1).")
     static let durable = Param<Bool?>.optionalBool(

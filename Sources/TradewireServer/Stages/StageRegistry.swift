@@ -387,7 +387,4 @@ public final class StageRegistry: StageHandlerSource, Sendable {
             return .object(byStage)
         }
     }
-
-    /// Calls in flight over every group (0 once the pipeline is idle).
-    var callsInFlight: Int { state.withLock { $0.pending.count } }
 }
