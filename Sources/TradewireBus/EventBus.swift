@@ -329,7 +329,7 @@ public final class EventBus: Sendable {
     ) -> PublishedEvent {
         // Whole microseconds: the precision of the wire's times and of the journal, so a
         // recorded event reads back exactly as it was delivered.
-        let timestamp = Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
+        let timestamp = RFC3339.roundedToMicroseconds(clock())
         let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
         if let writer {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery

@@ -11,15 +11,29 @@ public enum RFC3339 {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the timestamp's characters (no quotes).
-    public static func append(_ date: Date, to bytes: inout [UInt8]) {
+    /// `date` as whole seconds and microseconds since 1970, rounded the way the text is
+    /// written: a journal that stores this reads back exactly the time it printed.
+    public static func wholeMicroseconds(_ date: Date) -> (seconds: Int64, micros: Int64) {
         let interval = date.timeIntervalSince1970
+        guard interval.isFinite, abs(interval) < 9e15 else { return (0, 0) }  // absurd dates never trap
         var seconds = Int64(interval.rounded(.down))
         var micros = Int64(((interval - Double(seconds)) * 1_000_000).rounded())
         if micros >= 1_000_000 {
             seconds += 1
             micros -= 1_000_000
         }
+        return (seconds, micros)
+    }
+
+    /// The date of ``wholeMicroseconds(_:)``: the instant its RFC 3339 text names.
+    public static func roundedToMicroseconds(_ date: Date) -> Date {
+        let (seconds, micros) = wholeMicroseconds(date)
+        return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
+    }
+
+    /// Appends the timestamp's characters (no quotes).
+    public static func append(_ date: Date, to bytes: inout [UInt8]) {
+        let (seconds, micros) = wholeMicroseconds(date)
         let days = floorDiv(seconds, 86_400)
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civil(fromDays: days)

@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import Synchronization
 import TradewireBus
+import TradewireJSON
 
 #if canImport(Glibc)
     import Glibc
@@ -322,11 +323,17 @@ public final class SQLiteJournal: EventJournal {
         return pool
     }
 
+    /// The date a `ts` value stands for, as whole seconds plus microseconds (so that it
+    /// prints back as the same RFC 3339 text).
+    static func date(microseconds: Int64) -> Date {
+        let seconds = microseconds >= 0 ? microseconds / 1_000_000 : (microseconds - 999_999) / 1_000_000
+        return Date(timeIntervalSince1970: Double(seconds) + Double(microseconds - seconds * 1_000_000) / 1_000_000)
+    }
+
     /// `date` in whole microseconds since 1970 (the `ts` column).
     static func microseconds(_ date: Date) -> Int64 {
-        let value = (date.timeIntervalSince1970 * 1_000_000).rounded()
-        // Absurd dates clamp instead of trapping.
-        return value.isFinite ? Int64(max(min(value, 9.2e18), -9.2e18)) : 0
+        let (seconds, micros) = RFC3339.wholeMicroseconds(date)
+        return seconds.multipliedReportingOverflow(by: 1_000_000).partialValue &+ micros
     }
 
     /// A row of ``selectSQL``, decoded without trapping on unexpected values.
@@ -334,7 +341,7 @@ public final class SQLiteJournal: EventJournal {
         JournalRecord(
             seq: try row.decode(Int.self, atIndex: 0),
             type: try row.decode(String.self, atIndex: 1),
-            timestamp: Date(timeIntervalSince1970: Double(try row.decode(Int64.self, atIndex: 2)) / 1_000_000),
+            timestamp: Self.date(microseconds: try row.decode(Int64.self, atIndex: 2)),
             data: try row.withUnsafeData(atIndex: 3) { $0.map { [UInt8]($0) } ?? [] },
             metadata: try row.withUnsafeData(atIndex: 4) { $0.map { [UInt8]($0) } ?? [] },
             dataType: try row.decode(String.self, atIndex: 5),

@@ -43,6 +43,15 @@ import TradewireJSON
         #expect(RFC3339.string(from: back.timestamp) == RFC3339.string(from: now))
     }
 
+    @Test func storedTimesPrintAsTheSameRFC3339TextForAnyDate() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<100_000 {
+            let date = Date(timeIntervalSince1970: Double.random(in: -2e9...4e9, using: &generator))
+            let back = SQLiteJournal.date(microseconds: SQLiteJournal.microseconds(date))
+            #expect(RFC3339.string(from: back) == RFC3339.string(from: date))
+        }
+    }
+
     @Test func seqContinuesAcrossReopenAndRefusesGapsAndRepeats() throws {
         let temp = TemporaryDirectory()
         defer { temp.remove() }
