@@ -13,7 +13,10 @@ import TradewireBus
 /// A missing directory is created with mode 0700, its missing parents too (like
 /// `mkdir -p`). An existing one must be a real directory (not a symlink), owned by the
 /// current user, and not writable by group or others; it is never chmodded.
-enum DataDirectory {
+///
+/// Where it is (PROTOCOL §10) is one rule for the daemon and the CLI:
+/// ``configured(explicit:environment:)`` and ``resolve(explicit:environment:)``.
+public enum DataDirectory {
     /// `st_mode` file-type bits (the same on Linux and Darwin).
     private static let typeMask: UInt32 = 0o170000
     private static let directoryType: UInt32 = 0o040000
@@ -103,6 +106,36 @@ enum DataDirectory {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard getcwd(&buffer, buffer.count) != nil else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension DataDirectory {
+    /// The environment variable naming the data directory when `--data-dir` is not given.
+    public static let environmentVariable = "TRADEWIRE_DATA_DIR"
+
+    /// The directory named by `--data-dir` (`explicit`), else by `TRADEWIRE_DATA_DIR` when it
+    /// is not empty; nil when neither names one.
+    public static func configured(explicit: String?, environment: [String: String]) -> String? {
+        if let explicit { return explicit }
+        guard let named = environment[environmentVariable], !named.isEmpty else { return nil }
+        return named
+    }
+
+    /// The default data directory: `$XDG_STATE_HOME/tradewire` (when that is an absolute
+    /// path, as the XDG spec requires), else `$HOME/.local/state/tradewire`; nil without a
+    /// usable `HOME` either.
+    public static func standard(environment: [String: String]) -> String? {
+        if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
+            return state.hasSuffix("/") ? state + "tradewire" : state + "/tradewire"
+        }
+        guard let home = environment["HOME"], home.hasPrefix("/") else { return nil }
+        return (home.hasSuffix("/") ? home : home + "/") + ".local/state/tradewire"
+    }
+
+    /// The whole rule: `--data-dir`, else `TRADEWIRE_DATA_DIR`, else the default
+    /// (``standard(environment:)``).
+    public static func resolve(explicit: String?, environment: [String: String]) -> String? {
+        configured(explicit: explicit, environment: environment) ?? standard(environment: environment)
     }
 }
 

@@ -12,11 +12,14 @@ import TradewireBus
 /// - `meta(key TEXT PRIMARY KEY, value TEXT)`: `journal_id` (a random UUID, created once per
 ///   database) and `schema_version`.
 ///
+/// Version 2: `state(key TEXT PRIMARY KEY, value BLOB)`: named JSON documents beside the
+/// events (book checkpoints, loop settings, durable stage groups).
+///
 /// A later version adds a migration and raises ``currentVersion``; a database whose
 /// `schema_version` (or migration list) is ahead of this code is refused as `.incompatible`.
 enum JournalSchema {
     /// The newest schema this code knows.
-    static let currentVersion = 1
+    static let currentVersion = 2
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -42,6 +45,10 @@ enum JournalSchema {
             try db.execute(
                 sql: "INSERT INTO meta(key, value) VALUES ('journal_id', ?), ('schema_version', '1')",
                 arguments: [UUID().uuidString.lowercased()])
+        }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+            try db.execute(sql: "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
         }
         return migrator
     }

@@ -41,11 +41,11 @@ public final class SQLiteJournal: EventJournal {
 
     private let logger: Logger
     /// The database and the directory lock, until ``close()``.
-    private let state: Mutex<State>
+    let state: Mutex<State>
     /// The newest stored seq; held across an append's transaction, so appends are serial.
     private let writer: Mutex<Int>
 
-    private struct State {
+    struct State {
         var pool: DatabasePool?
         var lockDescriptor: Int32?
     }
@@ -58,7 +58,7 @@ public final class SQLiteJournal: EventJournal {
     /// Rows one prune transaction deletes at most, so appends interleave with a long prune.
     private static let pruneChunk = 10_000
 
-    private init(
+    init(
         journalID: String, directory: String, databasePath: String, sync: JournalSync, newestSeq: Int,
         pool: DatabasePool, lockDescriptor: Int32, logger: Logger
     ) {
@@ -154,24 +154,30 @@ public final class SQLiteJournal: EventJournal {
                 throw JournalError(
                     .seqOutOfOrder, "append of seq \(first.seq) does not continue the journal (newest is \(newest))")
             }
-            for (offset, record) in records.enumerated() where record.seq != first.seq + offset {
-                throw JournalError(
-                    .seqOutOfOrder,
-                    "append of seq \(record.seq) does not follow seq \(records[offset - 1].seq) in the same batch")
-            }
-            let pool = try pool()
-            try Self.database(databasePath) {
-                try pool.write { db in
-                    let statement = try db.cachedStatement(sql: Self.insertSQL)
-                    for record in records {
-                        try statement.execute(arguments: [
-                            record.seq, record.type, Self.microseconds(record.timestamp), Data(record.data),
-                            Data(record.metadata), record.dataType, record.subscriberCount,
-                        ])
-                    }
+            try insert(records)
+            newest = records[records.count - 1].seq
+        }
+    }
+
+    /// Inserts a batch whose seqs are consecutive, in one transaction.
+    private func insert(_ records: [JournalRecord]) throws(JournalError) {
+        guard let first = records.first else { return }
+        for (offset, record) in records.enumerated() where record.seq != first.seq + offset {
+            throw JournalError(
+                .seqOutOfOrder,
+                "append of seq \(record.seq) does not follow seq \(records[offset - 1].seq) in the same batch")
+        }
+        let pool = try pool()
+        try Self.database(databasePath) {
+            try pool.write { db in
+                let statement = try db.cachedStatement(sql: Self.insertSQL)
+                for record in records {
+                    try statement.execute(arguments: [
+                        record.seq, record.type, Self.microseconds(record.timestamp), Data(record.data),
+                        Data(record.metadata), record.dataType, record.subscriberCount,
+                    ])
                 }
             }
-            newest = records[records.count - 1].seq
         }
     }
 
@@ -213,18 +219,15 @@ public final class SQLiteJournal: EventJournal {
         return records
     }
 
-    /// Removes a prefix: everything older than the `maxEvents` newest, and the oldest run of
-    /// records stamped before `cutoff`. The newest record always stays (`maxEvents` below 1
-    /// counts as 1), so seq continues after a restart. Deletes in transactions of at most
-    /// ``pruneChunk`` rows, so appends are not held up for long.
-    @discardableResult
-    public func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int {
+    /// The first seq to keep under `maxEvents` (at least 1) and `cutoff`; appends only add
+    /// above it, so it stays valid while they run.
+    public func pruneBoundary(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int? {
         let pool = try pool()
         let keep = max(maxEvents, 1)
-        let removed = try Self.database(databasePath) { () throws -> Int in
-            // The first seq to keep; appends only add above it, so it stays valid.
-            let boundary = try pool.read { db -> Int? in
-                guard let newest = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM events") else { return nil }
+        return try Self.database(databasePath) {
+            try pool.read { db -> Int? in
+                let row = try Row.fetchOne(db, sql: "SELECT MIN(seq), MAX(seq) FROM events")
+                guard let oldest: Int = row?[0], let newest: Int = row?[1] else { return nil }
                 var boundary = newest - keep + 1
                 if let cutoff {
                     // `+ts` keeps the ts index out: walking seq order stops at the first young
@@ -234,15 +237,26 @@ public final class SQLiteJournal: EventJournal {
                         arguments: [Self.microseconds(cutoff)])
                     boundary = max(boundary, min(firstYoung ?? newest, newest))
                 }
-                return boundary
+                return boundary > oldest ? boundary : nil
             }
-            guard let boundary else { return 0 }
+        }
+    }
+
+    /// Deletes in transactions of at most ``pruneChunk`` rows, so appends are not held up
+    /// for long; the newest record always stays.
+    @discardableResult
+    public func prune(below boundary: Int) throws(JournalError) -> Int {
+        let pool = try pool()
+        let removed = try Self.database(databasePath) { () throws -> Int in
             var removed = 0
             while true {
                 // At most a chunk per transaction; stops once nothing is left below the boundary.
                 let changes = try pool.write { db -> Int in
                     try db.execute(
-                        sql: "DELETE FROM events WHERE seq < MIN(?, (SELECT MIN(seq) FROM events) + ?)",
+                        sql: """
+                            DELETE FROM events WHERE seq < MIN(?, (SELECT MIN(seq) FROM events) + ?,
+                                (SELECT MAX(seq) FROM events))
+                            """,
                         arguments: [boundary, Self.pruneChunk])
                     return db.changesCount
                 }
@@ -256,6 +270,42 @@ public final class SQLiteJournal: EventJournal {
                 "journal.pruned", metadata: ["journal.path": "\(databasePath)", "journal.removed": "\(removed)"])
         }
         return removed
+    }
+
+    public func restore(_ records: [JournalRecord]) throws(JournalError) {
+        guard let first = records.first else { return }
+        try writer.withLock { (newest: inout Int) throws(JournalError) -> Void in
+            let empty = try summary().events == 0
+            guard first.seq > newest, empty || first.seq == newest + 1 else {
+                throw JournalError(
+                    .seqOutOfOrder,
+                    "restore of seq \(first.seq) does not continue the journal (newest is \(newest))")
+            }
+            try insert(records)
+            newest = records[records.count - 1].seq
+        }
+    }
+
+    public func loadState(_ key: String) throws(JournalError) -> [UInt8]? {
+        let pool = try pool()
+        return try Self.database(databasePath) {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: "SELECT value FROM state WHERE key = ?", arguments: [key])
+                    .map { row in try row.withUnsafeData(atIndex: 0) { $0.map { [UInt8]($0) } ?? [] } }
+            }
+        }
+    }
+
+    public func saveState(_ key: String, _ value: [UInt8]) throws(JournalError) {
+        let pool = try pool()
+        try Self.database(databasePath) {
+            try pool.write { db in
+                try db.execute(
+                    sql:
+                        "INSERT INTO state(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    arguments: [key, Data(value)])
+            }
+        }
     }
 
     /// Counts from the seq range (contiguous, see the type's invariants): O(1) however
@@ -286,7 +336,8 @@ public final class SQLiteJournal: EventJournal {
             }
             guard let pool else { return }
             do {
-                try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+                // A reader (``openForReading``, no lock) must not checkpoint the daemon's WAL.
+                if lockDescriptor != nil { try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
             } catch {
                 logger.warning(
                     "journal.checkpoint_failed", metadata: ["journal.path": "\(databasePath)", "error": "\(error)"])
@@ -316,7 +367,7 @@ public final class SQLiteJournal: EventJournal {
 
     // MARK: - Helpers
 
-    private func pool() throws(JournalError) -> DatabasePool {
+    func pool() throws(JournalError) -> DatabasePool {
         guard let pool = state.withLock({ $0.pool }) else {
             throw JournalError(.io, "journal \(databasePath) is closed")
         }
@@ -367,7 +418,7 @@ public final class SQLiteJournal: EventJournal {
 
     /// Runs `body`, turning GRDB/SQLite errors into ``JournalError`` (`.incompatible` for a
     /// file that is not a database or is corrupt, else `.io`) with SQLite's message.
-    private static func database<T>(_ path: String, _ body: () throws -> T) throws(JournalError) -> T {
+    static func database<T>(_ path: String, _ body: () throws -> T) throws(JournalError) -> T {
         do {
             return try body()
         } catch let error as JournalError {

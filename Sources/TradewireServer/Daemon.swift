@@ -37,6 +37,7 @@ public final class Daemon: Sendable {
         var registry = MethodRegistry<RequestContext>()
         DaemonMethods.register(into: &registry)
         StageMethods.register(into: &registry)
+        PortfolioMethods.register(into: &registry)
         let dispatcher = registry.freeze()
         self.dispatcher = dispatcher
         self.discoverDocument = JSONWriter.encode(

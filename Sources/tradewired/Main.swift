@@ -232,7 +232,7 @@ struct Tradewired: AsyncParsableCommand {
 
         let busLogger = Logger(label: "tradewire.bus")
         var journal: SQLiteJournal?
-        if !ephemeral, let directory = dataDir ?? environment["TRADEWIRE_DATA_DIR"].flatMap({ $0.isEmpty ? nil : $0 }) {
+        if !ephemeral, let directory = DataDirectory.configured(explicit: dataDir, environment: environment) {
             do {
                 journal = try SQLiteJournal.open(
                     directory: directory, sync: JournalSync(rawValue: fsync) ?? .normal,
@@ -257,12 +257,13 @@ struct Tradewired: AsyncParsableCommand {
         } else {
             bus = EventBus(historyCapacity: settings.historyCapacity, logger: busLogger)
         }
-        // Iteration and order ids carry a token new at every start, so they never repeat across
-        // restarts (the journal will make them continue instead).
+        // Iteration ids carry a token new at every start, so they never repeat across restarts.
+        // Order ids continue the journal's count (paper-000043 after paper-000042); without a
+        // journal the count restarts, so they carry the token too.
         let bootToken = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let agents = TradingAgents(
             config: settings.trading, provider: settings.dataProvider.makeProvider(seed: settings.seed),
-            logger: Logger(label: "tradewire.agents"), orderIDPrefix: "paper-\(bootToken)")
+            logger: Logger(label: "tradewire.agents"), orderIDPrefix: journal == nil ? "paper-\(bootToken)" : "paper")
         let pipelineLogger = Logger(label: "tradewire.pipeline")
         let stages = StageRegistry(logger: Logger(label: "tradewire.stages"))
         let timeout = Duration.milliseconds(Int(settings.iterationTimeoutSeconds * 1000))
@@ -281,11 +282,23 @@ struct Tradewired: AsyncParsableCommand {
             }
         let pipelineLoop = PipelineLoop(
             orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
+        let startingCash = Money(dollars: settings.trading.startingCash)
+        if let journal {
+            do {
+                _ = try await PipelineRecovery.recover(
+                    journal: journal, bus: bus, agents: agents, orchestrator: orchestrator, loop: pipelineLoop,
+                    startingCash: startingCash, logger: Logger(label: "tradewire.recovery"))
+            } catch {
+                throw StartupError(message: "cannot recover from the journal: \(error)", exitCode: 1)
+            }
+        }
         let daemon = Daemon(
             pipeline: PipelineHost(
-                bus: bus, orchestrator: orchestrator, loop: pipelineLoop, journal: journal, retention: retention),
+                bus: bus, orchestrator: orchestrator, loop: pipelineLoop, agents: agents, journal: journal,
+                retention: retention),
             stages: stages,
             configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
+        daemon.pipeline.restoreStageGroups(into: stages)
         let server = TradewireServer(daemon: daemon) { path in
             // A plain line whatever the log level or format: scripts wait for it.
             FileHandle.standardError.write(Data("listening on \(path)\n".utf8))
@@ -312,9 +325,13 @@ struct Tradewired: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
-        if loop { _ = await pipelineLoop.start() }
+        if loop {
+            _ = await daemon.pipeline.startLoop()
+        } else if await daemon.pipeline.resumeLoop() {
+            logger.notice("pipeline.loop.resumed")
+        }
         let pruning = journal.map { journal in
-            Task.detached { await Self.prune(journal, retention, logger: logger) }
+            Task.detached { await Self.prune(journal, retention, startingCash: startingCash, logger: logger) }
         }
         try await group.run()
         pruning?.cancel()
@@ -327,14 +344,33 @@ struct Tradewired: AsyncParsableCommand {
     }
 
     /// Applies the journal's retention every second, oldest events first (in chunks, so
-    /// appends go on meanwhile), until cancelled.
-    static func prune(_ journal: any EventJournal, _ retention: JournalRetentionPolicy, logger: Logger) async {
+    /// appends go on meanwhile), until cancelled. Events are removed only once a book
+    /// checkpoint covers them (written at most once a minute), so recovery never needs them:
+    /// retention may lag by up to a minute.
+    static func prune(
+        _ journal: any EventJournal, _ retention: JournalRetentionPolicy, startingCash: Money, logger: Logger
+    ) async {
+        var checkpointSeq: Int?
+        var lastCheckpoint: ContinuousClock.Instant?
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             guard !Task.isCancelled else { return }
             let cutoff = Date().addingTimeInterval(-Double(retention.maximumDays) * 86_400)
             do {
-                let removed = try journal.prune(keepingAtMost: retention.maximumEvents, olderThan: cutoff)
+                guard
+                    let boundary = try journal.pruneBoundary(
+                        keepingAtMost: retention.maximumEvents, olderThan: cutoff)
+                else { continue }
+                if checkpointSeq.map({ $0 < boundary - 1 }) ?? true,
+                    lastCheckpoint.map({ ContinuousClock.now - $0 >= .seconds(60) }) ?? true
+                {
+                    try PipelineRecovery.checkpoint(journal, startingCash: startingCash, through: boundary - 1)
+                    checkpointSeq = boundary - 1
+                    lastCheckpoint = .now
+                    logger.debug("journal.checkpoint.saved", metadata: ["journal.checkpoint_seq": "\(boundary - 1)"])
+                }
+                guard let covered = checkpointSeq else { continue }
+                let removed = try journal.prune(below: min(boundary, covered + 1))
                 if removed > 0 { logger.debug("journal.pruned", metadata: ["events": "\(removed)"]) }
             } catch {
                 logger.error("journal.prune.failed", metadata: ["error": "\(error)"])

@@ -12,6 +12,7 @@ final class MemoryJournal: EventJournal {
         var records: [JournalRecord] = []
         var appends: [Int] = []
         var failuresLeft = 0
+        var documents: [String: [UInt8]] = [:]
     }
     let state = Mutex(State())
     let gate = NSCondition()
@@ -68,8 +69,20 @@ final class MemoryJournal: EventJournal {
         if let failure { throw failure }
     }
 
-    func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord] { records }
-    func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int { 0 }
+    func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord] {
+        let after = records.filter { $0.seq > (query.afterSeq ?? 0) }
+        guard let limit = query.limit else { return after }
+        return query.newest ? Array(after.suffix(limit)) : Array(after.prefix(limit))
+    }
+    func pruneBoundary(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int? { nil }
+    func prune(below boundary: Int) throws(JournalError) -> Int { 0 }
+    func restore(_ records: [JournalRecord]) throws(JournalError) {
+        state.withLock { $0.records.append(contentsOf: records) }
+    }
+    func loadState(_ key: String) throws(JournalError) -> [UInt8]? { state.withLock { $0.documents[key] } }
+    func saveState(_ key: String, _ value: [UInt8]) throws(JournalError) {
+        state.withLock { $0.documents[key] = value }
+    }
     func summary() throws(JournalError) -> JournalSummary {
         JournalSummary(
             location: "memory", journalID: journalID, events: records.count, oldestSeq: records.first?.seq,

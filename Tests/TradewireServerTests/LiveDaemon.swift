@@ -66,7 +66,7 @@ func withDaemon(
             iterationIDPrefix: "t", logger: logger)
     let loop = PipelineLoop(orchestrator: orchestrator, intervalSeconds: 60, logger: logger)
     let daemon = Daemon(
-        pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: loop), stages: stages,
+        pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: loop, agents: agents), stages: stages,
         configuration: configuration, logger: logger)
     let server = TradewireServer(daemon: daemon)
     try await server.bind()

@@ -135,13 +135,57 @@ public protocol EventJournal: Sendable {
     /// Records matching `query`, oldest first.
     func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord]
 
-    /// Removes the oldest records beyond `maxEvents`, and those older than `cutoff`;
-    /// returns how many went.
+    /// The first seq that retention keeps: every record below it is beyond `maxEvents`
+    /// (at least 1 is kept) or older than `cutoff`. Nil when nothing would be removed. The
+    /// newest record is always kept, so seq continues after a restart.
+    func pruneBoundary(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int?
+
+    /// Removes every record whose seq is below `boundary` (never the newest), oldest first,
+    /// in bounded transactions; returns how many went.
     @discardableResult
-    func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int
+    func prune(below boundary: Int) throws(JournalError) -> Int
+
+    /// Stores records that keep their seqs and times (an import into an empty journal):
+    /// consecutive, starting above ``newestSeq()`` (a gap before the first is allowed only
+    /// when the journal is empty). Else `.seqOutOfOrder`, and nothing is stored.
+    func restore(_ records: [JournalRecord]) throws(JournalError)
+
+    /// A named state document kept beside the events (book checkpoints, loop settings,
+    /// durable stage groups): compact JSON bytes, nil when never saved.
+    func loadState(_ key: String) throws(JournalError) -> [UInt8]?
+
+    /// Saves (replaces) a named state document, durably as ``JournalSync`` promises.
+    func saveState(_ key: String, _ value: [UInt8]) throws(JournalError)
 
     /// Counts, seq range and size.
     func summary() throws(JournalError) -> JournalSummary
+}
+
+extension EventJournal {
+    /// Removes the oldest records beyond `maxEvents`, and those older than `cutoff`;
+    /// returns how many went.
+    @discardableResult
+    public func prune(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) throws(JournalError) -> Int {
+        guard let boundary = try pruneBoundary(keepingAtMost: maxEvents, olderThan: cutoff) else { return 0 }
+        return try prune(below: boundary)
+    }
+
+    /// Every record with seq above `afterSeq`, oldest first, read in pages of `pageSize`
+    /// (memory stays bounded however long the journal): `body` returns false to stop.
+    public func scan(
+        afterSeq: Int = 0, pattern: String? = nil, pageSize: Int = 4096,
+        _ body: (JournalRecord) throws -> Bool
+    ) throws -> Void {
+        var cursor = afterSeq
+        while true {
+            let page = try read(JournalQuery(afterSeq: cursor, pattern: pattern, limit: max(1, pageSize)))
+            for record in page {
+                guard try body(record) else { return }
+                cursor = record.seq
+            }
+            if page.count < max(1, pageSize) { return }
+        }
+    }
 }
 
 /// How long the journal keeps events: `--retain-events` and `--retain-days`.

@@ -15,6 +15,9 @@ public struct IterationRequest: Sendable {
     public var dryRun: Bool
     /// Deadline; nil means the configured default (300 s).
     public var timeout: Duration?
+    /// Started by the continuous loop (its events carry `metadata.loop`, so recovery can
+    /// count loop iterations).
+    public var fromLoop = false
 
     public init(
         symbols: [String]? = nil, marketData: [String: MarketData]? = nil, strategy: StrategyName? = nil,

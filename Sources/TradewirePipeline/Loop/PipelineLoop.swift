@@ -34,6 +34,12 @@ public actor PipelineLoop {
         self.logger = logger
     }
 
+    /// Restores the loop's counters from the journal (at start, before it runs).
+    public func restore(iterations: Int, lastIteration: IterationSummaryView?) {
+        self.iterations = max(self.iterations, iterations)
+        if let lastIteration { self.lastIteration = lastIteration }
+    }
+
     /// Starts the loop, or, when it is running, updates its interval and symbols.
     public func start(intervalSeconds: Double? = nil, symbols: [String]? = nil) -> Status {
         if let intervalSeconds { self.intervalSeconds = intervalSeconds }
@@ -73,7 +79,9 @@ public actor PipelineLoop {
     private func runLoop(generation: Int) async {
         while isCurrent(generation) {
             do {
-                let result = try await orchestrator.run(IterationRequest(symbols: symbols))
+                var request = IterationRequest(symbols: symbols)
+                request.fromLoop = true
+                let result = try await orchestrator.run(request)
                 lastIteration = result.summary
             } catch {
                 logger.warning("pipeline.loop.iteration.failed", metadata: ["error": "\(error)"])

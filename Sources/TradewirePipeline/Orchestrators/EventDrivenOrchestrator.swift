@@ -31,6 +31,8 @@ public final class EventDrivenOrchestrator: Orchestrator {
     public var bus: EventBus { core.bus }
     public var metrics: PipelineMetrics { core.metrics }
 
+    public func continueNumbering(after number: Int) { core.continueNumbering(after: number) }
+
     private func subscribeStages() {
         let core = self.core
         func on(

@@ -37,6 +37,10 @@ public protocol Orchestrator: Sendable {
     /// Runs one iteration to its end, or throws when no symbol had data or the deadline passed.
     func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult
 
+    /// Numbers the next iteration above `number` (recovery: iteration numbers continue
+    /// across restarts). Never lowers the counter.
+    func continueNumbering(after number: Int)
+
     /// Publishes a client's pipeline event: the event is recorded (its seq assigned) before
     /// this returns. A `data_ready`, `signals_ready` or `validated_ready` starts a new
     /// iteration, and awaiting ``ClientEventPublication/reaction()`` runs the stages after it

@@ -35,6 +35,10 @@ final class PipelineCore: Sendable {
 
     var metrics: PipelineMetrics { stages.metrics }
 
+    func continueNumbering(after number: Int) {
+        counter.withLock { $0 = max($0, number) }
+    }
+
     func makeContext(_ request: IterationRequest) -> IterationContext {
         let number = counter.withLock { n in
             n += 1
@@ -53,11 +57,15 @@ final class PipelineCore: Sendable {
         return context
     }
 
-    /// `metadata` with the iteration's `iteration` and `iteration_id` set (PROTOCOL §8).
+    /// `metadata` with the iteration's `iteration` and `iteration_id` set (PROTOCOL §8), plus
+    /// `dry_run: true` for a dry run and `loop: true` for a loop iteration (only when true),
+    /// which the journal's fold needs: a dry run's events change no state on recovery.
     private static func stamped(_ metadata: JSONObject, _ context: IterationContext) -> JSONObject {
         var stamped = metadata
         stamped["iteration"] = JSONValue(context.number)
         stamped["iteration_id"] = JSONValue(context.id)
+        if context.request.dryRun { stamped["dry_run"] = true }
+        if context.request.fromLoop { stamped["loop"] = true }
         return stamped
     }
 

@@ -212,20 +212,23 @@ struct PipelineStages: Sendable {
         await timed(.audit, context) {
             let progress = context.progress.withLock { $0 }
             let duration = context.elapsedSeconds
+            // One instant for the summary, the report and the result, so that recovery (which
+            // reads the report's timestamp) rebuilds the same `finished_at`.
+            let now = clock()
             let summary = IterationSummary(
-                iterationNumber: context.number, timestamp: clock(),
+                iterationNumber: context.number, timestamp: now,
                 symbolsProcessed: progress.marketData.keys.sorted(),
                 signalsGenerated: progress.signals.count, signalsValidated: progress.validated.count,
                 signalsApproved: progress.approved.count, signalsExecuted: executions.filter(\.executed).count,
                 executionResults: executions, errors: progress.errors.map(\.message), durationSeconds: duration)
-            let report = agents.audit.audit(summary, record: !context.request.dryRun, now: clock())
+            let report = agents.audit.audit(summary, record: !context.request.dryRun, now: now)
             return IterationResult(
                 iteration: context.number, iterationID: context.id, symbols: progress.symbols,
                 durationSeconds: duration,
                 marketData: progress.marketData, signals: progress.signals, validatedSignals: progress.validated,
                 approvedSignals: progress.approved, rejectedSignals: progress.rejected, executionResults: executions,
                 auditReport: report, errors: progress.errors, handlers: progress.handlers,
-                dryRun: context.request.dryRun, finishedAt: clock())
+                dryRun: context.request.dryRun, finishedAt: now)
         }
     }
 }

@@ -25,6 +25,8 @@ public final class SequentialOrchestrator: Orchestrator {
     public var bus: EventBus { core.bus }
     public var metrics: PipelineMetrics { core.metrics }
 
+    public func continueNumbering(after number: Int) { core.continueNumbering(after: number) }
+
     public func run(_ request: IterationRequest) async throws(PipelineError) -> IterationResult {
         let context = core.makeContext(request)
         let core = self.core

@@ -252,7 +252,7 @@ enum DaemonMethods {
             "total_event_types": JSONValue(stats.totalEventTypes),
             "total_subscribers": JSONValue(stats.totalSubscribers),
             "event_types": counts(stats.clientSubscriptionsByPattern),
-            "total_events_published": JSONValue(stats.eventsPublished),
+            "total_events_published": JSONValue(stats.lastSeq),  // seqs ever assigned: carried over a restart (§14)
             "events_published": JSONValue(stats.eventsPublished),
             "events_delivered": JSONValue(stats.eventsDelivered),
             "events_dropped": JSONValue(daemon.connections.eventsDropped),
@@ -353,9 +353,9 @@ enum DaemonMethods {
     // MARK: loop and status
 
     static func startLoop(_ params: StartLoopParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
-        let loop = context.daemon.pipeline.loop
+        let pipeline = context.daemon.pipeline
         return .deferred {
-            let status = await loop.start(intervalSeconds: params.intervalSeconds, symbols: params.symbols)
+            let status = await pipeline.startLoop(intervalSeconds: params.intervalSeconds, symbols: params.symbols)
             let result: JSONValue = [
                 "running": JSONValue(status.running), "interval_seconds": JSONValue(status.intervalSeconds),
             ]
@@ -364,9 +364,9 @@ enum DaemonMethods {
     }
 
     static func stopLoop(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
-        let loop = context.daemon.pipeline.loop
+        let pipeline = context.daemon.pipeline
         return .deferred {
-            let status = await loop.stop()
+            let status = await pipeline.stopLoop()
             let result: JSONValue = ["running": JSONValue(status.running), "iterations": JSONValue(status.iterations)]
             return .success(JSONWriter.encode(result))
         }

@@ -28,6 +28,9 @@ enum StageMethods {
             stage: params.stage, name: params.name, mode: params.mode, timeoutMilliseconds: params.timeoutMilliseconds,
             onFailure: params.onFailure, durable: params.durable, concurrency: params.concurrency,
             connection: context.connection)
+        if registration.options.durable && registration.members == 1 {
+            context.daemon.pipeline.saveStageGroups(context.daemon.stages)
+        }
         return .result(registration)
     }
 
@@ -40,6 +43,7 @@ enum StageMethods {
             case .registration(let id): stages.unregister(registration: id, connectionID: context.connection.id)
             case .group(let stage, let name): stages.unregister(stage: stage, name: name)
             }
+        if case .group = params.target, removed > 0 { context.daemon.pipeline.saveStageGroups(stages) }
         return .result(["removed": JSONValue(removed)] as JSONValue)
     }
 }

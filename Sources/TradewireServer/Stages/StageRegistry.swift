@@ -167,6 +167,56 @@ public final class StageRegistry: StageHandlerSource, Sendable {
         return registration
     }
 
+    /// The durable groups, in creation order, as a state document: `[{"stage", "name", "mode",
+    /// "timeout_ms", "on_failure"}]` (PROTOCOL §14: they survive a restart, without members).
+    public func durableGroupsJSON() -> JSONValue {
+        state.withLock { state in
+            .array(
+                state.order.compactMap { key -> JSONValue? in
+                    guard let group = state.groups[key], group.options.durable else { return nil }
+                    return [
+                        "stage": JSONValue(key.stage.rawValue), "name": JSONValue(key.name),
+                        "mode": JSONValue(group.options.mode.rawValue),
+                        "timeout_ms": JSONValue(group.options.timeoutMilliseconds),
+                        "on_failure": JSONValue(group.options.onFailure.rawValue),
+                    ]
+                })
+        }
+    }
+
+    /// Recreates the durable groups of ``durableGroupsJSON()`` without members (at start);
+    /// entries that do not read back are skipped and logged. Returns how many were restored.
+    @discardableResult
+    public func restoreDurableGroups(_ json: JSONValue) -> Int {
+        var restored = 0
+        for (index, item) in (json.arrayValue ?? []).enumerated() {
+            guard let stage = item["stage"]?.stringValue.flatMap(PipelineStage.init(rawValue:)),
+                Self.servable.contains(stage), let name = item["name"]?.stringValue,
+                let mode = item["mode"]?.stringValue.flatMap(StageMode.init(rawValue:)),
+                let timeout = item["timeout_ms"]?.intValue, timeout > 0,
+                let onFailure = item["on_failure"]?.stringValue.flatMap(StageFailurePolicy.init(rawValue:))
+            else {
+                logger.warning("stage.durable.unreadable", metadata: ["index": "\(index)"])
+                continue
+            }
+            let key = StageGroupKey(stage: stage, name: name)
+            let options = StageGroupOptions(
+                mode: mode, timeoutMilliseconds: timeout, onFailure: onFailure, durable: true)
+            let added = state.withLock { state -> Bool in
+                guard state.groups[key] == nil else { return false }
+                state.groups[key] = Group(key: key, options: options)
+                state.order.append(key)
+                return true
+            }
+            if added {
+                restored += 1
+                logger.info(
+                    "stage.durable.restored", metadata: ["stage": "\(stage.rawValue)", "handler.name": "\(name)"])
+            }
+        }
+        return restored
+    }
+
     /// Removes one membership of `connectionID`'s; 0 when it names none of its own.
     func unregister(registration: String, connectionID: Int) -> Int {
         state.withLock { state in

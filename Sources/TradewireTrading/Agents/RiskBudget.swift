@@ -14,7 +14,7 @@ public final class RiskBudget: Sendable {
     public init() {}
 
     /// The UTC day number of a date (days since 1970-01-01).
-    static func utcDay(_ date: Date) -> Int64 {
+    public static func utcDay(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))
     }
 
@@ -63,6 +63,16 @@ public final class RiskBudget: Sendable {
             guard s.day == day else { return }
             s.committed = max(0, s.committed - amount)
         }
+    }
+
+    /// The day number and total held now (for tests and checkpoints).
+    public var current: (day: Int64?, committed: Double) {
+        state.withLock { ($0.day == .min ? nil : $0.day, $0.committed) }
+    }
+
+    /// Replaces the total with a recovered one (at start, before any approval).
+    public func restore(day: Int64?, committed: Double) {
+        state.withLock { $0 = State(day: day ?? .min, committed: committed.isFinite ? max(0, committed) : 0) }
     }
 
     /// Forgets everything committed (the original's `reset_daily_loss`).

@@ -11,21 +11,17 @@ public actor PaperBroker {
     /// The slippage and commission applied to every order.
     public nonisolated let pricing: OrderPricing
     private let allowShorting: Bool
-    private var cash: Money
-    private var positions: [String: Int] = [:]
-    private var marks: [String: Money] = [:]
-    private var commissionPaid = Money.zero
-    private var orderCount = 0
+    private var ledger: Ledger
     private let orderIDPrefix: String
 
-    /// - Parameter orderIDPrefix: the start of every order id (`paper` by default; the daemon
-    ///   adds its start token).
+    /// - Parameter orderIDPrefix: the start of every order id (`paper` by default; an
+    ///   ephemeral daemon adds its start token, a journaled one continues the recovered count).
     public init(
         startingCash: Double, slippageBps: Double, commissionPerShare: Double, allowShorting: Bool,
         orderIDPrefix: String = "paper"
     ) {
         self.orderIDPrefix = orderIDPrefix
-        self.cash = Money(dollars: startingCash)
+        self.ledger = Ledger(cash: Money(dollars: startingCash))
         self.pricing = OrderPricing(slippageBps: slippageBps, commissionPerShare: commissionPerShare)
         self.allowShorting = allowShorting
     }
@@ -38,35 +34,32 @@ public actor PaperBroker {
     }
 
     /// `cash + Σ position × last mark`, in dollars.
-    public var equity: Double { equityMoney.dollars }
-
-    /// Saturates at the ledger's range rather than trapping (a display total, never booked).
-    private var equityMoney: Money {
-        var total = cash
-        for (symbol, qty) in positions {
-            total = total.saturatingAdding((marks[symbol] ?? .zero).saturatingMultiplied(by: qty))
-        }
-        return total
-    }
+    public var equity: Double { ledger.equity.dollars }
 
     /// The ledger now.
     public func account() -> AccountSnapshot {
         AccountSnapshot(
-            cash: cash, equity: equityMoney, positions: positions, marks: marks, commissionPaid: commissionPaid,
-            orders: orderCount)
+            cash: ledger.cash, equity: ledger.equity, positions: ledger.positions.mapValues(\.quantity),
+            marks: ledger.marks, commissionPaid: ledger.commissionPaid, orders: ledger.orders)
     }
+
+    /// The books now: positions with their cost basis, realised P&L and the order count.
+    public func books() -> Ledger { ledger }
+
+    /// Replaces the books with recovered ones (at start, before any order).
+    public func restore(_ books: Ledger) { ledger = books }
 
     /// Updates the last prices used for equity (prices that are not positive finite numbers,
     /// or that do not fit the ledger, are ignored).
     public func mark(_ prices: [String: Double]) {
         for (symbol, price) in prices where price.isFinite && price > 0 {
             guard let money = try? Money(validatingDollars: price), money > .zero else { continue }
-            marks[symbol] = money
+            ledger.marks[symbol] = money
         }
     }
 
     /// The last mark for a symbol, in dollars.
-    public func lastPrice(of symbol: String) -> Double? { marks[symbol]?.dollars }
+    public func lastPrice(of symbol: String) -> Double? { ledger.marks[symbol]?.dollars }
 
     /// Fills a market order (see the type's documentation) and marks the symbol at
     /// `referencePrice`. A refused order changes nothing.
@@ -79,43 +72,27 @@ public actor PaperBroker {
         -> Fill
     {
         let order = try price(symbol: symbol, side: side, quantity: quantity, referencePrice: referencePrice)
-        let overflow = BrokerError.overflow(symbol: symbol, quantity: quantity, referencePrice: referencePrice)
-        let held = positions[symbol] ?? 0
-        let newCash: Money
-        let newPosition: Int
+        let held = ledger.positions[symbol]?.quantity ?? 0
         switch side {
         case .buy:
-            guard order.cashRequired <= cash else {
-                throw .insufficientCash(required: order.cashRequired, available: cash)
+            guard order.cashRequired <= ledger.cash else {
+                throw .insufficientCash(required: order.cashRequired, available: ledger.cash)
             }
-            newCash = cash - order.cashRequired  // 0 ≤ required ≤ cash: cannot overflow
-            let (position, positionOverflow) = held.addingReportingOverflow(quantity)
-            guard !positionOverflow else { throw overflow }
-            newPosition = position
         case .sell:
             guard allowShorting || held >= quantity else {
                 throw .noPosition(symbol: symbol, held: held, requested: quantity)
             }
-            do throws(MoneyOverflow) {
-                newCash = try cash.adding(order.notional).subtracting(order.commission)
-            } catch {
-                throw overflow
-            }
-            let (position, positionOverflow) = held.subtractingReportingOverflow(quantity)
-            guard !positionOverflow else { throw overflow }
-            newPosition = position
         }
-        guard let mark = try? Money(validatingDollars: referencePrice),
-            let paid = try? commissionPaid.adding(order.commission)
-        else { throw overflow }
-        cash = newCash
-        setPosition(symbol, newPosition)
-        commissionPaid = paid
-        marks[symbol] = mark
-        orderCount += 1
+        do throws(MoneyOverflow) {
+            try ledger.book(
+                symbol: symbol, side: side, quantity: quantity, fillPrice: order.fillPrice,
+                commission: order.commission, mark: try Money(validatingDollars: referencePrice))
+        } catch {
+            throw .overflow(symbol: symbol, quantity: quantity, referencePrice: referencePrice)
+        }
         return Fill(
-            orderID: orderIDPrefix + "-" + Format.zeroPadded(orderCount, width: 6), fillPrice: order.fillPrice.dollars,
-            quantity: quantity, side: side, commission: order.commission.dollars)
+            orderID: orderIDPrefix + "-" + Format.zeroPadded(ledger.orders, width: 6),
+            fillPrice: order.fillPrice.dollars, quantity: quantity, side: side, commission: order.commission.dollars)
     }
 
     /// The fill price and commission an order would get now, without changing anything
@@ -144,9 +121,5 @@ public actor PaperBroker {
         }
         guard order.fillPrice > .zero else { throw .invalidPrice(symbol: symbol) }
         return order
-    }
-
-    private func setPosition(_ symbol: String, _ qty: Int) {
-        positions[symbol] = qty == 0 ? nil : qty
     }
 }
