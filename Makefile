@@ -47,14 +47,17 @@ test: deps build
 
 ## The load tests for many rounds (SIGTERM/SIGINT under 10 publishers and 6 readers at
 ## varying moments; `make test` runs one round, SOAK_ROUNDS=25 here), then the remote-stage
-## chaos run for CHAOS_ITERATIONS iterations (100 in `make test`, 1000 here) with a new seed.
+## chaos run for CHAOS_ITERATIONS iterations (100 in `make test`, 1000 here) with a new seed,
+## then the journal's kill -9 torture test for TORTURE_KILLS kills (30 in `make test`).
 SOAK_ROUNDS ?= 25
 CHAOS_ITERATIONS ?= 1000
+TORTURE_KILLS ?= 300
 soak: build
 	$(SWIFT) build --build-tests
 	TW_SOAK_ROUNDS=$(SOAK_ROUNDS) $(SWIFT) test --skip-build --no-parallel --filter sigtermLosesNoAcknowledgedEvent
 	TW_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) TW_CHAOS_SEED=$$(date +%s) $(SWIFT) test --skip-build --no-parallel \
 		--filter StageChaosTests
+	TW_TORTURE_KILLS=$(TORTURE_KILLS) $(SWIFT) test --skip-build --no-parallel --filter JournalTortureTests
 
 test-swift: build
 	$(SWIFT) test --no-parallel
@@ -78,6 +81,7 @@ bench: bench-deps
 	$(RELEASE_DIR)/TradewireBenchmarks in-process
 	bash scripts/bench-socket.sh $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-stages.py $(CURDIR)/$(RELEASE_DIR)
+	python3 scripts/bench-journal.py $(CURDIR)/$(RELEASE_DIR)
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.
 run:

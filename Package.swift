@@ -103,8 +103,9 @@ let package = Package(
         .executableTarget(
             name: "tradewire",
             dependencies: [
-                "TradewireClient", "TradewireJSON", "TradewireRPC",
+                "TradewireClient", "TradewireJSON", "TradewireRPC", "TradewireJournal", "TradewireBus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -128,12 +129,18 @@ let package = Package(
                 "TradewireJournal", "TradewireBus", "TradewireJSON", .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "TradewireCLITests", dependencies: ["TradewireJSON"]),
+        .testTarget(
+            name: "TradewireCLITests",
+            dependencies: [
+                "TradewireJSON", "TradewireJournal", "TradewireBus", "TradewireTesting",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "TradewireServerTests",
             dependencies: [
                 "TradewireServer", "TradewireClient", "TradewireRPC", "TradewirePipeline", "TradewireBus",
-                "TradewireTrading", "TradewireJSON", "TradewireTesting",
+                "TradewireTrading", "TradewireJSON", "TradewireTesting", "TradewireJournal",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -15,7 +15,9 @@ cleanup() {
 trap cleanup EXIT
 
 sock="$work/tw.sock"
-"$release/tradewired" --socket "$sock" --log-level error --history-capacity 1000 2>"$work/daemon.log" &
+# --ephemeral: these rows compare the bus with Redis; scripts/bench-journal.py sets the
+# journal beside it.
+"$release/tradewired" --socket "$sock" --log-level error --history-capacity 1000 --ephemeral 2>"$work/daemon.log" &
 daemon_pid=$!
 for _ in $(seq 1 300); do grep -q "listening on" "$work/daemon.log" 2>/dev/null && break; sleep 0.1; done
 

@@ -126,7 +126,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="twstage.")
     path = os.path.join(work, "tw.sock")
     daemon = subprocess.Popen([os.path.join(args.release, "tradewired"), "--socket", path, "--log-level", "error",
-                               "--seed", "42"], stderr=subprocess.PIPE, text=True)
+                               "--seed", "42", "--ephemeral"], stderr=subprocess.PIPE, text=True)
     procs: list[subprocess.Popen] = []
     workers: list[tradewire.StageWorker] = []
     try:

@@ -36,7 +36,7 @@ run() {
 count() {
     local log=$2
     case $1 in
-    swift)
+    swift*)
         # Swift Testing: "Test run with N tests in M suites passed|failed"; failed tests are
         # the "✘ Test NAME … failed after" lines.
         local total failed
@@ -44,7 +44,7 @@ count() {
         failed=$(grep -E '✘ Test .* failed after' "$log" | grep -vc '✘ Test run with' || true)
         echo "$(( ${total:-0} - failed )) $failed"
         ;;
-    python)
+    python*)
         local line
         line=$(grep -E '^(=+ )?[0-9]+ (passed|failed)' "$log" | tail -n 1)
         echo "$(grep -Eo '[0-9]+ passed' <<<"$line" | grep -Eo '[0-9]+' || echo 0) \
@@ -58,10 +58,19 @@ $(( $(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0) + $(gre
 }
 
 # Swift Testing runs serially: live daemons, process tests and load tests share two cores.
-run swift "$swift_bin" test --skip-build --no-parallel
-run python env TRADEWIRED="$daemon" clients/python/run-tests.sh
-run c env TRADEWIRED="$daemon" make -s -C clients/c test valgrind
-run shell env TRADEWIRED="$daemon" bash clients/shell/test.sh
+# Every daemon a test starts gets its own journal (TW_TEST_STORAGE=journal, the default);
+# then the level-1 suites run again with --ephemeral daemons (the journal's own suites and
+# the chaos run are left out of that second pass: they choose their storage themselves).
+journal_only='JournalCLITests|JournalReadingTests|SQLiteJournalTests|JournalRecoveryTests|JournalProcessTests'
+journal_only+='|RecoveryProcessTests|JournaledBusTests|JournalFoldTests|LedgerTests|DataDirectoryTests|StageChaosTests'
+run swift env TW_TEST_STORAGE=journal "$swift_bin" test --skip-build --no-parallel
+run python env TW_TEST_STORAGE=journal TRADEWIRED="$daemon" clients/python/run-tests.sh
+run c env TW_TEST_STORAGE=journal TRADEWIRED="$daemon" make -s -C clients/c test valgrind
+run shell env TW_TEST_STORAGE=journal TRADEWIRED="$daemon" bash clients/shell/test.sh
+run swift-ephemeral env TW_TEST_STORAGE=ephemeral "$swift_bin" test --skip-build --no-parallel --skip "$journal_only"
+run python-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" clients/python/run-tests.sh
+run c-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" make -s -C clients/c test
+run shell-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" bash clients/shell/test.sh
 
 echo
 if ((${#broken[@]})); then echo "failing suites: ${broken[*]} (logs in $logs)"; fi

@@ -92,11 +92,7 @@ public final class SQLiteJournal: EventJournal {
             let (journalID, newestSeq) = try database(databasePath) { () throws -> (String?, Int) in
                 try opened.read { db in try JournalSchema.checkCompatible(db, path: databasePath) }
                 try JournalSchema.migrator.migrate(opened)
-                return try opened.read { db in
-                    let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'journal_id'")
-                    let newest = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
-                    return (id, newest)
-                }
+                return try opened.read { db in try identity(db) }
             }
             guard let journalID, !journalID.isEmpty else {
                 throw JournalError(.incompatible, "journal \(databasePath) has no journal_id")
@@ -286,6 +282,28 @@ public final class SQLiteJournal: EventJournal {
         }
     }
 
+    /// Walks the `(type, seq)` index for each type, so the cost is the number of records of
+    /// those types, not of the whole journal.
+    public func records(ofIteration iterationID: String, types: [String]) throws(JournalError) -> [JournalRecord] {
+        guard !types.isEmpty else { return [] }
+        let pool = try pool()
+        let placeholders = Array(repeating: "?", count: types.count).joined(separator: ", ")
+        let sql =
+            Self.selectSQL
+            + " WHERE type IN (\(placeholders)) AND json_extract(CAST(metadata AS TEXT), '$.iteration_id') = ?"
+            + " ORDER BY seq"
+        var arguments = StatementArguments(types)
+        arguments += [iterationID]
+        return try Self.database(databasePath) {
+            try pool.read { db in
+                var records: [JournalRecord] = []
+                let rows = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+                while let row = try rows.next() { records.append(try Self.record(row)) }
+                return records
+            }
+        }
+    }
+
     public func loadState(_ key: String) throws(JournalError) -> [UInt8]? {
         let pool = try pool()
         return try Self.database(databasePath) {
@@ -366,6 +384,13 @@ public final class SQLiteJournal: EventJournal {
     }
 
     // MARK: - Helpers
+
+    /// The stored `journal_id` and the newest seq (0 when empty).
+    static func identity(_ db: Database) throws -> (journalID: String?, newestSeq: Int) {
+        let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'journal_id'")
+        let newest = try Int.fetchOne(db, sql: "SELECT MAX(seq) FROM events") ?? 0
+        return (id, newest)
+    }
 
     func pool() throws(JournalError) -> DatabasePool {
         guard let pool = state.withLock({ $0.pool }) else {

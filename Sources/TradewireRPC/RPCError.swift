@@ -94,6 +94,13 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
                 "Stage \(stage) already has a replace group (\(existing)); unregister it first or register with mode after",
             type: "stage_conflict", details: ["stage": JSONValue(stage), "existing": JSONValue(existing)])
     }
+    /// `run_pipeline {replay}` of an iteration the journal does not hold (PROTOCOL §10).
+    public static func unknownIteration(_ iterationID: String, _ detail: String) -> RPCError {
+        RPCError(
+            code: -32012, message: detail, type: "unknown_iteration",
+            details: ["iteration_id": JSONValue(iterationID)])
+    }
+
     public static func forbidden(uid: UInt32) -> RPCError {
         RPCError(
             code: -32020, message: "Forbidden: uid \(uid) may not use this daemon", type: "forbidden",

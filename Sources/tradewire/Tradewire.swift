@@ -31,7 +31,8 @@ struct Tradewire: AsyncParsableCommand {
         version: version,
         subcommands: [
             Ping.self, Status.self, Stats.self, History.self, Publish.self, Subscribe.self,
-            Run.self, Loop.self, ServeStage.self, Stages.self, Call.self, Discover.self, Shutdown.self,
+            Run.self, Loop.self, ServeStage.self, Stages.self, Call.self, Discover.self, Shutdown.self, Journal.self,
+            Portfolio.self, Replay.self,
         ])
 
     /// Parses by hand so that usage errors exit 2 (ArgumentParser's default is 64) and

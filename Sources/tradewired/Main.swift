@@ -66,11 +66,14 @@ struct Tradewired: AsyncParsableCommand {
     @Option(
         name: .customLong("data-dir"),
         help:
-            "Keep every event in a journal in this directory (SQLite, WAL; created 0700; env TRADEWIRE_DATA_DIR). Without it the daemon is ephemeral for now: the journal becomes the default once recovery lands."
+            "The journal's directory (SQLite, WAL; created 0700). Default: TRADEWIRE_DATA_DIR, else $XDG_STATE_HOME/tradewire, else $HOME/.local/state/tradewire."
     )
     var dataDir: String?
 
-    @Flag(help: "Keep everything in memory, even when TRADEWIRE_DATA_DIR is set.")
+    @Flag(
+        help:
+            "Keep everything in memory (no journal: a restart starts from nothing), even when TRADEWIRE_DATA_DIR is set."
+    )
     var ephemeral = false
 
     @Option(help: "Journal durability: normal (survives a crash of the daemon) or full (also a power loss).")
@@ -232,7 +235,13 @@ struct Tradewired: AsyncParsableCommand {
 
         let busLogger = Logger(label: "tradewire.bus")
         var journal: SQLiteJournal?
-        if !ephemeral, let directory = DataDirectory.configured(explicit: dataDir, environment: environment) {
+        if !ephemeral {
+            guard let directory = DataDirectory.resolve(explicit: dataDir, environment: environment) else {
+                throw StartupError(
+                    message:
+                        "no data directory: give --data-dir DIR, set TRADEWIRE_DATA_DIR or HOME, or run --ephemeral",
+                    exitCode: 2)
+            }
             do {
                 journal = try SQLiteJournal.open(
                     directory: directory, sync: JournalSync(rawValue: fsync) ?? .normal,

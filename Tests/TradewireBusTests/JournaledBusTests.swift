@@ -79,6 +79,7 @@ final class MemoryJournal: EventJournal {
     func restore(_ records: [JournalRecord]) throws(JournalError) {
         state.withLock { $0.records.append(contentsOf: records) }
     }
+    func records(ofIteration iterationID: String, types: [String]) throws(JournalError) -> [JournalRecord] { [] }
     func loadState(_ key: String) throws(JournalError) -> [UInt8]? { state.withLock { $0.documents[key] } }
     func saveState(_ key: String, _ value: [UInt8]) throws(JournalError) {
         state.withLock { $0.documents[key] = value }

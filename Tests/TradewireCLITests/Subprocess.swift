@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TradewireTesting
 
 /// What a finished `tradewire` run printed and how it exited.
 struct ProcessResult: Sendable {
@@ -89,12 +90,16 @@ final class Subprocess: @unchecked Sendable {
 final class TestDaemon: @unchecked Sendable {
     private static let counter = Atomic<Int>(0)
     let socket: String
+    /// The data directory the storage mode gave this daemon (removed by ``stop()``).
+    let dataDirectory: String?
     private let subprocess: Subprocess
 
     init() async throws {
         let n = Self.counter.add(1, ordering: .relaxed).newValue
         socket = "/tmp/twcli-\(getpid())-\(n).sock"
-        subprocess = try Subprocess(try Binaries.url("tradewired"), ["--socket", socket, "--log-level", "warning"])
+        let storage = TestStorage.arguments(adding: ["--socket", socket, "--log-level", "warning"])
+        dataDirectory = storage.dataDirectory
+        subprocess = try Subprocess(try Binaries.url("tradewired"), storage.arguments)
         let deadline = ContinuousClock.now + .seconds(10)
         while !subprocess.stderr.contains("listening on") {
             guard subprocess.process.isRunning, ContinuousClock.now < deadline else {
@@ -109,6 +114,7 @@ final class TestDaemon: @unchecked Sendable {
     func stop() {
         if subprocess.process.isRunning { subprocess.process.terminate() }
         subprocess.process.waitUntilExit()
+        if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import TradewireJSON
+import TradewireTesting
 
 #if canImport(Glibc)
     import Glibc
@@ -13,6 +14,8 @@ final class DaemonProcess: @unchecked Sendable {
 
     let process = Process()
     let socketPath: String
+    /// The data directory the storage mode gave this daemon (removed by ``stop(timeout:)``).
+    let dataDirectory: String?
     private let errorPipe = Pipe()
     private let output = OutputBuffer()
 
@@ -25,7 +28,9 @@ final class DaemonProcess: @unchecked Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw DaemonError("\(Self.binary) is missing: run `swift build` first")
         }
-        let daemonArguments = ["--socket", socketPath, "--log-level", "warning"] + arguments
+        let storage = TestStorage.arguments(adding: arguments, environment: environment)
+        dataDirectory = storage.dataDirectory
+        let daemonArguments = ["--socket", socketPath, "--log-level", "warning"] + storage.arguments
         if let shellPrefix {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", shellPrefix + "; exec \"$0\" \"$@\"", Self.binary] + daemonArguments
@@ -45,6 +50,10 @@ final class DaemonProcess: @unchecked Sendable {
             if !data.isEmpty { output.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
         }
         try process.run()
+    }
+
+    deinit {
+        if let dataDirectory, !process.isRunning { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
 
     var stderr: String { output.text.withLock { $0 } }
@@ -72,6 +81,7 @@ final class DaemonProcess: @unchecked Sendable {
     /// SIGTERM, then the exit status (SIGKILL after the timeout: never left running).
     @discardableResult
     func stop(timeout: Duration = .seconds(20)) async -> Int32? {
+        defer { if let dataDirectory { try? FileManager.default.removeItem(atPath: dataDirectory) } }
         if process.isRunning { kill(process.processIdentifier, SIGTERM) }
         if let status = await waitForExit(timeout: timeout) { return status }
         kill(process.processIdentifier, SIGKILL)

@@ -130,7 +130,7 @@ import TradewireTesting
             os.dup2(s.fileno(), 3)
             os.set_inheritable(3, True)
             env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
-            os.execve(sys.argv[2], [sys.argv[2], "--log-level", "warning"], env)
+            os.execve(sys.argv[2], [sys.argv[2], "--log-level", "warning", "--ephemeral"], env)
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

@@ -160,20 +160,30 @@ import TradewireTesting
         }
     }
 
-    @Test func orderIDsStayUniqueAcrossRestarts() async throws {
+    /// Ephemeral restarts (a start token in the ids) and journaled ones (the count goes on).
+    @Test(arguments: ["ephemeral", "journal"]) func orderIDsStayUniqueAcrossRestarts(_ storage: String) async throws {
         let path = uniqueSocketPath("orders")
+        let directory = temporaryDataDirectory("orders")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = storage == "journal" ? ["--data-dir", directory] : ["--ephemeral"]
         var seen: [String] = []
-        for _ in 0..<2 {
-            try await withDaemonProcess(path) { _ in
+        // Other symbols at each start, so that each start trades (a journaled book already
+        // holds the first start's positions).
+        for symbols in [["AAPL", "MSFT", "GOOGL"], ["SPY", "QQQ", "NVDA"]] {
+            try await withDaemonProcess(path, arguments: arguments) { _ in
                 let client = try await TradewireClient.connect(socketPath: path)
-                let run = try await client.call("run_pipeline", timeout: .seconds(60))
+                let run = try await client.call(
+                    "run_pipeline", ["symbols": .array(symbols.map { JSONValue($0) })], timeout: .seconds(60))
                 let ids = (run["execution_results"]?.arrayValue ?? []).compactMap { $0["order_id"]?.stringValue }
-                #expect(!ids.isEmpty, "the first default iteration trades")
+                #expect(!ids.isEmpty, "each start's first iteration trades")
                 seen += ids
                 await client.close()
             }
         }
         #expect(Set(seen).count == seen.count, "an order id was issued twice: \(seen)")
+        if storage == "journal" {
+            #expect(seen == (1...seen.count).map { String(format: "paper-%06d", $0) }, "the count goes on")
+        }
     }
 
     // MARK: clients never trust the wrong socket, and never hang

@@ -5,6 +5,7 @@ import Synchronization
 import TradewireBus
 import TradewireClient
 import TradewireJSON
+import TradewireJournal
 import TradewirePipeline
 import TradewireServer
 import TradewireTesting
@@ -41,7 +42,7 @@ func withDaemon(
     mode: OrchestratorMode = .async, provider: (any MarketDataProvider)? = nil, historyCapacity: Int = 1000,
     outboxBudget: Int = 8 << 20, maxInFlight: Int = 1024, maxMessageBytes: Int = 1 << 20,
     shutdownGrace: Duration = .seconds(10), maxConnections: Int = 4096, maxResponseBytes: Int = 64 << 20,
-    _ body: (String, Daemon) async throws -> Void
+    storage: TestStorage? = nil, _ body: (String, Daemon) async throws -> Void
 ) async throws {
     let path = uniqueSocketPath(mode.rawValue)
     var configuration = ServerConfiguration(socketPath: path)
@@ -52,7 +53,19 @@ func withDaemon(
     configuration.maxConnections = maxConnections
     configuration.maxResponseBytes = maxResponseBytes
     let logger = Logger(label: "tradewire.server.tests", factory: { _ in SwiftLogNoOpLogHandler() })
-    let bus = EventBus(historyCapacity: historyCapacity, logger: logger)
+    // TW_TEST_STORAGE: journal (the default) or ephemeral, like the daemon's processes.
+    let storage = storage ?? TestStorage.current
+    let dataDirectory = "/tmp/tw-live-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let journal: SQLiteJournal? =
+        storage == .journal ? try SQLiteJournal.open(directory: dataDirectory, sync: .normal, logger: logger) : nil
+    defer {
+        journal?.close()
+        if journal != nil { try? FileManager.default.removeItem(atPath: dataDirectory) }
+    }
+    let bus =
+        try journal.map { try EventBus.journaled($0, historyCapacity: historyCapacity, logger: logger) }
+        ?? EventBus(historyCapacity: historyCapacity, logger: logger)
+    defer { bus.close() }
     let agents = TradingAgents(
         config: TradingConfig(), provider: provider ?? SimulatedMarketDataProvider(seed: 42), logger: logger)
     let stages = StageRegistry(logger: logger)
@@ -66,7 +79,8 @@ func withDaemon(
             iterationIDPrefix: "t", logger: logger)
     let loop = PipelineLoop(orchestrator: orchestrator, intervalSeconds: 60, logger: logger)
     let daemon = Daemon(
-        pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: loop, agents: agents), stages: stages,
+        pipeline: PipelineHost(bus: bus, orchestrator: orchestrator, loop: loop, agents: agents, journal: journal),
+        stages: stages,
         configuration: configuration, logger: logger)
     let server = TradewireServer(daemon: daemon)
     try await server.bind()

@@ -53,7 +53,9 @@ import TradewireTesting
             #expect(history["events"]?.arrayValue?.count == 1)
             #expect(history["events"]?.arrayValue?.first?["data"] == nil)
             #expect(history["events"]?.arrayValue?.first?["subscriber_count"] == 1)
-            #expect(history["oldest_seq"] == 1 && history["capacity"] == 1000)
+            // Capacity: the ring's, or with a journal its retention (PROTOCOL §10).
+            let capacity: JSONValue = TestStorage.current == .journal ? 10_000_000 : 1000
+            #expect(history["oldest_seq"] == 1 && history["capacity"] == capacity)
 
             let started = try await client.call("start_loop", ["interval_seconds": 0.2])
             #expect(started == ["running": true, "interval_seconds": 0.2])

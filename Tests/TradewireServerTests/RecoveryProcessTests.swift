@@ -129,4 +129,94 @@ import TradewireTesting
             }
         }
     }
+
+    @Test func aReplayRerunsARecordedIterationAsADryRunAndListsWhatChanged() async throws {
+        let directory = temporaryDataDirectory("replay")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = uniqueSocketPath("rp")
+        let arguments = ["--data-dir", directory] + Self.arguments
+        let cli = repositoryRoot.appendingPathComponent(".build/debug/tradewire").path
+        var ids: [String] = []
+        var before: JSONValue?
+        try await withDaemonProcess(path, arguments: arguments) { _ in
+            let c = try client(path)
+            for _ in 0..<3 {
+                let run = await c.request("run_pipeline")?["result"]
+                ids.append(run?["iteration_id"]?.stringValue ?? "")
+            }
+            before = await book(c)
+            #expect((before?["orders"]?.intValue ?? 0) > 0, "the run traded (else this test proves little)")
+            for id in ids {
+                let replay = await c.request("run_pipeline", ["replay": JSONValue(id)])?["result"]
+                #expect(replay?["replay"]?["of"] == JSONValue(id))
+                #expect(replay?["replay"]?["differences"] == [], "today's agents decide as then: \(id)")
+                #expect(replay?["dry_run"] == true && replay?["iteration_id"] != JSONValue(id))
+                #expect(replay?["execution_results"]?.arrayValue?.allSatisfy { $0["executed"] == false } == true)
+            }
+            #expect(await book(c) == before, "a replay changes nothing")
+            let events = await c.request("get_event_history", ["event_type": "audit_ready"])?["result"]
+            let replayed = (events?["events"]?.arrayValue ?? []).filter { $0["metadata"]?["replay_of"] != nil }
+            #expect(replayed.count == 3 && replayed.allSatisfy { $0["metadata"]?["dry_run"] == true })
+            let unknown = await c.request("run_pipeline", ["replay": "no-such-iteration"])
+            #expect(unknown?["error"]?["code"] == -32012 && unknown?["error"]?["data"]?["type"] == "unknown_iteration")
+            let mixed = await c.request("run_pipeline", ["replay": JSONValue(ids[0]), "symbols": ["AAPL"]])
+            #expect(mixed?["error"]?["code"] == -32602)
+            let (status, output) = try runCommand(cli, ["replay", ids[0], "--socket", path])
+            #expect(status == 0 && output.contains("no differences"), "\(output)")
+            let (_, table) = try runCommand(cli, ["portfolio", "--socket", path])
+            #expect(table.contains("SYMBOL") && table.contains("UNREALIZED P&L") && table.contains("risk budget"))
+        }
+        // Today's risk rule is stricter: the replay shows the sizes that changed, and the
+        // replays before left nothing in the book.
+        try await withDaemonProcess(path, arguments: arguments, environment: ["RISK_MAX_PER_TRADE": "0.001"]) { _ in
+            let c = try client(path)
+            #expect(await book(c) == before, "replayed (dry-run) events are not folded into the book")
+            let replay = await c.request("run_pipeline", ["replay": JSONValue(ids[0])])?["result"]
+            let differences = replay?["replay"]?["differences"]?.arrayValue ?? []
+            #expect(differences.contains { $0["stage"] == "risk" || $0["stage"] == "execution" }, "\(differences)")
+            #expect(differences.allSatisfy { $0["recorded"] != $0["now"] && $0["symbol"]?.stringValue != nil })
+            let (status, output) = try runCommand(cli, ["replay", ids[0], "--socket", path])
+            #expect(status == 1 && output.contains("RECORDED"), "a difference exits 1: \(output)")
+        }
+        try await withDaemonProcess(path, arguments: ["--ephemeral"]) { _ in
+            let c = try client(path)
+            let answer = await c.request("run_pipeline", ["replay": JSONValue(ids[0])])
+            #expect(answer?["error"]?["code"] == -32012, "nothing to replay without a journal")
+        }
+    }
+
+    @Test func anExportImportRoundTripReproducesThePortfolio() async throws {
+        let source = temporaryDataDirectory("export")
+        let target = temporaryDataDirectory("import")
+        let file = "/tmp/tw-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        defer {
+            for path in [source, target, file] { try? FileManager.default.removeItem(atPath: path) }
+        }
+        let cli = repositoryRoot.appendingPathComponent(".build/debug/tradewire").path
+        let path = uniqueSocketPath("rx")
+        var before: JSONValue?
+        var status: JSONValue?
+        try await withDaemonProcess(path, arguments: ["--data-dir", source] + Self.arguments) { _ in
+            let c = try client(path)
+            for _ in 0..<4 { _ = await c.request("run_pipeline") }
+            before = await book(c)
+            status = await c.request("get_status")?["result"]
+            // Exported while the daemon runs: the journal is read without its lock.
+            let (code, output) = try runCommand(
+                cli, ["journal", "export", "--data-dir", source, "--output", file, "--no-progress"])
+            #expect(code == 0, "\(output)")
+        }
+        #expect((before?["orders"]?.intValue ?? 0) > 0, "the run traded (else this test proves little)")
+        let (code, output) = try runCommand(cli, ["journal", "import", file, "--data-dir", target, "--no-progress"])
+        #expect(code == 0 && output.contains("imported"), "\(output)")
+        try await withDaemonProcess(path, arguments: ["--data-dir", target] + Self.arguments) { _ in
+            let c = try client(path)
+            #expect(await book(c) == before, "the imported journal rebuilds the same book")
+            let now = await c.request("get_status")?["result"]
+            #expect(now?["journal"]?["newest_seq"] == status?["journal"]?["newest_seq"])
+            #expect(now?["journal"]?["journal_id"] != status?["journal"]?["journal_id"], "a new journal")
+            let next = await c.request("run_pipeline")?["result"]
+            #expect(next?["iteration"] == 5, "iteration numbers continue after the 4 imported")
+        }
+    }
 }

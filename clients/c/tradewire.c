@@ -1165,6 +1165,57 @@ int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err)
     return unsubscribe_by(c, "event_type", pattern, err);
 }
 
+/* Copies id into out (n bytes incl. NUL) when out is not NULL. 0, or -1 (err
+ * filled, out holds it truncated) when it does not fit. */
+static int copy_id(const char *what, const char *id, char *out, size_t n, tw_error *err)
+{
+    if (!out)
+        return 0;
+    size_t len = strlen(id);
+    if (n == 0 || len >= n) {
+        if (n > 0)
+            snprintf(out, n, "%s", id);
+        LERR(err, TW_ERR_INVALID_ARG, "%s '%s' does not fit in %zu bytes", what, id, n);
+        return -1;
+    }
+    memcpy(out, id, len + 1);
+    return 0;
+}
+
+int tw_get_identity(tw_client *c, char *journal_id_out, size_t jn,
+                    char *instance_id_out, size_t in, tw_error *err)
+{
+    if (!c) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_get_identity: client is required");
+        return -1;
+    }
+    if (journal_id_out && jn > 0)
+        journal_id_out[0] = '\0';
+    if (instance_id_out && in > 0)
+        instance_id_out[0] = '\0';
+    json_t *r = tw_call(c, "get_status", NULL, c->timeout_ms, err);
+    if (!r)
+        return -1;
+    const char *instance = json_string_value(json_object_get(r, "instance_id"));
+    json_t *journal = json_object_get(r, "journal");
+    const char *jid = json_string_value(json_object_get(journal, "journal_id"));
+    int rc;
+    if (!instance) {
+        LERR(err, TW_ERR_PROTOCOL, "get_status result has no string \"instance_id\"");
+        rc = -1;
+    } else if (journal && !json_is_null(journal) && (!jid || !*jid)) {
+        LERR(err, TW_ERR_PROTOCOL, "get_status \"journal\" has no non-empty string \"journal_id\"");
+        rc = -1;
+    } else if (copy_id("instance_id", instance, instance_id_out, in, err) < 0 ||
+               (jid && copy_id("journal_id", jid, journal_id_out, jn, err) < 0)) {
+        rc = -1;
+    } else {
+        rc = jid ? 1 : 0;
+    }
+    json_decref(r);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Serving a pipeline stage (api_level 2, docs/PROTOCOL.md §9)               */
 

@@ -225,6 +225,43 @@ int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err);
  * connection's subscriptions). Returns the number removed or -1. */
 int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err);
 
+/* ---- the daemon's seq space: resuming after a reconnect (§10) ---------- */
+
+/* A buffer of this size holds any journal_id or instance_id (UUIDs today). */
+#define TW_ID_SIZE 64
+
+/* get_status -> who is answering. Copies get_status "journal"."journal_id"
+ * into journal_id_out and "instance_id" into instance_id_out. Either buffer
+ * may be NULL (its size is then ignored); jn / in are their sizes in bytes
+ * incl. the NUL (TW_ID_SIZE is plenty). The buffers are the caller's; the
+ * library allocates nothing and keeps no pointer to them.
+ * Returns:
+ *    1  the daemon keeps a journal: journal_id_out holds its journal_id
+ *       (non-empty; fixed for the daemon's data dir, kept across restarts);
+ *    0  the daemon is ephemeral ("journal": null): journal_id_out is "";
+ *   -1  error, err filled: the call failed (as tw_call), TW_ERR_PROTOCOL
+ *       (no string "instance_id", or a "journal" object without a non-empty
+ *       string "journal_id"), or TW_ERR_INVALID_ARG (an id does not fit its
+ *       buffer: it holds the id truncated).
+ * instance_id is new at every daemon start, journal or not.
+ *
+ * The resume rule. Keep the journal_id you saw and the last seq you handled;
+ * after reconnecting (the connection dropped, or the daemon restarted), call
+ * this again:
+ *   - the same journal_id (non-empty both times): the same seq space, seqs
+ *     carried on across any restart: resubscribe with since_seq = the last
+ *     seq you handled (tw_subscribe); nothing is missed or repeated while the
+ *     journal's retention still holds the gap (else an events_dropped notice
+ *     with "count": null says what is gone);
+ *   - a different journal_id, or none (ephemeral, then or now): a NEW seq
+ *     space, where your last seq means nothing: start over (since_seq 0 =
+ *     everything the daemon holds, -1 = only new events).
+ * (Without a journal, an unchanged instance_id means the very same daemon
+ * process, only the connection dropped: its seqs still hold, so since_seq
+ * works there too. A different instance_id is a restart: a new seq space.) */
+int tw_get_identity(tw_client *c, char *journal_id_out, size_t jn,
+                    char *instance_id_out, size_t in, tw_error *err);
+
 /* ---- serving a pipeline stage (api_level 2, docs/PROTOCOL.md §9, §14) -- */
 
 /*

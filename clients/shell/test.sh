@@ -5,9 +5,13 @@
 #   clients/shell/test.sh                       # daemon: <repo>/.build/debug/tradewired
 #   TRADEWIRED=/abs/path/tradewired clients/shell/test.sh
 #
-# Starts $TRADEWIRED --socket <unique path under /tmp> --seed 42 --log-level warning,
+# Starts $TRADEWIRED --socket <unique path under /tmp> --seed 42 --log-level warning STORAGE,
 # waits (up to 30 s) for its stderr line "listening on PATH", runs every client check with
 # each installed transport (socat, nc), and stops the daemon with SIGTERM on exit.
+# STORAGE comes from TW_TEST_STORAGE: journal (the default when unset or empty) =
+# --data-dir <a fresh directory under the test's temporary directory, removed at the end>,
+# ephemeral = --ephemeral. The tw_journal_id checks start daemons of their own, each with
+# its storage given explicitly (a data dir twice, another one, --ephemeral).
 # A few checks need no daemon: tw_socket, argument checking, the contrib jq program on a
 # sample event (fixtures/), and a fake server (socat) that sends notifications, foreign
 # ids and junk before the reply, never answers, or disconnects.
@@ -22,6 +26,14 @@ set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 TRADEWIRED=${TRADEWIRED:-$root/.build/debug/tradewired}
+storage=${TW_TEST_STORAGE:-journal}
+case $storage in
+    journal | ephemeral) ;;
+    *)
+        echo "test.sh: TW_TEST_STORAGE must be journal or ephemeral, not '$storage'" >&2
+        exit 2
+        ;;
+esac
 # Keep the caller's environment out of the tests.
 unset TRADEWIRE_SOCKET TW_TRANSPORT TW_COUNT TW_TIMEOUT
 export TW_TIMEOUT=60
@@ -82,11 +94,16 @@ tmp=$(mktemp -d /tmp/twsh.XXXXXX) || exit 1
 sock=$tmp/d.sock
 daemon_pid=
 fake_pid=
+own_pid=
+if [[ $storage == ephemeral ]]; then
+    storage_args=(--ephemeral)
+else
+    storage_args=(--data-dir "$tmp/data")
+fi
 
-stop_daemon() {
-    [[ -n $daemon_pid ]] || return 0
-    local pid=$daemon_pid n=200 rc
-    daemon_pid=
+# stop_pid PID: SIGTERM, wait up to 20 s (then SIGKILL, status 124); returns its exit status.
+stop_pid() {
+    local pid=$1 n=200
     kill -TERM "$pid" 2>/dev/null
     while kill -0 "$pid" 2>/dev/null && ((n-- > 0)); do sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
@@ -95,8 +112,40 @@ stop_daemon() {
         return 124
     fi
     wait "$pid"
-    rc=$?
-    return "$rc"
+}
+
+stop_daemon() {
+    [[ -n $daemon_pid ]] || return 0
+    local pid=$daemon_pid
+    daemon_pid=
+    stop_pid "$pid"
+}
+
+# A daemon of the tw_journal_id checks' own, on $tmp/own.sock: start_own ARGS... (its
+# storage, given explicitly), stop_own (SIGTERM; returns its exit status).
+start_own() {
+    # a fresh log: the last daemon's "listening on" line (same socket) must not count
+    rm -f "$tmp/own.err"
+    "$TRADEWIRED" --socket "$tmp/own.sock" --seed 42 --log-level warning "$@" \
+        </dev/null >/dev/null 2>"$tmp/own.err" &
+    own_pid=$!
+    local n=300
+    while ((n-- > 0)); do
+        grep -qF "listening on $tmp/own.sock" "$tmp/own.err" 2>/dev/null && return 0
+        if ! kill -0 "$own_pid" 2>/dev/null; then
+            wait "$own_pid" 2>/dev/null
+            own_pid=
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+stop_own() {
+    [[ -n $own_pid ]] || return 0
+    local pid=$own_pid
+    own_pid=
+    stop_pid "$pid"
 }
 
 cleanup() {
@@ -104,9 +153,10 @@ cleanup() {
     # each takes its transport down within a second.
     local p
     for p in $(jobs -p); do
-        [[ $p == "$daemon_pid" ]] || kill -TERM "$p" 2>/dev/null
+        [[ $p == "$daemon_pid" || $p == "$own_pid" ]] || kill -TERM "$p" 2>/dev/null
     done
     stop_daemon
+    stop_own
     if [[ -n $fake_pid ]]; then
         kill -TERM "$fake_pid" 2>/dev/null
         wait "$fake_pid" 2>/dev/null
@@ -367,7 +417,8 @@ start_daemon() {
         not_ok "daemon binary is executable" "TRADEWIRED=$TRADEWIRED not found (swift build, or set TRADEWIRED)"
         return 1
     fi
-    "$TRADEWIRED" --socket "$sock" --seed 42 --log-level warning </dev/null >"$tmp/daemon.out" 2>"$tmp/daemon.err" &
+    "$TRADEWIRED" --socket "$sock" --seed 42 --log-level warning "${storage_args[@]}" \
+        </dev/null >"$tmp/daemon.out" 2>"$tmp/daemon.err" &
     daemon_pid=$!
     local n=300
     while ((n-- > 0)); do
@@ -514,6 +565,102 @@ live_signals() {
     unset TRADEWIRE_SOCKET
 }
 
+# tw_journal_id on the daemon above, whichever storage TW_TEST_STORAGE gave it.
+live_journal_id() {
+    export TRADEWIRE_SOCKET=$sock
+    local out err rc want
+    want=$(tw_call get_status | jq -r '.journal.journal_id // ""')
+    run out err rc tw_journal_id
+    if [[ $storage == journal ]]; then
+        check "tw_journal_id prints the journal_id of a daemon with --data-dir" \
+            "$([[ $rc -eq 0 && -n $out && $out == "$want" && -z $err ]]; echo $?)" "rc=$rc" "out: $out" \
+            "get_status: $want" "err: $err"
+    else
+        check "tw_journal_id prints nothing and returns 6 for an --ephemeral daemon" \
+            "$([[ $rc -eq 6 && -z $out && -z $want && -z $err ]]; echo $?)" "rc=$rc" "out: $out" "err: $err"
+    fi
+    run out err rc tw_journal_id extra
+    check "tw_journal_id with an argument returns 2" "$([[ $rc -eq 2 && $err == *usage* ]]; echo $?)" \
+        "rc=$rc" "err: $err"
+    unset TRADEWIRE_SOCKET
+}
+
+# tw_journal_id across daemons of its own, each with its storage given explicitly: the
+# same journal_id after a restart on the same data dir, another one for another data dir,
+# none for --ephemeral; and the README's resume example, end to end.
+journal_restart_checks() {
+    local out err rc j1 j2 j3 i1 i2 last state since n got
+    export TRADEWIRE_SOCKET=$tmp/own.sock
+    if ! start_own --data-dir "$tmp/own-data1"; then
+        not_ok "a daemon of its own starts on $tmp/own-data1" "$(tail -n 20 "$tmp/own.err")"
+        unset TRADEWIRE_SOCKET
+        return
+    fi
+    j1=$(tw_journal_id)
+    i1=$(tw_call get_status | jq -r .instance_id)
+    # a consumer: handles events, remembering "JOURNAL_ID LAST_SEQ" (README example)
+    state=$tmp/consumer.state
+    for n in 0 1 2; do
+        last=$(tw_publish shtest.resume "{\"n\":$n}" | jq -r .seq)
+    done
+    printf '%s %s\n' "${j1:--}" "$last" >"$state"
+    stop_own
+    rc=$?
+    check "tw_journal_id on a daemon with --data-dir prints an id; the daemon exits 0" \
+        "$([[ -n $j1 && -n $i1 && $rc -eq 0 ]]; echo $?)" "journal_id: $j1" "instance_id: $i1" "rc=$rc"
+
+    if ! start_own --data-dir "$tmp/own-data1"; then
+        not_ok "a daemon of its own restarts on $tmp/own-data1" "$(tail -n 20 "$tmp/own.err")"
+        unset TRADEWIRE_SOCKET
+        return
+    fi
+    for n in 3 4; do # published while the consumer is away
+        tw_publish shtest.resume "{\"n\":$n}" >/dev/null
+    done
+    j2=$(tw_journal_id)
+    i2=$(tw_call get_status | jq -r .instance_id)
+    check "a restart on the same data dir keeps the journal_id, with a new instance_id" \
+        "$([[ -n $j2 && $j2 == "$j1" && -n $i2 && $i2 != "$i1" ]]; echo $?)" "before: $j1 $i1" "after:  $j2 $i2"
+    # the resume rule, as in the README
+    local old_jid old_last jid
+    read -r old_jid old_last <"$state"
+    jid=$(tw_journal_id)
+    rc=$?
+    if [[ $rc -eq 0 && $jid == "$old_jid" ]]; then
+        since=$old_last
+    else
+        since=0
+    fi
+    got=$(TW_COUNT=2 tw_subscribe shtest.resume "$since" | jq -sc 'map(.data.n)')
+    check "the same journal_id: resubscribing with since_seq = the last seq gets just what came meanwhile" \
+        "$([[ $rc -eq 0 && $since == "$last" && $got == '[3,4]' ]]; echo $?)" "rc=$rc since=$since (last $last)" \
+        "got: $got"
+    stop_own
+
+    if ! start_own --data-dir "$tmp/own-data2"; then
+        not_ok "a daemon of its own starts on $tmp/own-data2" "$(tail -n 20 "$tmp/own.err")"
+        unset TRADEWIRE_SOCKET
+        return
+    fi
+    j3=$(tw_journal_id)
+    check "another data dir has another journal_id" "$([[ -n $j3 && $j3 != "$j1" ]]; echo $?)" \
+        "data1: $j1" "data2: $j3"
+    stop_own
+
+    if ! start_own --ephemeral; then
+        not_ok "a daemon of its own starts with --ephemeral" "$(tail -n 20 "$tmp/own.err")"
+        unset TRADEWIRE_SOCKET
+        return
+    fi
+    run out err rc tw_journal_id
+    check "tw_journal_id on an --ephemeral daemon: nothing printed, status 6" \
+        "$([[ $rc -eq 6 && -z $out && -z $err ]]; echo $?)" "rc=$rc" "out: $out" "err: $err"
+    stop_own
+    run out err rc tw_journal_id
+    check "tw_journal_id without a daemon returns 3" "$([[ $rc -eq 3 && -z $out ]]; echo $?)" "rc=$rc" "err: $err"
+    unset TRADEWIRE_SOCKET
+}
+
 if ((${#transports[@]} == 0)); then
     not_ok "a transport is installed" "install socat and/or netcat-openbsd"
 elif start_daemon; then
@@ -521,6 +668,8 @@ elif start_daemon; then
         live_checks "$t"
     done
     live_signals
+    live_journal_id
+    journal_restart_checks
     stop_daemon
     rc=$?
     check "daemon exits 0 on SIGTERM and removes its socket" "$([[ $rc -eq 0 && ! -e $sock ]]; echo $?)" \

@@ -19,6 +19,7 @@
 #     tw_subscribe '*' | jq -c '{seq, event_type}' # one Event object per line, until Ctrl-C
 #     TW_COUNT=1 tw_subscribe audit_ready | jq .data.summary
 #     tw_subscribe 'signals_*' 120                 # replay history after seq 120, then live
+#     tw_journal_id                                # -> 0f0c...-... (status 6: ephemeral daemon)
 #
 # Functions
 #   tw_socket                          print the socket path (docs/PROTOCOL.md §1): $TRADEWIRE_SOCKET,
@@ -38,6 +39,16 @@
 #                                      the next event: prefer TW_COUNT to `| head`), or it
 #                                      is interrupted. `events_dropped` and `shutdown` notices go
 #                                      to stderr as "tradewire: ..." lines.
+#   tw_journal_id                      print the daemon's journal_id (get_status
+#                                      .journal.journal_id: fixed for its data dir, kept
+#                                      across restarts); prints nothing and returns 6 when
+#                                      the daemon keeps no journal (--ephemeral).
+#
+# Resuming after a reconnect (docs/PROTOCOL.md §10): remember the journal_id and the last
+# seq you handled. The same journal_id after reconnecting is the same seq space: resubscribe
+# with SINCE_SEQ = that seq, and nothing is missed or repeated while the journal still holds
+# the gap. A different journal_id, or none (status 6, then or now), is a new seq space: your
+# last seq means nothing there; start over (SINCE_SEQ 0 = all the daemon holds). See README.
 #
 # Return codes (all functions)
 #   0  success
@@ -53,6 +64,7 @@
 #   5  refused, nothing sent: the default socket directory /tmp/tradewire-$UID is a
 #      symlink, not a directory, not yours or not mode 0700, or the socket file belongs to
 #      another user (not you, not root); stderr says "tradewire: refusing PATH: WHY"
+#   6  tw_journal_id only: the daemon keeps no journal (ephemeral); nothing is printed
 #
 # Never talking to an impostor: with the last default path (no TRADEWIRE_SOCKET, no
 # XDG_RUNTIME_DIR) the directory /tmp/tradewire-$UID must be a real directory owned by you
@@ -156,6 +168,20 @@ tw_subscribe() (
         '{jsonrpc: "2.0", id: $id, method: "subscribe",
           params: ({event_type: $p} + (if $s == "" then {} else {since_seq: ($s | tonumber)} end))}') || exit 2
     _tw_session subscribe "$id" "$req"
+)
+
+tw_journal_id() (
+    _tw_prologue
+    local status id
+    if [[ $# -ne 0 ]]; then
+        _tw_err "usage: tw_journal_id"
+        exit 2
+    fi
+    _tw_need_jq || exit 2
+    status=$(tw_call get_status) || exit
+    id=$(jq -r '.journal | if type == "object" then .journal_id | strings else empty end' <<<"$status" 2>/dev/null)
+    [[ -n $id ]] || exit 6
+    printf '%s\n' "$id"
 )
 
 # ---------------------------------------------------------------- internals

@@ -157,6 +157,10 @@ public protocol EventJournal: Sendable {
     /// Saves (replaces) a named state document, durably as ``JournalSync`` promises.
     func saveState(_ key: String, _ value: [UInt8]) throws(JournalError)
 
+    /// The records of `types` whose `metadata.iteration_id` is `iterationID`, oldest first
+    /// (replay finds a recorded iteration with it).
+    func records(ofIteration iterationID: String, types: [String]) throws(JournalError) -> [JournalRecord]
+
     /// Counts, seq range and size.
     func summary() throws(JournalError) -> JournalSummary
 }

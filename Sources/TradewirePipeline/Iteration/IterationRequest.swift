@@ -1,3 +1,4 @@
+import Foundation
 import TradewireTrading
 
 /// What one iteration should do (the parameters of `run_pipeline`).
@@ -18,6 +19,8 @@ public struct IterationRequest: Sendable {
     /// Started by the continuous loop (its events carry `metadata.loop`, so recovery can
     /// count loop iterations).
     public var fromLoop = false
+    /// Replays a recorded iteration (always a dry run): the account and the day it saw.
+    public var replay: ReplayBasis?
 
     public init(
         symbols: [String]? = nil, marketData: [String: MarketData]? = nil, strategy: StrategyName? = nil,
@@ -28,5 +31,25 @@ public struct IterationRequest: Sendable {
         self.strategy = strategy
         self.dryRun = dryRun
         self.timeout = timeout
+    }
+}
+
+/// What a replayed iteration runs against: the account as it was when the recorded iteration
+/// started (PROTOCOL §10), rebuilt from the journal.
+public struct ReplayBasis: Sendable {
+    /// The recorded iteration's id.
+    public var of: String
+    /// The books then (cash, positions, marks).
+    public var account: AccountSnapshot
+    /// Risk committed that day before the iteration.
+    public var committedRisk: Double
+    /// When the recorded iteration started (its risk-budget day).
+    public var asOf: Date
+
+    public init(of: String, account: AccountSnapshot, committedRisk: Double, asOf: Date) {
+        self.of = of
+        self.account = account
+        self.committedRisk = committedRisk
+        self.asOf = asOf
     }
 }

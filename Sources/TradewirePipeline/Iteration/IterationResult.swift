@@ -21,6 +21,8 @@ public struct IterationResult: Sendable, Equatable {
     public var handlers: [HandlerCallRecord]
     public var dryRun: Bool
     public var finishedAt: Date
+    /// Set on a replay: what it replayed and how today's decisions differ.
+    public var replay: ReplayOutcome? = nil
 
     /// Results with `executed: true`.
     public var executedCount: Int { executionResults.filter(\.executed).count }
@@ -59,6 +61,7 @@ public struct IterationResult: Sendable, Equatable {
         writer.field("errors", errors)
         writer.field("handlers", handlers)
         writer.field("dry_run", dryRun)
+        if let replay { writer.field("replay", replay) }
         writer.endObject()
     }
 

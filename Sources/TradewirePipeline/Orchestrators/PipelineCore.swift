@@ -46,7 +46,8 @@ final class PipelineCore: Sendable {
         }
         let id = "\(iterationIDPrefix)-\(number)"
         let context = IterationContext(
-            number: number, id: id, request: request, asOf: stages.clock(), timeout: request.timeout ?? defaultTimeout)
+            number: number, id: id, request: request, asOf: request.replay?.asOf ?? stages.clock(),
+            timeout: request.timeout ?? defaultTimeout)
         let symbols: [String] =
             if let symbols = request.symbols { symbols } else if let supplied = request.marketData {
                 Array(supplied.keys)
@@ -66,6 +67,7 @@ final class PipelineCore: Sendable {
         stamped["iteration_id"] = JSONValue(context.id)
         if context.request.dryRun { stamped["dry_run"] = true }
         if context.request.fromLoop { stamped["loop"] = true }
+        if let replay = context.request.replay { stamped["replay_of"] = JSONValue(replay.of) }
         return stamped
     }
 

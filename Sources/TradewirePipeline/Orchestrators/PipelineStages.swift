@@ -43,13 +43,24 @@ struct PipelineStages: Sendable {
 
     /// The account a risk or execution handler sees.
     private func account(_ context: IterationContext) async -> StageAccount {
-        let snapshot = await agents.broker.account()
+        let snapshot = await brokerAccount(context)
         let equity = snapshot.equity.dollars
         let balance = equity.isFinite && equity > 0 ? equity : agents.risk.config.riskDefaultAccountBalance
         return StageAccount(
             cash: snapshot.cash.dollars, equity: equity, positions: snapshot.positions,
-            budgetDay: RFC3339.day(of: context.asOf), budgetUsed: agents.riskBudget.committed(on: context.asOf),
+            budgetDay: RFC3339.day(of: context.asOf), budgetUsed: committedRisk(context),
             budgetLimit: agents.risk.config.riskMaxDailyLoss * balance)
+    }
+
+    /// The broker's account, or the recorded one a replay runs against.
+    private func brokerAccount(_ context: IterationContext) async -> AccountSnapshot {
+        if let replay = context.request.replay { return replay.account }
+        return await agents.broker.account()
+    }
+
+    /// Risk committed on the iteration's day (a replay: as it was then).
+    private func committedRisk(_ context: IterationContext) -> Double {
+        context.request.replay?.committedRisk ?? agents.riskBudget.committed(on: context.asOf)
     }
 
     /// Fetches (or takes the supplied) market data; per-symbol failures become errors.
@@ -159,10 +170,10 @@ struct PipelineStages: Sendable {
                 input: .signals(validated)
             ) {
                 let marketData = context.progress.withLock { $0.marketData }
-                let snapshot = await agents.broker.account()
+                let snapshot = await brokerAccount(context)
                 let decision = agents.risk.evaluate(
                     validated, marketData: marketData, account: snapshot, on: context.asOf,
-                    commit: !context.request.dryRun)
+                    commit: !context.request.dryRun, committedBefore: context.request.replay?.committedRisk)
                 // Every signal, in the order it came, with its decision.
                 var decided: [String: TradingSignal] = [:]
                 for signal in decision.approved + decision.rejected { decided[signal.id] = signal }

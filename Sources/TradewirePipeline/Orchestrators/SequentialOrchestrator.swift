@@ -84,7 +84,10 @@ public final class SequentialOrchestrator: Orchestrator {
         guard !context.isAbandoned else { return }
         await core.publish(.executedReady, .executions(executions), for: context, awaitHandlers: false)
         let result = await stages.audit(context, executions: executions)
-        await core.publish(.auditReady, .audit(result.auditReport), for: context, awaitHandlers: false)
+        let audit = await core.publish(.auditReady, .audit(result.auditReport), for: context, awaitHandlers: false)
+        // The result is an acknowledgement: with a journal, the iteration's events are
+        // committed (and in history) before it is returned, as in the event-driven chain.
+        await audit.dispatched()
         context.outcome.fulfill(.completed(result))
     }
 

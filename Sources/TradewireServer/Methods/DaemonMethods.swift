@@ -225,12 +225,58 @@ enum DaemonMethods {
     // MARK: run_pipeline
 
     static func runPipeline(_ params: RunPipelineParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
-        let orchestrator = context.daemon.pipeline.orchestrator
-        let request = params.request
+        let pipeline = context.daemon.pipeline
+        let orchestrator = pipeline.orchestrator
         let includeMarketData = params.includeMarketData
+        if let replayOf = params.replay {
+            return replay(replayOf, params: params, pipeline: pipeline)
+        }
+        let request = params.request
         return .deferred {
             do {
                 let result = try await orchestrator.run(request)
+                var writer = JSONWriter(reservingCapacity: 4096)
+                result.encodeJSON(to: &writer, includeMarketData: includeMarketData)
+                return .success(writer.bytes)
+            } catch {
+                return .failure(error.rpcError)
+            }
+        }
+    }
+
+    /// `run_pipeline {replay}`: the recorded iteration's market data through today's agents,
+    /// against the account as it was then, as a dry run; the result lists the differences.
+    private static func replay(_ iterationID: String, params: RunPipelineParams, pipeline: PipelineHost)
+        -> MethodOutcome
+    {
+        guard let journal = pipeline.journal else {
+            return .failure(
+                .unknownIteration(
+                    iterationID, "iteration \(iterationID) cannot be replayed: the daemon runs --ephemeral"))
+        }
+        let includeMarketData = params.includeMarketData
+        let startingCash = Money(dollars: pipeline.agents.risk.config.startingCash)
+        let strategy = params.request.strategy
+        let timeout = params.request.timeout
+        return .deferred {
+            let recorded: RecordedIteration
+            var request: IterationRequest
+            do {
+                // Journal reads and the fold run off the event loop (this is a task already).
+                recorded = try IterationReplay.load(journal, iterationID: iterationID)
+                request = try IterationReplay.request(
+                    for: recorded, journal: journal, startingCash: startingCash, timeout: timeout)
+            } catch let error as ReplayError {
+                return .failure(.unknownIteration(iterationID, error.message))
+            } catch {
+                return .failure(.internalError("replay of \(iterationID): \(error)"))
+            }
+            // Today's selector picks the strategy again, unless the caller overrides it.
+            request.strategy = strategy
+            do {
+                var result = try await pipeline.orchestrator.run(request)
+                result.replay = ReplayOutcome(
+                    of: iterationID, differences: IterationReplay.differences(recorded, result))
                 var writer = JSONWriter(reservingCapacity: 4096)
                 result.encodeJSON(to: &writer, includeMarketData: includeMarketData)
                 return .success(writer.bytes)

@@ -116,13 +116,17 @@ struct RunPipelineParams: MethodParameters {
     static let strategy = Param<String?>.optionalString(
         "strategy", summary: "One of the ten strategy names: overrides the selector.")
     static let dryRun = Param<Bool?>.optionalBool("dry_run", summary: "Nothing reaches the broker; no state changes.")
+    static let replay = Param<String?>.optionalString(
+        "replay", summary: "An iteration_id from the journal: run its market data again (always a dry run).")
     static let parameters = [
         symbols.description, timeout.description, marketData.description, includeMarketData.description,
-        strategy.description, dryRun.description,
+        strategy.description, dryRun.description, replay.description,
     ]
 
     var request: IterationRequest
     var includeMarketData: Bool
+    /// The recorded iteration to replay.
+    var replay: String?
 
     init(from params: ParamReader) throws(RPCError) {
         var symbols: [String]?
@@ -151,6 +155,20 @@ struct RunPipelineParams: MethodParameters {
             symbols: symbols, marketData: marketData, strategy: strategy, dryRun: try params(Self.dryRun) ?? false,
             timeout: try params(Self.timeout).map { .milliseconds($0) })
         includeMarketData = try params(Self.includeMarketData) ?? false
+        replay = try params(Self.replay)
+        if let replay {
+            guard !replay.isEmpty, replay.utf8.count <= 256 else {
+                throw .invalidParams(path: "/replay", "must be an iteration_id (1 to 256 bytes)")
+            }
+            if symbols != nil || marketData != nil {
+                throw .invalidParams(
+                    path: symbols != nil ? "/symbols" : "/market_data",
+                    "a replay runs the recorded market data; leave symbols and market_data out")
+            }
+            if request.dryRun == false, try params(Self.dryRun) == false {
+                throw .invalidParams(path: "/dry_run", "a replay is always a dry run")
+            }
+        }
     }
 }
 

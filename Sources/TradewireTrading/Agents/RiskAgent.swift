@@ -64,12 +64,16 @@ public struct RiskAgent: Sendable {
     /// With `commit` false (a dry run) the shared budget is left untouched, but signals are
     /// still checked as if the earlier approvals of this call had been committed (budget,
     /// cash and shares alike).
+    ///
+    /// `committedBefore` (dry runs only) replaces the budget's total for the day: a replay
+    /// checks against the budget as it was then.
     public func evaluate(
         _ signals: [TradingSignal], marketData: [String: MarketData], account: AccountSnapshot, on date: Date,
-        commit: Bool
+        commit: Bool, committedBefore: Double? = nil
     ) -> RiskDecision {
         evaluate(
-            signals, marketData: marketData, equity: account.equity.dollars, account: account, on: date, commit: commit)
+            signals, marketData: marketData, equity: account.equity.dollars, account: account, on: date, commit: commit,
+            committedBefore: committedBefore)
     }
 
     /// Approves or rejects each signal without a broker account: the original's rules only
@@ -77,16 +81,18 @@ public struct RiskAgent: Sendable {
     public func evaluate(
         _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool
     ) -> RiskDecision {
-        evaluate(signals, marketData: marketData, equity: equity, account: nil, on: date, commit: commit)
+        evaluate(
+            signals, marketData: marketData, equity: equity, account: nil, on: date, commit: commit,
+            committedBefore: nil)
     }
 
     private func evaluate(
         _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, account: AccountSnapshot?,
-        on date: Date, commit: Bool
+        on date: Date, commit: Bool, committedBefore: Double?
     ) -> RiskDecision {
         let balance = equity.isFinite && equity > 0 ? equity : config.riskDefaultAccountBalance
         let dailyLimit = config.riskMaxDailyLoss * balance
-        var dryCommitted = commit ? 0 : budget.committed(on: date)
+        var dryCommitted = commit ? 0 : committedBefore ?? budget.committed(on: date)
         var power = account.map { BuyingPower(account: $0, pricing: OrderPricing(config: config)) }
         var decision = RiskDecision()
         decision.approved.reserveCapacity(signals.count)

@@ -4,10 +4,16 @@
 #   tests/run.sh [COMMAND [ARGS...]]
 #
 # Starts $TRADEWIRED (default <repo root>/.build/debug/tradewired) with
-#   --socket <unique path under /tmp> --seed 42 --log-level warning
+#   --socket <unique path under /tmp> --seed 42 --log-level warning STORAGE
 # waits (30 s max) for its "listening on <PATH>" stderr line, runs COMMAND
 # with TW_TEST_SOCKET=<PATH> in its environment, then stops the daemon with
 # SIGTERM and waits for it. The daemon never outlives this script.
+# STORAGE comes from TW_TEST_STORAGE: "journal" (the default when unset or
+# empty) = --data-dir <a fresh directory next to the socket>, removed at the
+# end; "ephemeral" = --ephemeral.
+# COMMAND also gets TW_TEST_STORAGE (journal or ephemeral) and
+# TW_TEST_TRADEWIRED (the daemon binary, for tests that start daemons of their
+# own; those give their storage explicitly).
 # Exit status: COMMAND's, or 2 if the daemon could not be started.
 set -u
 
@@ -22,6 +28,15 @@ esac
 if [ $# -eq 0 ]; then
     set -- "$here/test_client"
 fi
+
+storage=${TW_TEST_STORAGE:-journal}
+case $storage in
+    journal | ephemeral) ;;
+    *)
+        echo "run.sh: TW_TEST_STORAGE must be journal or ephemeral, not '$storage'" >&2
+        exit 2
+        ;;
+esac
 
 if [ ! -x "$daemon" ]; then
     echo "run.sh: daemon not found or not executable: $daemon" >&2
@@ -60,7 +75,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-"$daemon" --socket "$sock" --seed 42 --log-level warning 2>"$log" &
+if [ "$storage" = ephemeral ]; then
+    "$daemon" --socket "$sock" --seed 42 --log-level warning --ephemeral 2>"$log" &
+else
+    "$daemon" --socket "$sock" --seed 42 --log-level warning --data-dir "$dir/data" 2>"$log" &
+fi
 pid=$!
 
 # wait for the "listening on PATH" line
@@ -86,7 +105,9 @@ while :; do
 done
 
 TW_TEST_SOCKET=$sock
-export TW_TEST_SOCKET
+TW_TEST_STORAGE=$storage
+TW_TEST_TRADEWIRED=$daemon
+export TW_TEST_SOCKET TW_TEST_STORAGE TW_TEST_TRADEWIRED
 "$@"
 status=$?
 

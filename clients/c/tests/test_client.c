@@ -2,8 +2,11 @@
  * test_client.c — tests of libtradewire against a LIVE tradewired.
  *
  * Run through tests/run.sh (starts the daemon on a unique socket and sets
- * TW_TEST_SOCKET), or by hand against a running daemon:
+ * TW_TEST_SOCKET, TW_TEST_STORAGE and TW_TEST_TRADEWIRED), or by hand against a
+ * running daemon:
  *     TW_TEST_SOCKET=/path/to/sock ./tests/test_client
+ * (identity_across_restarts, which starts daemons of its own, then needs
+ * TW_TEST_TRADEWIRED=/abs/path/to/tradewired, else it is skipped).
  * Prints one line per failed check and ends with "N passed, N failed"
  * (counted per test); exit status 1 if any test failed.
  */
@@ -31,6 +34,7 @@
 #if defined(__linux__)
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #endif
 
 static const char *g_sock;
@@ -70,6 +74,13 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 static void unique_type(char *buf, size_t n, const char *what)
@@ -1077,6 +1088,269 @@ static void test_own_daemon_peer(void)
     tw_close(c);
 }
 
+/* ---- the daemon's identity: tw_get_identity and the resume rule -------- */
+
+/* The daemon tests/run.sh started, in the storage TW_TEST_STORAGE chose (run.sh
+ * exports it): tw_get_identity agrees with get_status. */
+static void test_identity(void)
+{
+    tw_error err;
+    char jid[TW_ID_SIZE], iid[TW_ID_SIZE], small[8];
+    const char *mode = getenv("TW_TEST_STORAGE");
+    json_t *st = NULL;
+    tw_client *c = connect_live();
+    if (!c)
+        return;
+    st = tw_call(c, "get_status", NULL, 5000, &err);
+    REQUIRE(st != NULL, "get_status: %s", err.message);
+    const char *want_j = jstr(json_object_get(json_object_get(st, "journal"), "journal_id"));
+    const char *want_i = jstr(json_object_get(st, "instance_id"));
+    memset(jid, 'x', sizeof jid);
+    memset(iid, 'x', sizeof iid);
+    int rc = tw_get_identity(c, jid, sizeof jid, iid, sizeof iid, &err);
+    CHECK(rc == (*want_j ? 1 : 0) && err.code == 0, "rc %d (journal_id '%s'): %d %s", rc, want_j, err.code,
+          err.message);
+    CHECK(strcmp(jid, want_j) == 0, "journal_id '%s', get_status says '%s'", jid, want_j);
+    CHECK(*iid && strcmp(iid, want_i) == 0, "instance_id '%s', get_status says '%s'", iid, want_i);
+    if (mode && strcmp(mode, "ephemeral") == 0)
+        CHECK(rc == 0 && jid[0] == '\0', "TW_TEST_STORAGE=ephemeral: rc %d journal_id '%s'", rc, jid);
+    else if (mode && strcmp(mode, "journal") == 0)
+        CHECK(rc == 1 && jid[0] != '\0', "TW_TEST_STORAGE=journal: rc %d journal_id '%s'", rc, jid);
+
+    /* NULL buffers: only the return value */
+    CHECK(tw_get_identity(c, NULL, 0, NULL, 0, &err) == rc, "NULL buffers: %d %s", err.code, err.message);
+    CHECK(tw_get_identity(c, NULL, 0, iid, sizeof iid, &err) == rc && strcmp(iid, want_i) == 0,
+          "instance_id only: '%s'", iid);
+    /* a buffer too small: -1, the id truncated */
+    CHECK(tw_get_identity(c, NULL, 0, small, sizeof small, &err) == -1 && err.code == TW_ERR_INVALID_ARG &&
+              strlen(small) == sizeof small - 1 && strncmp(small, want_i, sizeof small - 1) == 0,
+          "small buffer: code %d '%s' '%s'", err.code, small, err.message);
+    CHECK(tw_get_identity(c, NULL, 0, small, 0, &err) == -1 && err.code == TW_ERR_INVALID_ARG, "size 0: code %d",
+          err.code);
+    CHECK(tw_get_identity(NULL, jid, sizeof jid, NULL, 0, &err) == -1 && err.code == TW_ERR_INVALID_ARG,
+          "NULL client: code %d", err.code);
+    CHECK(tw_ping(c, &err) == 0, "ping afterwards: %s", err.message);
+done:
+    json_decref(st);
+    tw_close(c);
+}
+
+/* A daemon of the test's own: TW_TEST_TRADEWIRED (run.sh exports it) with its
+ * storage given explicitly (so TW_TEST_STORAGE does not apply). */
+typedef struct {
+    pid_t pid;
+    char sock[108];
+    char log[128];
+} own_daemon;
+
+/* Starts it on d->sock with ARG1 [ARG2] (--data-dir DIR, or --ephemeral) and
+ * waits (30 s at most) for its "listening on" line. 0, or -1 (printed). */
+static int own_daemon_start(own_daemon *d, const char *arg1, const char *arg2)
+{
+    const char *bin = getenv("TW_TEST_TRADEWIRED");
+    char want[160], buf[8192];
+    snprintf(want, sizeof want, "listening on %s", d->sock);
+    d->pid = -1;
+    unlink(d->log);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) {
+        printf("FAIL %s: fork: %s\n", g_test, strerror(errno));
+        g_test_failed = 1;
+        return -1;
+    }
+    if (pid == 0) {
+#if defined(__linux__)
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the tests */
+#endif
+        int in = open("/dev/null", O_RDONLY), out = open(d->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (in < 0 || out < 0)
+            _exit(127);
+        dup2(in, STDIN_FILENO);
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+        execl(bin, bin, "--socket", d->sock, "--seed", "42", "--log-level", "warning", arg1, arg2, (char *)NULL);
+        _exit(127);
+    }
+    d->pid = pid;
+    double end = now_s() + 30.0;
+    while (now_s() < end) {
+        FILE *f = fopen(d->log, "r");
+        size_t n = 0;
+        if (f) {
+            n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+        }
+        buf[n] = '\0';
+        if (strstr(buf, want))
+            return 0;
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            d->pid = -1;
+            printf("FAIL %s: %s %s %s exited (status %d) before listening: %s\n", g_test, bin, arg1,
+                   arg2 ? arg2 : "", status, buf);
+            g_test_failed = 1;
+            return -1;
+        }
+        sleep_ms(50);
+    }
+    printf("FAIL %s: no '%s' within 30 s: %s\n", g_test, want, buf);
+    g_test_failed = 1;
+    return -1;
+}
+
+/* SIGTERM, 15 s, then SIGKILL. Returns its exit status (-1 if it had to be
+ * killed or was not running). */
+static int own_daemon_stop(own_daemon *d)
+{
+    int status = 0;
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    double end = now_s() + 15.0;
+    pid_t r;
+    while ((r = waitpid(d->pid, &status, WNOHANG)) == 0 && now_s() < end)
+        sleep_ms(50);
+    if (r == 0) {
+        kill(d->pid, SIGKILL);
+        while (waitpid(d->pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        d->pid = -1;
+        return -1;
+    }
+    d->pid = -1;
+    return r == -1 ? -1 : (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* rm -rf dir */
+static void remove_tree(const char *dir)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", "--", dir, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+}
+
+/* tw_get_identity across daemons of its own, each pinned to its storage:
+ * journal_id stays the same across a restart on the same data dir, differs for
+ * another data dir and is absent with --ephemeral; instance_id is new at every
+ * start. And the resume rule end to end: events published while the client was
+ * away come back exactly once with since_seq = the last seq it had. */
+static void test_identity_across_restarts(void)
+{
+    tw_error err;
+    char dir[] = "/tmp/twcid.XXXXXX", data1[64], data2[64], type[128];
+    char j1[TW_ID_SIZE], i1[TW_ID_SIZE], j2[TW_ID_SIZE], i2[TW_ID_SIZE], j3[TW_ID_SIZE], i3[TW_ID_SIZE];
+    char j4[TW_ID_SIZE], i4[TW_ID_SIZE];
+    own_daemon d;
+    tw_client *c = NULL;
+    collector col;
+    json_int_t last = -1, seq = -1;
+    int made = 0, rc;
+    collector_init(&col);
+    memset(&d, 0, sizeof d);
+    d.pid = -1;
+    if (!getenv("TW_TEST_TRADEWIRED") || !*getenv("TW_TEST_TRADEWIRED")) {
+        printf("# %s: SKIP: TW_TEST_TRADEWIRED (the daemon binary) is not set; tests/run.sh sets it\n", g_test);
+        goto done;
+    }
+    REQUIRE(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+    made = 1;
+    snprintf(d.sock, sizeof d.sock, "%s/d.sock", dir);
+    snprintf(d.log, sizeof d.log, "%s/daemon.log", dir);
+    snprintf(data1, sizeof data1, "%s/data1", dir);
+    snprintf(data2, sizeof data2, "%s/data2", dir);
+    unique_type(type, sizeof type, "resume");
+
+    /* a journal in data1: three events, remember the last seq */
+    REQUIRE(own_daemon_start(&d, "--data-dir", data1) == 0, "start on data1");
+    REQUIRE((c = tw_connect(d.sock, &err)) != NULL, "connect: %s", err.message);
+    rc = tw_get_identity(c, j1, sizeof j1, i1, sizeof i1, &err);
+    REQUIRE(rc == 1 && j1[0] && i1[0], "journaled daemon: rc %d '%s' '%s' %s", rc, j1, i1, err.message);
+    for (int n = 0; n < 3; n++) {
+        json_t *v = json_pack("{s:i}", "n", n);
+        rc = tw_publish(c, type, v, NULL, &last, &err);
+        json_decref(v);
+        REQUIRE(rc == 0, "publish: %s", err.message);
+    }
+    tw_close(c);
+    c = NULL;
+    CHECK(own_daemon_stop(&d) == 0, "the daemon did not exit 0 on SIGTERM");
+
+    /* the same data dir again: the same journal_id, a new instance_id; two events
+     * come in while we are away */
+    REQUIRE(own_daemon_start(&d, "--data-dir", data1) == 0, "restart on data1");
+    {
+        tw_client *pub = tw_connect(d.sock, &err);
+        REQUIRE(pub != NULL, "connect: %s", err.message);
+        for (int n = 3; n < 5; n++) {
+            json_t *v = json_pack("{s:i}", "n", n);
+            rc = tw_publish(pub, type, v, NULL, &seq, &err);
+            json_decref(v);
+            CHECK(rc == 0 && seq > last, "publish after the restart: seq %lld after %lld: %s", (long long)seq,
+                  (long long)last, err.message);
+        }
+        tw_close(pub);
+    }
+    REQUIRE((c = tw_connect(d.sock, &err)) != NULL, "connect: %s", err.message);
+    rc = tw_get_identity(c, j2, sizeof j2, i2, sizeof i2, &err);
+    CHECK(rc == 1 && strcmp(j2, j1) == 0, "restart on the same data dir: rc %d journal_id '%s' was '%s'", rc, j2, j1);
+    CHECK(i2[0] && strcmp(i2, i1) != 0, "instance_id did not change on restart: '%s'", i2);
+    /* the resume rule: same journal_id -> since_seq = the last seq handled */
+    tw_set_notification_handler(c, collect_cb, &col);
+    REQUIRE(tw_subscribe(c, type, strcmp(j2, j1) == 0 ? last : 0, NULL, 0, &err) == 0, "subscribe: %s",
+            err.message);
+    wait_events(c, &col, 2, 10.0);
+    tw_poll(c, 300, &err); /* nothing more should come */
+    CHECK(json_array_size(col.events) == 2, "resumed: want the 2 events published while away, got %zu",
+          json_array_size(col.events));
+    for (size_t k = 0; k < json_array_size(col.events) && k < 2; k++) {
+        json_t *ev = json_object_get(json_array_get(col.events, k), "event");
+        CHECK(json_integer_value(json_object_get(json_object_get(ev, "data"), "n")) == (json_int_t)k + 3 &&
+                  json_integer_value(json_object_get(ev, "seq")) > last,
+              "resumed event %zu: n %lld seq %lld", k,
+              (long long)json_integer_value(json_object_get(json_object_get(ev, "data"), "n")),
+              (long long)json_integer_value(json_object_get(ev, "seq")));
+    }
+    tw_close(c);
+    c = NULL;
+    CHECK(own_daemon_stop(&d) == 0, "the daemon did not exit 0 on SIGTERM");
+
+    /* another data dir: another journal */
+    REQUIRE(own_daemon_start(&d, "--data-dir", data2) == 0, "start on data2");
+    REQUIRE((c = tw_connect(d.sock, &err)) != NULL, "connect: %s", err.message);
+    rc = tw_get_identity(c, j3, sizeof j3, i3, sizeof i3, &err);
+    CHECK(rc == 1 && j3[0] && strcmp(j3, j1) != 0, "another data dir: rc %d journal_id '%s' (data1: '%s')", rc, j3,
+          j1);
+    CHECK(i3[0] && strcmp(i3, i1) != 0 && strcmp(i3, i2) != 0, "instance_id '%s' seen before", i3);
+    tw_close(c);
+    c = NULL;
+    CHECK(own_daemon_stop(&d) == 0, "the daemon did not exit 0 on SIGTERM");
+
+    /* ephemeral: no journal_id (0, ""), still an instance_id */
+    REQUIRE(own_daemon_start(&d, "--ephemeral", NULL) == 0, "start --ephemeral");
+    REQUIRE((c = tw_connect(d.sock, &err)) != NULL, "connect: %s", err.message);
+    memset(j4, 'x', sizeof j4);
+    rc = tw_get_identity(c, j4, sizeof j4, i4, sizeof i4, &err);
+    CHECK(rc == 0 && j4[0] == '\0' && err.code == 0, "--ephemeral: rc %d journal_id '%s' %s", rc, j4, err.message);
+    CHECK(i4[0] && strcmp(i4, i3) != 0, "--ephemeral: instance_id '%s'", i4);
+    tw_close(c);
+    c = NULL;
+    CHECK(own_daemon_stop(&d) == 0, "the daemon did not exit 0 on SIGTERM");
+done:
+    tw_close(c);
+    if (d.pid > 0)
+        own_daemon_stop(&d);
+    if (made)
+        remove_tree(dir);
+    collector_free(&col);
+}
+
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -1106,6 +1380,8 @@ int main(int argc, char **argv)
         {"get_status", test_get_status},
         {"large_messages", test_large_messages},
         {"nested_call_in_callback", test_nested_call_in_callback},
+        {"identity", test_identity},
+        {"identity_across_restarts", test_identity_across_restarts},
     };
     g_sock = getenv("TW_TEST_SOCKET");
     if (!g_sock || !*g_sock) {

@@ -3,10 +3,15 @@
 The binary: ``$TRADEWIRED`` (an absolute path), else
 ``<repo root>/.build/debug/tradewired``.  Each daemon gets a short unique
 socket path under /tmp, is started as
-``tradewired --socket PATH --seed 42 --log-level warning [extra flags]``,
+``tradewired --socket PATH --seed 42 --log-level warning [extra flags] [storage]``,
 is ready once its output shows ``listening on PATH`` (30 s at most), and is
 stopped with SIGTERM (SIGKILL after 15 s).  No daemon outlives the session.
 A missing binary fails the tests (it does not skip them).
+
+Storage (``TW_TEST_STORAGE``): ``journal`` (the default when unset) adds
+``--data-dir <a fresh directory under the test's tmp dir>``, removed once the
+daemon stopped; ``ephemeral`` adds ``--ephemeral``.  A test whose extra flags
+have ``--data-dir`` or ``--ephemeral`` keeps its own choice (nothing is added).
 """
 from __future__ import annotations
 
@@ -30,9 +35,9 @@ def tradewired_bin() -> Path:
 
 
 @pytest.fixture
-def daemon_factory(tradewired_bin: Path) -> Iterator[DaemonFactory]:
+def daemon_factory(tradewired_bin: Path, tmp_path: Path) -> Iterator[DaemonFactory]:
     """Start fresh daemons inside one test; all are stopped at its end."""
-    f = DaemonFactory(tradewired_bin)
+    f = DaemonFactory(tradewired_bin, tmp_path / "daemons")
     try:
         yield f
     finally:
@@ -40,9 +45,9 @@ def daemon_factory(tradewired_bin: Path) -> Iterator[DaemonFactory]:
 
 
 @pytest.fixture(scope="session")
-def shared_daemon(tradewired_bin: Path) -> Iterator[Daemon]:
+def shared_daemon(tradewired_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the tests that only need a working bus (use unique event types)."""
-    f = DaemonFactory(tradewired_bin)
+    f = DaemonFactory(tradewired_bin, tmp_path_factory.mktemp("shared-daemon"))
     try:
         yield f.start()
     finally:

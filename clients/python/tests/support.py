@@ -24,6 +24,11 @@ if str(CLIENT_DIR) not in sys.path:
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
+#: ``TW_TEST_STORAGE``: where every daemon a test starts keeps its events, unless the test
+#: passes ``--data-dir`` or ``--ephemeral`` itself. ``journal`` (the default): a fresh data
+#: dir of its own under the test's tmp dir, removed afterwards; ``ephemeral``: in memory.
+STORAGE_MODES = ("journal", "ephemeral")
+
 _LIVE: List["Daemon"] = []
 
 
@@ -45,6 +50,19 @@ def daemon_binary() -> Path:
     return path
 
 
+def storage_mode() -> str:
+    """``TW_TEST_STORAGE`` (``journal`` when unset or empty)."""
+    mode = os.environ.get("TW_TEST_STORAGE") or "journal"
+    if mode not in STORAGE_MODES:
+        pytest.fail(f"TW_TEST_STORAGE must be journal or ephemeral, got {mode!r}", pytrace=False)
+    return mode
+
+
+def chooses_storage(args: Sequence[str]) -> bool:
+    """True when daemon arguments already say where events go (``--data-dir`` or ``--ephemeral``)."""
+    return any(a in ("--data-dir", "--ephemeral") or a.startswith("--data-dir=") for a in args)
+
+
 def short_socket_dir() -> str:
     d = tempfile.mkdtemp(prefix="twpy-", dir="/tmp")
     os.chmod(d, 0o700)
@@ -52,13 +70,31 @@ def short_socket_dir() -> str:
 
 
 class Daemon:
-    """One running tradewired process."""
+    """One running tradewired process.
 
-    def __init__(self, binary: Path, socket_path: str, extra: Sequence[str] = ()) -> None:
+    Unless ``extra`` has ``--data-dir`` or ``--ephemeral``, ``TW_TEST_STORAGE`` picks the
+    storage: ``--ephemeral``, or ``--data-dir`` a fresh directory under ``data_root`` (else
+    under /tmp), ``data_dir``, which ``stop()`` removes once the process is gone."""
+
+    def __init__(
+        self, binary: Path, socket_path: str, extra: Sequence[str] = (), data_root: Optional[Path] = None
+    ) -> None:
         self.binary = binary
         self.socket_path = socket_path
         assert len(socket_path.encode()) <= 100, socket_path
-        self.argv = [str(binary), "--socket", socket_path, "--seed", "42", "--log-level", "warning", *extra]
+        self.data_dir: Optional[str] = None  # made here for TW_TEST_STORAGE=journal
+        storage: List[str] = []
+        if not chooses_storage(extra):
+            if storage_mode() == "ephemeral":
+                storage = ["--ephemeral"]
+            else:
+                if data_root is not None:
+                    data_root.mkdir(parents=True, exist_ok=True)
+                self.data_dir = tempfile.mkdtemp(prefix="twdata-", dir=str(data_root or "/tmp"))
+                storage = ["--data-dir", self.data_dir]
+        self.argv = [
+            str(binary), "--socket", socket_path, "--seed", "42", "--log-level", "warning", *extra, *storage,
+        ]
         self.proc: Optional[subprocess.Popen] = None
         self.output: List[str] = []
         self._ready = threading.Event()
@@ -118,6 +154,8 @@ class Daemon:
         """SIGTERM, wait up to 15 s, SIGKILL if needed; returns the exit code."""
         p = self.proc
         if p is None:
+            if self.data_dir is not None:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
             return None
         if p.poll() is None:
             try:
@@ -130,6 +168,8 @@ class Daemon:
             self._reader.join(5)
         if self in _LIVE:
             _LIVE.remove(self)
+        if self.data_dir is not None and p.poll() is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
         return p.returncode
 
 
@@ -146,8 +186,13 @@ atexit.register(_kill_leftovers)
 
 
 class DaemonFactory:
-    def __init__(self, binary: Path) -> None:
+    """Starts daemons (their data dirs, for ``TW_TEST_STORAGE=journal``, go in
+    ``data_root``: the test's tmp dir) and, at ``cleanup``, stops them and removes their
+    socket dirs."""
+
+    def __init__(self, binary: Path, data_root: Optional[Path] = None) -> None:
         self.binary = binary
+        self.data_root = data_root
         self.daemons: List[Daemon] = []
         self.dirs: List[str] = []
 
@@ -166,7 +211,7 @@ class DaemonFactory:
         args = list(extra)
         if history_capacity is not None:
             args += ["--history-capacity", str(history_capacity)]
-        d = Daemon(self.binary, socket_path or self.socket_path(), args)
+        d = Daemon(self.binary, socket_path or self.socket_path(), args, data_root=self.data_root)
         self.daemons.append(d)
         return d.start()
 

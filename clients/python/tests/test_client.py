@@ -356,7 +356,9 @@ def test_default_socket_path_rules(monkeypatch) -> None:
 
 
 def test_history_gap_is_reported(daemon_factory) -> None:
-    d = daemon_factory.start(history_capacity=5)
+    # Pinned to --ephemeral (whatever TW_TEST_STORAGE says): the gap and "capacity": 5 come from
+    # the in-memory history ring; with a journal, history is the journal and capacity its retention.
+    d = daemon_factory.start(history_capacity=5, extra=["--ephemeral"])
     with Client(d.socket_path) as c:
         seqs = [c.publish("gap.test", i)["seq"] for i in range(10)]
         h = c.get_event_history()
