@@ -44,6 +44,7 @@ METHODS = {
     "start_loop",
     "stop_loop",
     "get_status",
+    "get_portfolio",
     "ping",
     "rpc.discover",
     "shutdown",
@@ -389,3 +390,29 @@ def test_shutdown_ends_subscriptions_cleanly(daemon_factory) -> None:
         with pytest.raises((NotConnected, tradewire.ShuttingDown)):
             watcher.ping()
     assert d.proc.wait(15) == 0
+
+
+def test_portfolio_and_replay(daemon_factory, tmp_path) -> None:
+    """get_portfolio shows the book; a replay of a recorded iteration changes nothing and,
+    with the same agents, finds no difference (with --ephemeral there is nothing to replay)."""
+    data_dir = tmp_path / "book"
+    d = daemon_factory.start(extra=["--data-dir", str(data_dir), "--seed", "7", "--symbols",
+                                    "AAPL,MSFT,GOOGL,SPY,QQQ,NVDA"])
+    with Client(d.socket_path) as c:
+        first = c.run_pipeline()
+        book = c.get_portfolio()
+        assert set(book) >= {"cash", "equity", "positions", "realized_pnl", "commissions", "orders", "risk_budget",
+                             "as_of_seq"}
+        assert book["orders"] == sum(1 for x in first["execution_results"] if x["executed"])
+        for p in book["positions"]:
+            assert set(p) >= {"symbol", "qty", "avg_price", "last_price", "market_value", "unrealized_pnl"}
+        r = c.run_pipeline(replay=first["iteration_id"])
+        assert r["dry_run"] is True and r["replay"] == {"of": first["iteration_id"], "differences": []}
+        again = c.get_portfolio()
+        assert {k: v for k, v in again.items() if k != "as_of_seq"} == \
+            {k: v for k, v in book.items() if k != "as_of_seq"}
+    e = daemon_factory.start(extra=["--ephemeral"])
+    with Client(e.socket_path) as c:
+        with pytest.raises(RPCError) as info:
+            c.run_pipeline(replay="nothing-1")
+        assert info.value.code == -32012

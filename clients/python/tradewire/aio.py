@@ -393,6 +393,9 @@ class AsyncClient:
     async def get_stats(self) -> Dict[str, Any]:
         return await self.call("get_stats")
 
+    async def get_portfolio(self) -> Dict[str, Any]:
+        return await self.call("get_portfolio")
+
     async def get_event_history(
         self,
         event_type: Optional[str] = None,
@@ -423,6 +426,7 @@ class AsyncClient:
         timeout_ms: Optional[int] = None,
         market_data: Optional[Dict[str, Any]] = None,
         include_market_data: Optional[bool] = None,
+        replay: Optional[str] = None,
     ) -> Dict[str, Any]:
         params = C.clean(
             symbols=list(symbols) if symbols is not None else None,
@@ -431,6 +435,7 @@ class AsyncClient:
             timeout_ms=timeout_ms,
             market_data=market_data,
             include_market_data=include_market_data,
+            replay=replay,
         )
         return await self.call("run_pipeline", params, timeout=C.pipeline_timeout(self.timeout, timeout_ms))
 

@@ -469,6 +469,11 @@ class Client:
         """``get_stats`` → bus and pipeline counters."""
         return self.call("get_stats")
 
+    def get_portfolio(self) -> Dict[str, Any]:
+        """``get_portfolio`` → cash, equity, positions (with unrealized P&L), realized P&L,
+        commissions, orders, risk_budget, as_of_seq."""
+        return self.call("get_portfolio")
+
     def get_event_history(
         self,
         event_type: Optional[str] = None,
@@ -500,8 +505,11 @@ class Client:
         timeout_ms: Optional[int] = None,
         market_data: Optional[Dict[str, Any]] = None,
         include_market_data: Optional[bool] = None,
+        replay: Optional[str] = None,
     ) -> Dict[str, Any]:
-        """``run_pipeline``: one iteration; returns its full result."""
+        """``run_pipeline``: one iteration; returns its full result. ``replay=ITERATION_ID``
+        runs a recorded iteration again as a dry run; the result's ``replay.differences``
+        lists what today's agents decide differently."""
         params = C.clean(
             symbols=list(symbols) if symbols is not None else None,
             strategy=strategy,
@@ -509,6 +517,7 @@ class Client:
             timeout_ms=timeout_ms,
             market_data=market_data,
             include_market_data=include_market_data,
+            replay=replay,
         )
         return self.call("run_pipeline", params, timeout=C.pipeline_timeout(self.timeout, timeout_ms))
 
