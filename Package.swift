@@ -58,6 +58,7 @@ let package = Package(
             dependencies: [
                 "TradewireBus", "TradewireJSON",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

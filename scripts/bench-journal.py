@@ -2,7 +2,7 @@
 """Journal benchmarks (make bench): a release tradewired with --ephemeral beside one with a
 journal (the default), measured in one run, each figure the median of ROUNDS.
 
-- delivered events/s to 1 subscriber (tw-bench, 100-byte payloads, 256 in flight);
+- delivered events/s to 1 subscriber (tw-bench, 100-byte payloads, 64 in flight);
 - publish acknowledgement latency, one publisher, unpipelined (p50/p99, Python raw socket);
 - run_pipeline latency with 5 and with 1000 symbols (p50/p99);
 - bytes per event on disk (the journal's size over its events after the delivery run);
@@ -80,7 +80,7 @@ def percentile(samples, p):
 
 def delivered(daemon, count):
     out = subprocess.run([TW_BENCH, "--socket", daemon.sock, "publish", "--count", str(count), "--subscribers", "1",
-                          "--inflight", "256", "--size", "100"], capture_output=True, text=True, check=True).stdout
+                          "--inflight", "64", "--size", "100"], capture_output=True, text=True, check=True).stdout
     return float(re.search(r"delivered_per_s=([0-9.]+)", out).group(1))
 
 
@@ -182,7 +182,7 @@ def main():
         ratio = (b / a) if a else float("nan")
         print(f"{label:<46} {fmt.format(a):>14} {fmt.format(b):>14} {ratio:>7.2f}×")
 
-    line("delivered/s to 1 subscriber (256 in flight)", e["delivered"], j["delivered"], "{:,.0f}", True)
+    line("delivered/s to 1 subscriber (64 in flight)", e["delivered"], j["delivered"], "{:,.0f}", True)
     line("publish ack p50, unpipelined (µs)", e["ack50"], j["ack50"], "{:,.0f}", False)
     line("publish ack p99, unpipelined (µs)", e["ack99"], j["ack99"], "{:,.0f}", False)
     line("run_pipeline 5 symbols p50 (ms)", e["it5_50"], j["it5_50"], "{:,.1f}", False)

@@ -15,11 +15,14 @@ import TradewireBus
 /// Version 2: `state(key TEXT PRIMARY KEY, value BLOB)`: named JSON documents beside the
 /// events (book checkpoints, loop settings, durable stage groups).
 ///
+/// Version 3: drops the `ts` index (retention walks seq order, which is time order, and
+/// every append paid for an index nothing read).
+///
 /// A later version adds a migration and raises ``currentVersion``; a database whose
 /// `schema_version` (or migration list) is ahead of this code is refused as `.incompatible`.
 enum JournalSchema {
     /// The newest schema this code knows.
-    static let currentVersion = 2
+    static let currentVersion = 3
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -49,6 +52,10 @@ enum JournalSchema {
         migrator.registerMigration("v2") { db in
             try db.execute(sql: "CREATE TABLE state (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
             try db.execute(sql: "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: "DROP INDEX IF EXISTS events_ts")
+            try db.execute(sql: "UPDATE meta SET value = '3' WHERE key = 'schema_version'")
         }
         return migrator
     }

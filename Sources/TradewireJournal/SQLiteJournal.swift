@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 import Synchronization
 import TradewireBus
@@ -167,13 +168,33 @@ public final class SQLiteJournal: EventJournal {
         try Self.database(databasePath) {
             try pool.write { db in
                 let statement = try db.cachedStatement(sql: Self.insertSQL)
-                for record in records {
-                    try statement.execute(arguments: [
-                        record.seq, record.type, Self.microseconds(record.timestamp), Data(record.data),
-                        Data(record.metadata), record.dataType, record.subscriberCount,
-                    ])
-                }
+                for record in records { try Self.insert(record, with: statement.sqliteStatement, db) }
             }
+        }
+    }
+
+    /// Binds and steps one row with SQLite's own calls: the append path's hot loop, where
+    /// GRDB's per-value boxing (`StatementArguments`, `Data` copies) cost more than the
+    /// insert itself. SQLite copies each value (`SQLITE_TRANSIENT`) before the call returns.
+    private static func insert(_ record: JournalRecord, with statement: SQLiteStatement, _ db: Database) throws {
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        sqlite3_reset(statement)
+        sqlite3_bind_int64(statement, 1, Int64(record.seq))
+        sqlite3_bind_text(statement, 2, record.type, -1, transient)
+        sqlite3_bind_int64(statement, 3, microseconds(record.timestamp))
+        record.data.withUnsafeBytes { bytes in
+            _ = sqlite3_bind_blob(statement, 4, bytes.baseAddress, Int32(bytes.count), transient)
+        }
+        record.metadata.withUnsafeBytes { bytes in
+            _ = sqlite3_bind_blob(statement, 5, bytes.baseAddress, Int32(bytes.count), transient)
+        }
+        sqlite3_bind_text(statement, 6, record.dataType, -1, transient)
+        sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount))
+        let code = sqlite3_step(statement)
+        sqlite3_reset(statement)
+        guard code == SQLITE_DONE else {
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
     }
 

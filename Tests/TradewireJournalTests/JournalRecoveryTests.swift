@@ -79,11 +79,11 @@ import TradewireBus
         #expect(
             try runPython(
                 "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
-                    + "db.execute(\"UPDATE meta SET value = '3' WHERE key = 'schema_version'\"); db.commit()",
+                    + "db.execute(\"UPDATE meta SET value = '4' WHERE key = 'schema_version'\"); db.commit()",
                 database))
         let error = journalError { try openJournal(temp.path) }
         #expect(error?.kind == .incompatible)
-        #expect(error?.message.contains("schema version 3") == true)
+        #expect(error?.message.contains("schema version 4") == true)
     }
 
     @Test func anUnknownMigrationIsIncompatible() throws {
@@ -93,7 +93,7 @@ import TradewireBus
         #expect(
             try runPython(
                 "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
-                    + "db.execute(\"INSERT INTO grdb_migrations VALUES ('v3')\"); db.commit()",
+                    + "db.execute(\"INSERT INTO grdb_migrations VALUES ('v4')\"); db.commit()",
                 temp.child("tradewire.db")))
         #expect(journalError { try openJournal(temp.path) }?.kind == .incompatible)
     }
