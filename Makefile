@@ -93,6 +93,7 @@ run:
 	@echo "  $(BUILD_DIR)/tradewire run AAPL MSFT --dry-run # one iteration, nothing traded"
 	@echo "  $(BUILD_DIR)/tradewire subscribe '*'          # watch every event"
 	@echo "  $(BUILD_DIR)/tradewire stats"
+	@echo "  $(BUILD_DIR)/tradewire portfolio              # the paper book (kept in the journal)"
 	@echo ""
 	exec $(BUILD_DIR)/tradewired --loop $(if $(SOCKET),--socket $(SOCKET))
 

@@ -43,6 +43,13 @@ public enum PipelineRecovery {
             if seq.map({ saved.asOfSeq <= $0 }) ?? true {
                 fold = saved
                 checkpointSeq = saved.asOfSeq
+            } else if let oldest = try journal.summary().oldestSeq, oldest > 1 {
+                // Retention removed events the fold would need, and the checkpoint is past `seq`.
+                throw ReplayError(
+                    iterationID: "",
+                    message:
+                        "the journal no longer holds what came before seq \(seq ?? 0) (events before \(oldest) were removed)"
+                )
             }
         }
         var folded = 0

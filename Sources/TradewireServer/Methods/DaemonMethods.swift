@@ -267,7 +267,10 @@ enum DaemonMethods {
                 request = try IterationReplay.request(
                     for: recorded, journal: journal, startingCash: startingCash, timeout: timeout)
             } catch let error as ReplayError {
-                return .failure(.unknownIteration(iterationID, error.message))
+                let message =
+                    error.iterationID.isEmpty
+                    ? "iteration \(iterationID) cannot be replayed: \(error.message)" : error.message
+                return .failure(.unknownIteration(iterationID, message))
             } catch {
                 return .failure(.internalError("replay of \(iterationID): \(error)"))
             }
