@@ -71,6 +71,14 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             code: -32001, message: "Too many requests in flight on this connection (limit \(limit))",
             type: "overloaded", details: ["limit": JSONValue(limit)])
     }
+    /// A publish over the connection's `--publish-rate` (PROTOCOL §12): nothing was recorded.
+    public static func rateLimited(retryAfterMilliseconds: Int, perSecond: Double, burst: Int) -> RPCError {
+        RPCError(
+            code: -32002,
+            message:
+                "Publish rate limit reached (\(perSecond)/s, burst \(burst)); retry in \(retryAfterMilliseconds) ms",
+            type: "rate_limited", details: ["retry_after_ms": JSONValue(retryAfterMilliseconds)])
+    }
     /// A batch whose answers alone exceed the connection's outbound budget: its remaining
     /// entries are not started.
     public static func batchOverBudget(budget: Int) -> RPCError {

@@ -48,7 +48,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
             loopBound.value.drain()
         }
         let eventLoop = context.eventLoop
-        connection = ServerConnection(id: id, outbox: outbox, eventLoop: eventLoop) {
+        connection = ServerConnection(
+            id: id, outbox: outbox, eventLoop: eventLoop, publishRate: daemon.configuration.publishRate
+        ) {
             eventLoop.execute { loopBound.value.closeAfterFlush() }
         }
     }

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var inheritedSocket: Int32?
     /// How long a graceful stop waits for running work.
     public var shutdownGrace: Duration = .seconds(10)
+    /// Publishes per second one connection may make (`--publish-rate`); nil: no limit.
+    public var publishRate: PublishRate?
     /// Event-loop threads.
     public var threads = 2
 

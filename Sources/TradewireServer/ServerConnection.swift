@@ -15,11 +15,17 @@ public final class ServerConnection: Sendable {
     /// Subscriptions acknowledged but not yet live (by pattern), so that a second identical
     /// subscribe in the same batch is the no-op it would be later.
     private let pendingSubscriptions = Mutex<[String: SubscriptionID]>([:])
+    /// This connection's publish allowance (`--publish-rate`); nil: unlimited.
+    let publishBucket: TokenBucket?
 
-    init(id: Int, outbox: Outbox, eventLoop: any EventLoop, closeWhenFlushed: @escaping @Sendable () -> Void) {
+    init(
+        id: Int, outbox: Outbox, eventLoop: any EventLoop, publishRate: PublishRate? = nil,
+        closeWhenFlushed: @escaping @Sendable () -> Void
+    ) {
         self.id = id
         self.outbox = outbox
         self.eventLoop = eventLoop
+        self.publishBucket = publishRate.map { TokenBucket(rate: $0) }
         self.closeWhenFlushed = closeWhenFlushed
     }
 

@@ -101,6 +101,13 @@ struct Tradewired: AsyncParsableCommand {
     )
     var maxConnections: String = "4096"
 
+    @Option(
+        name: .customLong("publish-rate"),
+        help:
+            "Publishes per second per connection, N or N/BURST (token bucket; default: no limit). Over it: -32002 rate_limited with retry_after_ms, nothing recorded."
+    )
+    var publishRate: String?
+
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
     var allowUID: [UInt32] = []
 
@@ -128,6 +135,9 @@ struct Tradewired: AsyncParsableCommand {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
         }
         if let mode, OrchestratorMode(rawValue: mode) == nil { throw ValidationError("--mode must be async or sync") }
+        if let publishRate, case .failure(let error) = PublishRate.parse(publishRate) {
+            throw ValidationError(error.description)
+        }
         guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
         if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
         if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
@@ -226,6 +236,7 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.socketMode = UInt16(socketMode, radix: 8) ?? 0o600
         serverConfiguration.maxMessageBytes = try Self.integer(
             maxMessageBytes, "--max-message-bytes", 1...ServerConfiguration.maximumMessageLimit)
+        serverConfiguration.publishRate = try publishRate.map { try PublishRate.parse($0).get() }
         serverConfiguration.maxConnections = try Self.integer(
             maxConnections, "--max-connections", 1...ServerConfiguration.maximumConnectionsLimit)
         Self.raiseFileLimit(toServe: serverConfiguration.maxConnections, logger: logger)

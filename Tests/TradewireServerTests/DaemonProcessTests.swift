@@ -78,7 +78,9 @@ import TradewireTesting
         ["--interval", "0.01"], ["--no-such-flag"], ["--symbols", "bad sym!"], ["--data-provider", "ftp:x"],
         ["--history-capacity", "100000000000"], ["--history-capacity", "9223372036854775807"],
         ["--history-capacity", "0"], ["--max-connections", "0"], ["--max-connections", "99999999"],
-        ["--seed=-1"], ["--interval", "1e308"], ["--max-message-bytes", "-5"],
+        ["--seed=-1"], ["--interval", "1e308"], ["--max-message-bytes", "-5"], ["--publish-rate", "0"],
+        ["--publish-rate", "-3"], ["--publish-rate", "nan"], ["--publish-rate", "5/0"], ["--publish-rate", "5/x"],
+        ["--publish-rate", "1e10"], ["--publish-rate", "5/2/1"],
         ["--socket", "/nonexistent-tradewire-dir/x.sock"], ["--data-provider", "csv:/nonexistent-tradewire-dir"],
     ])
     func usageErrorsExitTwo(arguments: [String]) async throws {

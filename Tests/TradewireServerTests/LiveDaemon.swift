@@ -42,7 +42,7 @@ func withDaemon(
     mode: OrchestratorMode = .async, provider: (any MarketDataProvider)? = nil, historyCapacity: Int = 1000,
     outboxBudget: Int = 8 << 20, maxInFlight: Int = 1024, maxMessageBytes: Int = 1 << 20,
     shutdownGrace: Duration = .seconds(10), maxConnections: Int = 4096, maxResponseBytes: Int = 64 << 20,
-    storage: TestStorage? = nil, _ body: (String, Daemon) async throws -> Void
+    storage: TestStorage? = nil, publishRate: PublishRate? = nil, _ body: (String, Daemon) async throws -> Void
 ) async throws {
     let path = uniqueSocketPath(mode.rawValue)
     var configuration = ServerConfiguration(socketPath: path)
@@ -52,6 +52,7 @@ func withDaemon(
     configuration.shutdownGrace = shutdownGrace
     configuration.maxConnections = maxConnections
     configuration.maxResponseBytes = maxResponseBytes
+    configuration.publishRate = publishRate
     let logger = Logger(label: "tradewire.server.tests", factory: { _ in SwiftLogNoOpLogHandler() })
     // TW_TEST_STORAGE: journal (the default) or ephemeral, like the daemon's processes.
     let storage = storage ?? TestStorage.current
