@@ -47,8 +47,7 @@ public final class Daemon: Sendable {
     public var bus: EventBus { pipeline.bus }
 
     public var uptimeSeconds: Double {
-        let d = ContinuousClock.now - startedAt
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        (ContinuousClock.now - startedAt).inSeconds
     }
 
     /// Called by the `shutdown` method; the executable wires it to the service group.

@@ -70,21 +70,22 @@ public struct PipelineHost: Sendable {
             "running": JSONValue(status.running), "interval_seconds": JSONValue(status.intervalSeconds),
             "symbols": status.symbols.map { symbols in JSONValue.array(symbols.map { JSONValue($0) }) } ?? .null,
         ]
-        do {
-            try journal.saveState(Self.loopStateKey, JSONWriter.encode(document))
-        } catch {
-            logger.error("journal.state.save_failed", metadata: ["key": "\(Self.loopStateKey)", "error": "\(error)"])
-        }
+        save(Self.loopStateKey, document, in: journal)
     }
 
     /// Keeps the durable stage groups in the journal (after any registration change).
     func saveStageGroups(_ registry: StageRegistry) {
         guard let journal else { return }
+        save(Self.stageGroupsStateKey, registry.durableGroupsJSON(), in: journal)
+    }
+
+    /// Saves a state document; a failure is logged (the running daemon is unaffected; the
+    /// next start sees the previous document).
+    private func save(_ key: String, _ document: JSONValue, in journal: any EventJournal) {
         do {
-            try journal.saveState(Self.stageGroupsStateKey, JSONWriter.encode(registry.durableGroupsJSON()))
+            try journal.saveState(key, JSONWriter.encode(document))
         } catch {
-            logger.error(
-                "journal.state.save_failed", metadata: ["key": "\(Self.stageGroupsStateKey)", "error": "\(error)"])
+            logger.error("journal.state.save_failed", metadata: ["key": "\(key)", "error": "\(error)"])
         }
     }
 

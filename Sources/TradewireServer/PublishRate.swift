@@ -1,4 +1,5 @@
 import Synchronization
+import TradewireJSON
 
 /// `--publish-rate N[/BURST]` (PROTOCOL §12): how many publishes per second one connection
 /// may make, and how many it may make at once after a pause.
@@ -64,9 +65,7 @@ final class TokenBucket: Sendable {
     /// Takes one token: nil when taken, else how long until one is there (nothing taken).
     func take(now: ContinuousClock.Instant = .now) -> Duration? {
         state.withLock { s in
-            let elapsed = now - s.refilledAt
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            s.tokens = min(Double(rate.burst), s.tokens + max(0, seconds) * rate.perSecond)
+            s.tokens = min(Double(rate.burst), s.tokens + max(0, (now - s.refilledAt).inSeconds) * rate.perSecond)
             s.refilledAt = now
             if s.tokens >= 1 {
                 s.tokens -= 1

@@ -48,14 +48,12 @@ final class IterationContext: Sendable {
         self.asOf = asOf
         self.startedAt = .now
         self.deadline = startedAt.advanced(by: timeout)
-        let c = timeout.components
-        self.deadlineDate = Date().addingTimeInterval(Double(c.seconds) + Double(c.attoseconds) / 1e18)
+        self.deadlineDate = Date().addingTimeInterval(timeout.inSeconds)
         self.progress = Mutex(Progress())
     }
 
     var elapsedSeconds: Double {
-        let d = ContinuousClock.now - startedAt
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        (ContinuousClock.now - startedAt).inSeconds
     }
 
     /// True once the deadline passed: later stages must not act (no trade after a timeout).

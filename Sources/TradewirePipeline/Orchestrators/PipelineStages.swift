@@ -22,8 +22,7 @@ struct PipelineStages: Sendable {
     private func timed<T>(_ stage: PipelineStage, _ context: IterationContext, _ body: () async -> T) async -> T {
         let start = ContinuousClock.now
         let value = await body()
-        let d = ContinuousClock.now - start
-        metrics.recordStage(stage, seconds: Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        metrics.recordStage(stage, seconds: (ContinuousClock.now - start).inSeconds)
         context.finished(stage)
         return value
     }

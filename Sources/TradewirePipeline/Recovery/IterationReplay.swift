@@ -103,14 +103,11 @@ public enum IterationReplay {
         for recorded: RecordedIteration, journal: any EventJournal, startingCash: Money, timeout: Duration? = nil
     ) throws -> IterationRequest {
         let (fold, _, _) = try PipelineRecovery.fold(journal, startingCash: startingCash, through: recorded.dataSeq - 1)
-        let books = fold.ledger
-        let account = AccountSnapshot(
-            cash: books.cash, equity: books.equity, positions: books.positions.mapValues(\.quantity),
-            marks: books.marks, commissionPaid: books.commissionPaid, orders: books.orders)
         var request = IterationRequest(
             symbols: recorded.marketData.keys.sorted(), marketData: recorded.marketData, dryRun: true, timeout: timeout)
         request.replay = ReplayBasis(
-            of: recorded.id, account: account, committedRisk: fold.committedRisk(on: recorded.startedAt),
+            of: recorded.id, account: fold.ledger.accountSnapshot,
+            committedRisk: fold.committedRisk(on: recorded.startedAt),
             asOf: recorded.startedAt)
         return request
     }

@@ -103,7 +103,10 @@ public enum PipelineRecovery {
         agents.auditLog.removeAll()
         for summary in fold.summaries { agents.auditLog.append(summary) }
         orchestrator.continueNumbering(after: fold.lastIteration)
-        await loop.restore(iterations: fold.loopIterations, lastIteration: fold.lastLoopIteration)
+        // Aborted loop iterations count, as the next fold will count them.
+        let abortedLoopIterations = fold.openIterations.filter(\.loop).count
+        await loop.restore(
+            iterations: fold.loopIterations + abortedLoopIterations, lastIteration: fold.lastLoopIteration)
         var aborted: [String] = []
         for iteration in fold.openIterations {
             let data: JSONValue = [
@@ -124,16 +127,11 @@ public enum PipelineRecovery {
                     "stage": "\(iteration.lastStage.rawValue)",
                 ])
         }
-        if !aborted.isEmpty {
-            // The loop's count includes the aborted loop iterations, as the next fold will.
-            await loop.restore(
-                iterations: fold.loopIterations + fold.openIterations.filter(\.loop).count, lastIteration: nil)
-        }
         let elapsed = ContinuousClock.now - started
         let report = RecoveryReport(
             recordsFolded: folded, checkpointSeq: checkpointSeq, asOfSeq: fold.asOfSeq, orders: fold.ledger.orders,
             lastIteration: fold.lastIteration, aborted: aborted, unreadable: fold.unreadable,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            seconds: elapsed.inSeconds)
         logger.info(
             "recovery.done",
             metadata: [

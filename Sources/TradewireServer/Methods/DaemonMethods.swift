@@ -166,9 +166,9 @@ enum DaemonMethods {
     static func publish(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let daemon = context.daemon
         if let bucket = context.connection.publishBucket, let wait = bucket.take() {
-            let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
             throw .rateLimited(
-                retryAfterMilliseconds: max(1, Int((seconds * 1000).rounded(.up))), perSecond: bucket.rate.perSecond,
+                retryAfterMilliseconds: max(1, Int((wait.inSeconds * 1000).rounded(.up))),
+                perSecond: bucket.rate.perSecond,
                 burst: bucket.rate.burst)
         }
         if let pipelineEvent = PipelineEvent(rawValue: params.type) {

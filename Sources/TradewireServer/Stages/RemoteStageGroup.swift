@@ -23,17 +23,13 @@ struct RemoteStageGroup: StageHandler {
         // The member is told the call's own deadline (the earlier of the two).
         var call = call
         call.deadline = deadline
-        call.deadlineDate = Date().addingTimeInterval(Self.seconds(deadline - start))
+        call.deadlineDate = Date().addingTimeInterval((deadline - start).inSeconds)
         let result = await run(call, deadline: deadline)
         let elapsed = ContinuousClock.now - start
         let milliseconds =
             Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         registry.record(key, milliseconds: milliseconds, failure: result.failure)
         return result
-    }
-
-    private static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
     private func run(_ call: StageCall, deadline: ContinuousClock.Instant) async -> Result<StageReply, StageFailure> {

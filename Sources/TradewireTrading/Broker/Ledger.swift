@@ -53,6 +53,13 @@ public struct Ledger: Sendable, Equatable {
         return total
     }
 
+    /// The account as risk and stage handlers see it (shares per symbol, no cost basis).
+    public var accountSnapshot: AccountSnapshot {
+        AccountSnapshot(
+            cash: cash, equity: equity, positions: positions.mapValues(\.quantity), marks: marks,
+            commissionPaid: commissionPaid, orders: orders)
+    }
+
     /// Unrealised P&L of one position at its mark: `qty × mark − cost`.
     public func unrealizedPnL(of symbol: String) -> Money {
         guard let position = positions[symbol], let mark = marks[symbol] else { return .zero }

@@ -37,11 +37,7 @@ public actor PaperBroker {
     public var equity: Double { ledger.equity.dollars }
 
     /// The ledger now.
-    public func account() -> AccountSnapshot {
-        AccountSnapshot(
-            cash: ledger.cash, equity: ledger.equity, positions: ledger.positions.mapValues(\.quantity),
-            marks: ledger.marks, commissionPaid: ledger.commissionPaid, orders: ledger.orders)
-    }
+    public func account() -> AccountSnapshot { ledger.accountSnapshot }
 
     /// The books now: positions with their cost basis, realised P&L and the order count.
     public func books() -> Ledger { ledger }

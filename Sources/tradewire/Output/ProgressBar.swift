@@ -1,4 +1,5 @@
 import Foundation
+import TradewireJSON
 
 /// A one-line progress display on stderr for long work (`journal export`, `journal import`).
 ///
@@ -94,7 +95,7 @@ struct ProgressBar {
     static func line(
         label: String, unit: Unit, done: Int, total: Int?, elapsed: Duration, note: String? = nil
     ) -> String {
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         let rate = seconds > 0 ? Double(done) / seconds : 0
         var parts = [label]
         if let total, total > 0 {

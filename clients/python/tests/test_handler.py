@@ -51,9 +51,9 @@ def test_run_handler_since_seq_and_live(socket_path: str, etype: str) -> None:
     assert result == [live]
 
 
-def test_run_handler_reconnects_across_restart(daemon_factory) -> None:
-    d1 = daemon_factory.start()
-    path = d1.socket_path
+def _start_gated(pattern, socket_path):
+    """run_handler in a thread whose reconnect waits for ``gate`` after a disconnect (so a
+    test can publish on a restarted daemon first); ``connected`` queues each on_connect."""
     received: List[Any] = []
     stop = threading.Event()
     connected: "queue.Queue[Dict[str, Any]]" = queue.Queue()
@@ -66,12 +66,19 @@ def test_run_handler_reconnects_across_restart(daemon_factory) -> None:
 
     t = threading.Thread(
         target=run_handler,
-        args=("rc.*", received.append),
-        kwargs=dict(socket_path=path, stop_event=stop, on_connect=connected.put, on_disconnect=on_disconnect,
+        args=(pattern, received.append),
+        kwargs=dict(socket_path=socket_path, stop_event=stop, on_connect=connected.put, on_disconnect=on_disconnect,
                     reconnect_delay=0.05, poll_interval=0.1),
         daemon=True,
     )
     t.start()
+    return received, stop, connected, disconnected, gate, t
+
+
+def test_run_handler_reconnects_across_restart(daemon_factory) -> None:
+    d1 = daemon_factory.start()
+    path = d1.socket_path
+    received, stop, connected, disconnected, gate, t = _start_gated("rc.*", path)
     try:
         first = connected.get(timeout=10)
         assert first["restarted"] is False
@@ -119,24 +126,7 @@ def test_run_handler_resumes_on_the_same_journal_after_a_restart(daemon_factory,
     data = str(tmp_path / "data")
     d1 = daemon_factory.start(extra=["--data-dir", data])
     path = d1.socket_path
-    received: List[Any] = []
-    stop = threading.Event()
-    connected: "queue.Queue[Dict[str, Any]]" = queue.Queue()
-    disconnected = threading.Event()
-    gate = threading.Event()
-
-    def on_disconnect(exc: BaseException) -> None:
-        disconnected.set()
-        gate.wait(30)
-
-    t = threading.Thread(
-        target=run_handler,
-        args=("jr.*", received.append),
-        kwargs=dict(socket_path=path, stop_event=stop, on_connect=connected.put, on_disconnect=on_disconnect,
-                    reconnect_delay=0.05, poll_interval=0.1),
-        daemon=True,
-    )
-    t.start()
+    received, stop, connected, disconnected, gate, t = _start_gated("jr.*", path)
     try:
         first = connected.get(timeout=10)
         assert isinstance(first["journal_id"], str)
