@@ -12,6 +12,9 @@ Storage (``TW_TEST_STORAGE``): ``journal`` (the default when unset) adds
 ``--data-dir <a fresh directory under the test's tmp dir>``, removed once the
 daemon stopped; ``ephemeral`` adds ``--ephemeral``.  A test whose extra flags
 have ``--data-dir`` or ``--ephemeral`` keeps its own choice (nothing is added).
+Tests marked ``journal_only`` (they restart a daemon on its data dir, or kill it)
+are skipped when ``TW_TEST_STORAGE=ephemeral``: they pick their storage themselves,
+so the ephemeral pass would only run them a second time.
 """
 from __future__ import annotations
 
@@ -25,8 +28,23 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from support import Daemon, DaemonFactory, daemon_binary  # noqa: E402
+from support import Daemon, DaemonFactory, daemon_binary, storage_mode  # noqa: E402
 from tradewire import Client  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "journal_only: needs a journal of its own; skipped when TW_TEST_STORAGE=ephemeral"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if storage_mode() != "ephemeral":
+        return
+    skip = pytest.mark.skip(reason="journal-only (TW_TEST_STORAGE=ephemeral)")
+    for item in items:
+        if "journal_only" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ Standard library only.
 
 * :class:`Client` -- blocking; :class:`AsyncClient` -- asyncio.
 * :func:`run_handler` -- a remote event handler that reconnects and resumes.
+* :class:`Consumer` / :class:`AsyncConsumer` -- a durable, at-least-once consumer
+  (section 11): deliveries to acknowledge, shared by a queue group, reconnecting.
 * :class:`StageWorker` -- serve a pipeline stage (remote stages, section 9).
 * :func:`default_socket_path` -- the socket path rules of docs/PROTOCOL.md section 1.
 * Both clients refuse an unsafe default socket directory and a server that
@@ -18,12 +20,14 @@ __version__ = "0.1.0"
 #: the protocol level this client implements
 API_LEVEL = 2
 
-from .aio import AsyncClient, AsyncSubscription  # noqa: E402
+from .aio import AsyncClient, AsyncConsumer, AsyncDelivery, AsyncSubscription  # noqa: E402
 from .client import Client, Subscription  # noqa: E402
+from .consumer import Consumer, Delivery  # noqa: E402
 from .errors import (  # noqa: E402
     BatchTooLarge,
     ConnectionLost,
     DaemonUnavailable,
+    DeadLetterNotFoundError,
     Forbidden,
     InternalError,
     InvalidParams,
@@ -36,11 +40,13 @@ from .errors import (  # noqa: E402
     ParseError,
     PipelineTimeout,
     ProtocolError,
+    RateLimitedError,
     RPCError,
     ShuttingDown,
     SubscriptionClosed,
     Timeout,
     TradewireError,
+    UnknownConsumerError,
     UnsafeSocketDirectory,
     UntrustedPeer,
     UntrustedSocket,
@@ -58,6 +64,10 @@ __all__ = [
     "Subscription",
     "AsyncClient",
     "AsyncSubscription",
+    "Consumer",
+    "Delivery",
+    "AsyncConsumer",
+    "AsyncDelivery",
     "run_handler",
     "StageWorker",
     "StageCall",
@@ -84,6 +94,9 @@ __all__ = [
     "NoMarketData",
     "PipelineTimeout",
     "Forbidden",
+    "RateLimitedError",
+    "UnknownConsumerError",
+    "DeadLetterNotFoundError",
     "NotConnected",
     "DaemonUnavailable",
     "ConnectionLost",

@@ -61,6 +61,43 @@ def clean(**params: Any) -> Dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def consumer_params(
+    consumer: Any,
+    ack_wait_ms: Optional[int] = None,
+    max_deliver: Optional[int] = None,
+    max_in_flight: Optional[int] = None,
+) -> Dict[str, Any]:
+    """The ``subscribe`` params that make a subscription a durable consumer
+    (docs/PROTOCOL.md section 11); the daemon checks the values."""
+    if not isinstance(consumer, str) or not consumer:
+        raise ValueError("a consumer needs a name (1-64 characters of A-Z a-z 0-9 _ . : -)")
+    return clean(consumer=consumer, ack_wait_ms=ack_wait_ms, max_deliver=max_deliver, max_in_flight=max_in_flight)
+
+
+def check_consumer_options(consumer: Any, patterns: Sequence[str], options: Dict[str, Any]) -> Dict[str, Any]:
+    """``subscribe``'s consumer keywords: the extra params, or ``{}`` for a plain subscription."""
+    if consumer is None:
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to a consumer: pass consumer=NAME")
+        return {}
+    if len(patterns) != 1:
+        raise ValueError("a consumer subscribes to exactly one pattern")
+    return consumer_params(consumer, **options)
+
+
+def ack_params(consumer: str, seq: Optional[int], up_to_seq: Optional[int]) -> Dict[str, Any]:
+    """``ack`` params: exactly one of ``seq`` and ``up_to_seq``."""
+    if (seq is None) == (up_to_seq is None):
+        raise ValueError("ack takes exactly one of seq and up_to_seq")
+    return clean(consumer=consumer, seq=seq, up_to_seq=up_to_seq)
+
+
+def nak_params(consumer: str, seq: int, delay_ms: Optional[int], error: Optional[str]) -> Dict[str, Any]:
+    """``nak`` params (``delay_ms`` absent: redelivered at once)."""
+    return clean(consumer=consumer, seq=seq, delay_ms=delay_ms, error=error)
+
+
 def pipeline_timeout(default: Optional[float], timeout_ms: Optional[int]) -> Optional[float]:
     """Client-side wait for run_pipeline: the daemon's deadline plus a grace."""
     if default is None:
@@ -98,7 +135,8 @@ def notification_item(method: str, params: Any) -> Tuple[Optional[str], Any]:
     if method == "event":
         ev = params.get("event")
         if isinstance(ev, dict):
-            return sid, Event(ev, sid)
+            delivery = params.get("delivery")
+            return sid, Event(ev, sid, delivery if isinstance(delivery, dict) else None)
     elif method == "events_dropped":
         return sid, EventsDropped(params)
     return None, None
@@ -151,6 +189,8 @@ class SubCore:
     def __init__(self, patterns: Sequence[str]) -> None:
         self.patterns: List[str] = list(patterns)
         self.ids: Dict[str, str] = {}
+        #: params added to every ``subscribe`` of this core (a consumer's name and options)
+        self.extra: Dict[str, Any] = {}
         self.dedupe = len(self.patterns) > 1
         self.replay: Deque[Any] = deque()
         self.live: Deque[Any] = deque()

@@ -1,4 +1,5 @@
-"""asyncio client: :class:`AsyncClient` and :class:`AsyncSubscription`.
+"""asyncio client: :class:`AsyncClient`, :class:`AsyncSubscription` and the durable
+:class:`AsyncConsumer` (with :class:`AsyncDelivery`).
 
 One reader task per connection dispatches every message: responses resolve
 the future of their ``id``, notifications go to the buffer of their
@@ -14,20 +15,22 @@ from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
 
 from . import _common as C
+from .consumer import ConsumerBase, DeliveryBase, _Spec
 from .errors import (
     ConnectionLost,
     DaemonUnavailable,
     Forbidden,
     NotConnected,
     ProtocolError,
+    RPCError,
     SubscriptionClosed,
     Timeout,
     error_from_object,
 )
-from .events import EventsDropped
+from .events import Event, EventsDropped
 from .paths import DEFAULT_SOURCE, check_peer, check_socket_dir, resolve_socket_path
 
-__all__ = ["AsyncClient", "AsyncSubscription", "DEFAULT_LIMIT"]
+__all__ = ["AsyncClient", "AsyncSubscription", "AsyncConsumer", "AsyncDelivery", "DEFAULT_LIMIT"]
 
 _DEFAULT: Any = object()
 
@@ -456,13 +459,46 @@ class AsyncClient:
     async def shutdown(self) -> Dict[str, Any]:
         return await self.call("shutdown")
 
+    # ------------------------------------------------ consumers (section 11)
+
+    async def ack(
+        self, consumer: str, seq: Optional[int] = None, *, up_to_seq: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """``ack``; see :meth:`tradewire.Client.ack`."""
+        return await self.call("ack", C.ack_params(consumer, seq, up_to_seq))
+
+    async def nak(
+        self, consumer: str, seq: int, delay_ms: Optional[int] = None, error: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """``nak``; see :meth:`tradewire.Client.nak`."""
+        return await self.call("nak", C.nak_params(consumer, seq, delay_ms, error))
+
+    async def get_consumers(self) -> Dict[str, Any]:
+        return await self.call("get_consumers")
+
+    async def delete_consumer(self, consumer: str) -> Dict[str, Any]:
+        return await self.call("delete_consumer", {"consumer": consumer})
+
+    async def get_dead_letters(self, consumer: Optional[str] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+        return await self.call("get_dead_letters", C.clean(consumer=consumer, limit=limit))
+
+    async def retry_dead_letter(self, id: Any) -> Dict[str, Any]:
+        return await self.call("retry_dead_letter", {"id": id})
+
+    async def discard_dead_letter(self, id: Any) -> Dict[str, Any]:
+        return await self.call("discard_dead_letter", {"id": id})
+
     def subscribe(
         self,
         *patterns: Any,
         since_seq: Optional[int] = None,
         on_dropped: Optional[Callable[[EventsDropped], Any]] = None,
+        consumer: Optional[str] = None,
+        ack_wait_ms: Optional[int] = None,
+        max_deliver: Optional[int] = None,
+        max_in_flight: Optional[int] = None,
     ) -> "AsyncSubscription":
-        """Subscribe; see :meth:`tradewire.Client.subscribe`.
+        """Subscribe; see :meth:`tradewire.Client.subscribe` (``consumer=`` too).
 
         The result is both awaitable and an async iterator::
 
@@ -472,13 +508,19 @@ class AsyncClient:
 
         ``on_dropped`` may be a plain function or a coroutine function.
         """
-        return AsyncSubscription(self, C.flatten_patterns(patterns), since_seq, on_dropped)
+        pats = C.flatten_patterns(patterns)
+        extra = C.check_consumer_options(
+            consumer, pats, {"ack_wait_ms": ack_wait_ms, "max_deliver": max_deliver, "max_in_flight": max_in_flight}
+        )
+        sub = AsyncSubscription(self, pats, since_seq, on_dropped)
+        sub._core.extra = extra
+        return sub
 
     async def _subscribe_core(self, core: C.SubCore, since_seq: Optional[int]) -> None:
         native = len(core.patterns) == 1 or since_seq is None
         try:
             for p in core.patterns:
-                params: Dict[str, Any] = {"event_type": p}
+                params: Dict[str, Any] = {"event_type": p, **core.extra}
                 if native and since_seq is not None:
                     params["since_seq"] = since_seq
                 res = await self.call("subscribe", params)
@@ -647,3 +689,184 @@ class AsyncSubscription:
 
     def __repr__(self) -> str:
         return f"<tradewire.AsyncSubscription {self.ids!r}{' ended' if self._core.ended else ''}>"
+
+
+# ---------------------------------------------------------------------------
+# Durable consumers (docs/PROTOCOL.md section 11)
+
+
+class AsyncDelivery(DeliveryBase):
+    """An :class:`AsyncConsumer`'s delivery: ``await d.ack()``, ``await d.nak(...)``;
+    the fields are :class:`tradewire.consumer.DeliveryBase`'s."""
+
+    def __init__(self, owner: "AsyncConsumer", event: Event) -> None:
+        super().__init__(owner.name, event)
+        self._owner = owner
+
+    async def ack(self) -> int:
+        """See :meth:`tradewire.Delivery.ack`."""
+        n = await self._owner.ack(self.seq)
+        if n:
+            self.settled = "acked"
+        return n
+
+    async def nak(self, delay_ms: Optional[int] = None, error: Optional[str] = None) -> bool:
+        """See :meth:`tradewire.Delivery.nak`."""
+        ok = await self._owner.nak(self.seq, delay_ms=delay_ms, error=error)
+        if ok:
+            self.settled = "naked"
+        return ok
+
+
+class AsyncConsumer(ConsumerBase):
+    """The asyncio :class:`tradewire.Consumer`: the same options and behaviour.
+
+    >>> async with AsyncConsumer("billing", "order.*") as c:
+    ...     async for d in c:
+    ...         await handle(d.event)
+    ...         await d.ack()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        pattern: str,
+        socket_path: Optional[str] = None,
+        *,
+        socket: Optional[str] = None,
+        since_seq: Optional[int] = None,
+        ack_wait_ms: Optional[int] = None,
+        max_deliver: Optional[int] = None,
+        max_in_flight: Optional[int] = None,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 5.0,
+        timeout: Optional[float] = 30.0,
+        poll_interval: float = 0.25,
+        limit: int = DEFAULT_LIMIT,
+    ) -> None:
+        spec = _Spec(
+            name, pattern, socket_path, socket, since_seq, ack_wait_ms, max_deliver, max_in_flight,
+            reconnect, reconnect_delay, max_reconnect_delay,
+        )
+        super().__init__(spec, timeout, poll_interval)
+        self.limit = limit
+        self._stop_requested = False
+
+    async def open(self) -> "AsyncConsumer":
+        """Connect and subscribe (once)."""
+        if not self._opened:
+            await self._connect()
+            self._opened = True
+        return self
+
+    async def _connect(self) -> None:
+        client = AsyncClient(self._spec.socket_path, timeout=self.timeout, limit=self.limit)
+        await client.connect()
+        try:
+            sub = await client.subscribe(self.pattern, **self._spec.subscribe_kwargs()).start()
+        except BaseException:
+            await client.close()
+            raise
+        self._spec.subscribed()
+        self._client, self._sub = client, sub
+
+    async def _drop(self) -> None:
+        client, self._client, self._sub = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    def stop(self) -> None:
+        """End the iteration within ``poll_interval`` seconds."""
+        self._stop_requested = True
+
+    async def close(self) -> None:
+        """Stop and close the connection.  Idempotent."""
+        self._stop_requested = True
+        await self._drop()
+
+    async def __aenter__(self) -> "AsyncConsumer":
+        return await self.open()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def get(self, timeout: Optional[float] = None) -> Optional[AsyncDelivery]:
+        """See :meth:`tradewire.Consumer.get`."""
+        await self.open()
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
+        while True:
+            if self._stop_requested:
+                raise self._stopped()
+            rem = None if deadline is None else deadline - loop.time()
+            if rem is not None and rem <= 0:
+                return None
+            sub = self._sub
+            if sub is None:
+                await self._reconnect(rem)
+                continue
+            try:
+                item = await sub.get(timeout=self.poll_interval if rem is None else min(self.poll_interval, rem))
+            except (SubscriptionClosed, NotConnected, Timeout, OSError) as e:
+                if self._stop_requested:
+                    raise self._stopped() from None
+                await self._drop()
+                self._spec.lost(e)
+                continue
+            ev = _Spec.delivery_of(item, self.name)
+            if ev is not None:
+                return AsyncDelivery(self, ev)
+
+    async def _reconnect(self, rem: Optional[float]) -> None:
+        pause = self._spec.backoff.next()
+        if rem is not None and pause > rem:
+            await asyncio.sleep(rem)
+            return
+        slept = 0.0
+        while not self._stop_requested and slept < pause:  # in steps, so that stop() is seen
+            step = min(self.poll_interval, pause - slept)
+            await asyncio.sleep(step)
+            slept += step
+        if self._stop_requested:
+            return
+        try:
+            await self._connect()
+        except (NotConnected, Timeout, OSError, RPCError) as e:
+            self._spec.connect_failed(e)
+            return
+        self.reconnects += 1
+        C.log.info("tradewire consumer %s: subscribed again (%s)", self.name, self.subscription)
+
+    def __aiter__(self) -> "AsyncConsumer":
+        return self
+
+    async def __anext__(self) -> AsyncDelivery:
+        try:
+            d = await self.get(None)
+        except SubscriptionClosed:
+            raise StopAsyncIteration from None
+        assert d is not None
+        return d
+
+    async def _settle(self, method: str, params: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        try:
+            if self._client is None:
+                raise self._not_connected()
+            res = await self._client.call(method, params)
+        except (NotConnected, Timeout, OSError) as e:
+            self._settle_failed(method, params, e)
+            return None
+        return res if isinstance(res, dict) else {}
+
+    async def ack(self, seq: int) -> int:
+        """See :meth:`tradewire.Consumer.ack`."""
+        return self._acked(await self._settle("ack", self._ack_params(seq)))
+
+    async def ack_up_to(self, seq: int) -> int:
+        """See :meth:`tradewire.Consumer.ack_up_to`."""
+        return self._acked(await self._settle("ack", self._ack_params(None, seq)))
+
+    async def nak(self, seq: int, delay_ms: Optional[int] = None, error: Optional[str] = None) -> bool:
+        """See :meth:`tradewire.Consumer.nak`."""
+        return self._ok(await self._settle("nak", self._nak_params(seq, delay_ms, error)))

@@ -540,11 +540,53 @@ class Client:
         """``shutdown`` → ``{"ok": true}``; the daemon then stops gracefully."""
         return self.call("shutdown")
 
+    # ------------------------------------------------ consumers (section 11)
+
+    def ack(self, consumer: str, seq: Optional[int] = None, *, up_to_seq: Optional[int] = None) -> Dict[str, Any]:
+        """``ack {consumer, seq}`` or ``{consumer, up_to_seq}`` → ``{"acked": n}``.
+
+        Only from a connection subscribed with ``consumer``
+        (else :class:`~tradewire.UnknownConsumerError`)."""
+        return self.call("ack", C.ack_params(consumer, seq, up_to_seq))
+
+    def nak(
+        self, consumer: str, seq: int, delay_ms: Optional[int] = None, error: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """``nak {consumer, seq, delay_ms?, error?}`` → ``{"ok": true}``: redelivered after the delay."""
+        return self.call("nak", C.nak_params(consumer, seq, delay_ms, error))
+
+    def get_consumers(self) -> Dict[str, Any]:
+        """``get_consumers`` → ``{"consumers": [{"consumer", "pattern", "position", "pending",
+        "redelivered", "dead_letters", "members", ...}]}``."""
+        return self.call("get_consumers")
+
+    def delete_consumer(self, consumer: str) -> Dict[str, Any]:
+        """``delete_consumer {consumer}`` → ``{"removed": n}``."""
+        return self.call("delete_consumer", {"consumer": consumer})
+
+    def get_dead_letters(self, consumer: Optional[str] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+        """``get_dead_letters`` → ``{"dead_letters": [{"id", "consumer", "seq", "event_type",
+        "attempts", "last_error", "first_failed", "last_failed", ...}]}`` (reading removes nothing)."""
+        return self.call("get_dead_letters", C.clean(consumer=consumer, limit=limit))
+
+    def retry_dead_letter(self, id: Any) -> Dict[str, Any]:
+        """``retry_dead_letter {id}`` → ``{"ok": true}``: delivered to its consumer again, from
+        attempt 1.  An unknown id raises :class:`~tradewire.DeadLetterNotFoundError`."""
+        return self.call("retry_dead_letter", {"id": id})
+
+    def discard_dead_letter(self, id: Any) -> Dict[str, Any]:
+        """``discard_dead_letter {id}`` → ``{"removed": n}`` (0 for an unknown id)."""
+        return self.call("discard_dead_letter", {"id": id})
+
     def subscribe(
         self,
         *patterns: Any,
         since_seq: Optional[int] = None,
         on_dropped: Optional[Callable[[EventsDropped], Any]] = None,
+        consumer: Optional[str] = None,
+        ack_wait_ms: Optional[int] = None,
+        max_deliver: Optional[int] = None,
+        max_in_flight: Optional[int] = None,
     ) -> "Subscription":
         """Subscribe to one or more event-type patterns; returns an iterator of events.
 
@@ -555,13 +597,22 @@ class Client:
         duplicate.  ``events_dropped`` notices are passed to ``on_dropped``
         when given, else yielded as :class:`~tradewire.EventsDropped` objects.
         The daemon's ``shutdown`` notification ends the iteration.
+
+        ``consumer=NAME`` (one pattern only) subscribes as a member of the durable
+        consumer NAME (docs/PROTOCOL.md section 11), with ``ack_wait_ms``,
+        ``max_deliver`` and ``max_in_flight``; its events carry ``.delivery`` and
+        must be acknowledged with :meth:`ack`.  :class:`tradewire.Consumer` wraps
+        this with deliveries that ack themselves and reconnection.
         """
         pats = C.flatten_patterns(patterns)
         core = C.SubCore(pats)
+        core.extra = C.check_consumer_options(
+            consumer, pats, {"ack_wait_ms": ack_wait_ms, "max_deliver": max_deliver, "max_in_flight": max_in_flight}
+        )
         native = len(pats) == 1 or since_seq is None
         try:
             for p in pats:
-                params: Dict[str, Any] = {"event_type": p}
+                params: Dict[str, Any] = {"event_type": p, **core.extra}
                 if native and since_seq is not None:
                     params["since_seq"] = since_seq
                 res = self.call("subscribe", params)

@@ -36,6 +36,9 @@ __all__ = [
     "NoMarketData",
     "PipelineTimeout",
     "Forbidden",
+    "RateLimitedError",
+    "UnknownConsumerError",
+    "DeadLetterNotFoundError",
     "NotConnected",
     "DaemonUnavailable",
     "ConnectionLost",
@@ -225,6 +228,40 @@ class Forbidden(RPCError):
     CODE = -32020
 
 
+class RateLimitedError(RPCError):
+    """-32002 ``rate_limited``: over the daemon's ``--publish-rate`` (docs/PROTOCOL.md
+    section 12); nothing was recorded.  ``.retry_after_ms`` (``data.retry_after_ms``,
+    ``None`` when absent) says when a token is free again."""
+
+    TYPES = ("rate_limited",)
+    CODE = -32002
+
+    @property
+    def retry_after_ms(self) -> Optional[int]:
+        v = self.data.get("retry_after_ms") if isinstance(self.data, dict) else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def _details(self) -> str:
+        ms = self.retry_after_ms
+        return "" if ms is None else f"retry after {ms} ms"
+
+
+class UnknownConsumerError(RPCError):
+    """-32040 ``unknown_consumer``: ``ack``/``nak`` for a consumer this connection is
+    not subscribed with (docs/PROTOCOL.md section 11)."""
+
+    TYPES = ("unknown_consumer",)
+    CODE = -32040
+
+
+class DeadLetterNotFoundError(RPCError):
+    """-32041 ``dead_letter_not_found``: ``retry_dead_letter`` with an id the daemon
+    does not hold (docs/PROTOCOL.md section 11)."""
+
+    TYPES = ("dead_letter_not_found",)
+    CODE = -32041
+
+
 _ALL_RPC: List[Type[RPCError]] = [
     ParseError,
     InvalidRequest,
@@ -238,6 +275,9 @@ _ALL_RPC: List[Type[RPCError]] = [
     NoMarketData,
     PipelineTimeout,
     Forbidden,
+    RateLimitedError,
+    UnknownConsumerError,
+    DeadLetterNotFoundError,
 ]
 _BY_TYPE: Dict[str, Type[RPCError]] = {t: c for c in _ALL_RPC for t in c.TYPES}
 _BY_CODE: Dict[int, Type[RPCError]] = {}

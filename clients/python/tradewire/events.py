@@ -16,13 +16,32 @@ class Event(dict):
     convenience, attribute access to those keys and ``.subscription``: the
     id (``"s-..."``) of the subscription that delivered it.  ``json.dumps``
     of an Event gives exactly the daemon's Event object.
+
+    An event delivered through a durable consumer (docs/PROTOCOL.md section 11)
+    also has ``.delivery``: the notification's ``{"consumer", "attempt"}``
+    (``None`` for a plain subscription), with ``.consumer`` and ``.attempt``.
     """
 
     kind = "event"
 
-    def __init__(self, obj: Any = (), subscription: Optional[str] = None) -> None:
+    def __init__(
+        self, obj: Any = (), subscription: Optional[str] = None, delivery: Optional[Dict[str, Any]] = None
+    ) -> None:
         super().__init__(obj)
         self.subscription = subscription
+        self.delivery = delivery
+
+    @property
+    def consumer(self) -> Optional[str]:
+        """``delivery.consumer``: the consumer that delivered this event, else ``None``."""
+        c = self.delivery.get("consumer") if self.delivery is not None else None
+        return c if isinstance(c, str) else None
+
+    @property
+    def attempt(self) -> Optional[int]:
+        """``delivery.attempt`` (1 for a first delivery), else ``None``."""
+        a = self.delivery.get("attempt") if self.delivery is not None else None
+        return a if isinstance(a, int) and not isinstance(a, bool) else None
 
     @property
     def seq(self) -> Optional[int]:
@@ -51,7 +70,8 @@ class Event(dict):
         return self.metadata.get("iteration")
 
     def __repr__(self) -> str:
-        return f"Event(subscription={self.subscription!r}, {dict.__repr__(self)})"
+        extra = f", delivery={self.delivery!r}" if self.delivery is not None else ""
+        return f"Event(subscription={self.subscription!r}{extra}, {dict.__repr__(self)})"
 
     @classmethod
     def from_history(cls, record: Dict[str, Any], subscription: Optional[str] = None) -> "Event":
