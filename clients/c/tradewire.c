@@ -1049,18 +1049,26 @@ int tw_poll(tw_client *c, int timeout_ms, tw_error *err)
 /* ------------------------------------------------------------------------ */
 /* Convenience                                                                */
 
-int tw_ping(tw_client *c, tw_error *err)
+/* Calls method with params (taken: released here; NULL = none) and checks
+ * that the result's member `key` is true. 0, or -1 with err filled. */
+static int call_for_true(tw_client *c, const char *method, json_t *p, const char *key, tw_error *err)
 {
-    json_t *r = tw_call(c, "ping", NULL, c ? c->timeout_ms : 0, err);
+    json_t *r = tw_call(c, method, p, c ? c->timeout_ms : 0, err);
+    json_decref(p);
     if (!r)
         return -1;
-    int ok = json_is_true(json_object_get(r, "pong"));
+    int ok = json_is_true(json_object_get(r, key));
     json_decref(r);
     if (!ok) {
-        LERR(err, TW_ERR_PROTOCOL, "ping result has no \"pong\": true");
+        LERR(err, TW_ERR_PROTOCOL, "%s result has no \"%s\": true", method, key);
         return -1;
     }
     return 0;
+}
+
+int tw_ping(tw_client *c, tw_error *err)
+{
+    return call_for_true(c, "ping", NULL, "pong", err);
 }
 
 int tw_publish(tw_client *c, const char *event_type, json_t *data,
@@ -1094,18 +1102,12 @@ int tw_publish(tw_client *c, const char *event_type, json_t *data,
     return 0;
 }
 
-int tw_subscribe(tw_client *c, const char *pattern, json_int_t since_seq,
-                 char *sub_id_out, size_t n, tw_error *err)
+/* Sends subscribe with params (taken: released here) and copies the
+ * subscription id into sub_id_out (n bytes incl. NUL) when not NULL. */
+static int subscribe_with(tw_client *c, json_t *p, const char *who, char *sub_id_out, size_t n, tw_error *err)
 {
-    if (!c || !pattern) {
-        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe: client and pattern are required");
-        return -1;
-    }
-    json_t *p = json_object();
-    if (!p || json_object_set_new(p, "event_type", json_string(pattern)) ||
-        (since_seq >= 0 && json_object_set_new(p, "since_seq", json_integer(since_seq)))) {
-        json_decref(p);
-        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe: cannot build params");
+    if (!p) {
+        LERR(err, TW_ERR_INVALID_ARG, "%s: cannot build params", who);
         return -1;
     }
     json_t *r = tw_call(c, "subscribe", p, c->timeout_ms, err);
@@ -1129,6 +1131,174 @@ int tw_subscribe(tw_client *c, const char *pattern, json_int_t since_seq,
     }
     json_decref(r);
     return rc;
+}
+
+/* Sets key to value (a new reference, taken) unless p is NULL already; on
+ * failure releases both and returns NULL, so calls chain and one check at the
+ * end covers them all. */
+static json_t *with_member(json_t *p, const char *key, json_t *value)
+{
+    if (!p) {
+        json_decref(value);
+        return NULL;
+    }
+    if (json_object_set_new(p, key, value)) { /* jansson releases value, also on failure */
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+int tw_subscribe(tw_client *c, const char *pattern, json_int_t since_seq,
+                 char *sub_id_out, size_t n, tw_error *err)
+{
+    if (!c || !pattern) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe: client and pattern are required");
+        return -1;
+    }
+    json_t *p = with_member(json_object(), "event_type", json_string(pattern));
+    if (since_seq >= 0)
+        p = with_member(p, "since_seq", json_integer(since_seq));
+    return subscribe_with(c, p, "tw_subscribe", sub_id_out, n, err);
+}
+
+int tw_subscribe_consumer(tw_client *c, const char *consumer, const char *pattern,
+                          const tw_consumer_options *options,
+                          char *sub_id_out, size_t n, tw_error *err)
+{
+    static const tw_consumer_options defaults = TW_CONSUMER_OPTIONS_INIT;
+    if (!c || !consumer || !pattern) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_subscribe_consumer: client, consumer and pattern are required");
+        return -1;
+    }
+    const tw_consumer_options *o = options ? options : &defaults;
+    json_t *p = with_member(json_object(), "event_type", json_string(pattern));
+    p = with_member(p, "consumer", json_string(consumer));
+    if (o->since_seq >= 0)
+        p = with_member(p, "since_seq", json_integer(o->since_seq));
+    if (o->ack_wait_ms > 0)
+        p = with_member(p, "ack_wait_ms", json_integer(o->ack_wait_ms));
+    if (o->max_deliver > 0)
+        p = with_member(p, "max_deliver", json_integer(o->max_deliver));
+    if (o->max_in_flight > 0)
+        p = with_member(p, "max_in_flight", json_integer(o->max_in_flight));
+    return subscribe_with(c, p, "tw_subscribe_consumer", sub_id_out, n, err);
+}
+
+/* Calls method with params (taken: released here) and returns the result's
+ * integer member `key` (>= 0), or -1 with err filled. */
+static int call_for_count(tw_client *c, const char *method, json_t *p, const char *key, tw_error *err)
+{
+    if (!p) {
+        LERR(err, TW_ERR_INVALID_ARG, "%s: cannot build params", method);
+        return -1;
+    }
+    json_t *r = tw_call(c, method, p, c->timeout_ms, err);
+    json_decref(p);
+    if (!r)
+        return -1;
+    json_t *v = json_object_get(r, key);
+    int rc = json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 0x7fffffff
+                 ? (int)json_integer_value(v)
+                 : -1;
+    json_decref(r);
+    if (rc < 0)
+        LERR(err, TW_ERR_PROTOCOL, "%s result has no integer \"%s\"", method, key);
+    return rc;
+}
+
+static int ack_by(tw_client *c, const char *consumer, const char *key, json_int_t seq, tw_error *err)
+{
+    if (!c || !consumer) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_ack: client and consumer are required");
+        return -1;
+    }
+    json_t *p = with_member(json_object(), "consumer", json_string(consumer));
+    p = with_member(p, key, json_integer(seq));
+    return call_for_count(c, "ack", p, "acked", err);
+}
+
+int tw_ack(tw_client *c, const char *consumer, json_int_t seq, tw_error *err)
+{
+    return ack_by(c, consumer, "seq", seq, err);
+}
+
+int tw_ack_up_to(tw_client *c, const char *consumer, json_int_t up_to_seq, tw_error *err)
+{
+    return ack_by(c, consumer, "up_to_seq", up_to_seq, err);
+}
+
+int tw_nak(tw_client *c, const char *consumer, json_int_t seq, int delay_ms,
+           const char *error, tw_error *err)
+{
+    if (!c || !consumer) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_nak: client and consumer are required");
+        return -1;
+    }
+    json_t *p = with_member(json_object(), "consumer", json_string(consumer));
+    p = with_member(p, "seq", json_integer(seq));
+    if (delay_ms >= 0)
+        p = with_member(p, "delay_ms", json_integer(delay_ms));
+    if (error)
+        p = with_member(p, "error", json_string(error));
+    if (!p) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_nak: cannot build params (is error valid UTF-8?)");
+        return -1;
+    }
+    return call_for_true(c, "nak", p, "ok", err);
+}
+
+static const char *str_or_empty(json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s ? s : "";
+}
+
+int tw_parse_event(json_t *msg, tw_event *ev, tw_error *err)
+{
+    if (!msg || !ev) {
+        LERR(err, TW_ERR_INVALID_ARG, "tw_parse_event: message and event are required");
+        return -1;
+    }
+    memset(ev, 0, sizeof *ev);
+    json_t *params = msg;
+    json_t *method = json_object_get(msg, "method");
+    if (method) {
+        if (!json_is_string(method) || strcmp(json_string_value(method), "event") != 0) {
+            LERR(err, TW_ERR_PROTOCOL, "not an \"event\" notification");
+            return -1;
+        }
+        params = json_object_get(msg, "params");
+    }
+    json_t *event = json_object_get(params, "event");
+    json_t *seq = json_object_get(event, "seq");
+    const char *type = json_string_value(json_object_get(event, "event_type"));
+    if (!json_is_object(event) || !json_is_integer(seq) || !type) {
+        LERR(err, TW_ERR_PROTOCOL, "event notification without an event object with seq and event_type");
+        return -1;
+    }
+    json_t *delivery = json_object_get(params, "delivery");
+    if (delivery && !json_is_null(delivery)) {
+        const char *consumer = json_string_value(json_object_get(delivery, "consumer"));
+        json_t *attempt = json_object_get(delivery, "attempt");
+        if (!consumer || !json_is_integer(attempt) || json_integer_value(attempt) < 1 ||
+            json_integer_value(attempt) > 0x7fffffff) {
+            LERR(err, TW_ERR_PROTOCOL, "event delivery without a string consumer and an attempt >= 1");
+            return -1;
+        }
+        ev->consumer = consumer;
+        ev->attempt = (int)json_integer_value(attempt);
+    }
+    json_t *data = json_object_get(event, "data");
+    json_t *metadata = json_object_get(event, "metadata");
+    ev->subscription = str_or_empty(json_object_get(params, "subscription"));
+    ev->seq = json_integer_value(seq);
+    ev->event_type = type;
+    ev->timestamp = str_or_empty(json_object_get(event, "timestamp"));
+    ev->data = data ? data : json_null();
+    ev->metadata = json_is_object(metadata) ? metadata : NULL;
+    ev->event = event;
+    return 0;
 }
 
 static int unsubscribe_by(tw_client *c, const char *key, const char *value, tw_error *err)

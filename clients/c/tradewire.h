@@ -225,6 +225,83 @@ int tw_unsubscribe(tw_client *c, const char *subscription_id, tw_error *err);
  * connection's subscriptions). Returns the number removed or -1. */
 int tw_unsubscribe_pattern(tw_client *c, const char *pattern, tw_error *err);
 
+/* ---- events and durable consumers (docs/PROTOCOL.md §3, §11) ----------- */
+
+/* One "event" notification, parsed. Every pointer is BORROWED from the
+ * message it was parsed from: valid while that message lives (in the
+ * notification callback: during the callback; from tw_next_notification:
+ * until you json_decref the message). */
+typedef struct tw_event {
+    const char *subscription;  /* params.subscription, "s-..." ("" when absent) */
+    json_int_t seq;            /* event.seq                                    */
+    const char *event_type;    /* event.event_type                             */
+    const char *timestamp;     /* event.timestamp, RFC 3339 ("" when absent)   */
+    json_t *data;              /* event.data (JSON null when absent)           */
+    json_t *metadata;          /* event.metadata (an object), or NULL          */
+    json_t *event;             /* the whole Event object                       */
+    /* Set when the event came through a durable consumer (params.delivery): */
+    const char *consumer;      /* delivery.consumer; NULL for a plain
+                                  subscription                                 */
+    int attempt;               /* delivery.attempt: 1 for the first delivery,
+                                  2+ for redeliveries; 0 for a plain
+                                  subscription                                 */
+} tw_event;
+
+/* Parses an "event" notification into ev. msg is either the whole message
+ * ({"jsonrpc","method":"event","params"}, as tw_next_notification returns
+ * it) or its params (as the notification callback gets them).
+ * Returns 0, or -1 with err filled: TW_ERR_INVALID_ARG (NULL arguments),
+ * TW_ERR_PROTOCOL (another method, no event object, no integer "seq" or no
+ * string "event_type", or a "delivery" without a string "consumer" and an
+ * integer "attempt" >= 1). */
+int tw_parse_event(json_t *msg, tw_event *ev, tw_error *err);
+
+/* Options of a consumer subscription; 0 / -1 = omitted (the daemon's
+ * default). ack_wait_ms, max_deliver and max_in_flight are the consumer's
+ * when it is created; later members may omit them. */
+typedef struct tw_consumer_options {
+    json_int_t since_seq;  /* a NEW consumer starts after this seq; -1 = omit
+                              (it starts with the next event published)      */
+    int ack_wait_ms;       /* redelivered when not acked within; 0 = omit
+                              (default 30000)                               */
+    int max_deliver;       /* attempts before it becomes a dead letter; 0 =
+                              omit (default 5)                              */
+    int max_in_flight;     /* unacknowledged deliveries out at once, over all
+                              members; 0 = omit (default 256)               */
+} tw_consumer_options;
+#define TW_CONSUMER_OPTIONS_INIT { -1, 0, 0, 0 }
+
+/* subscribe {event_type: pattern, consumer, since_seq?, ack_wait_ms?,
+ * max_deliver?, max_in_flight?}: joins (or creates) the durable consumer
+ * `consumer` (1-64 characters of A-Z a-z 0-9 _ . : -). Every connection
+ * subscribed with one name shares its events (each event goes to one of
+ * them). Events arrive as "event" notifications with params.delivery
+ * (tw_parse_event: ev.consumer, ev.attempt) and must be acknowledged with
+ * tw_ack / tw_ack_up_to from this connection, else they are delivered again
+ * after ack_wait_ms. options NULL = all omitted. Copies the subscription id
+ * as tw_subscribe does. Returns 0 or -1 (e.g. -32602 invalid_params for a
+ * bad name or a pattern other than the consumer's). */
+int tw_subscribe_consumer(tw_client *c, const char *consumer, const char *pattern,
+                          const tw_consumer_options *options,
+                          char *sub_id_out, size_t n, tw_error *err);
+
+/* ack {consumer, seq}: returns the number acknowledged (1, or 0 when the seq
+ * is not outstanding for the consumer), or -1 (-32040 unknown_consumer when
+ * this connection is not subscribed with that consumer). */
+int tw_ack(tw_client *c, const char *consumer, json_int_t seq, tw_error *err);
+
+/* ack {consumer, up_to_seq}: acknowledges every outstanding event of the
+ * consumer with seq <= up_to_seq in one request (batched acking); returns how
+ * many, or -1 as tw_ack. */
+int tw_ack_up_to(tw_client *c, const char *consumer, json_int_t up_to_seq, tw_error *err);
+
+/* nak {consumer, seq, delay_ms?, error?}: the event is delivered again (with
+ * attempt + 1) after delay_ms (< 0 = omit: at once); error (NULL = omit) is
+ * kept as the dead letter's last_error if that was its last attempt.
+ * Returns 0 or -1 (-32040 as tw_ack). */
+int tw_nak(tw_client *c, const char *consumer, json_int_t seq, int delay_ms,
+           const char *error, tw_error *err);
+
 /* ---- the daemon's seq space: resuming after a reconnect (§10) ---------- */
 
 /* A buffer of this size holds any journal_id or instance_id (UUIDs today). */

@@ -25,6 +25,17 @@
  *       wait (no progress for that long): the run then stops, prints the
  *       line with what it got, and exits 3.
  *
+ *   tw-bench [--socket PATH] publish --consumer [--ack-every 64]
+ *            [--max-in-flight 0] [the options above]
+ *       The same, but each subscriber is a durable consumer of its own
+ *       (docs/PROTOCOL.md §11; subscribe with "consumer", removed with
+ *       delete_consumer at the end) and acknowledges with
+ *       `ack {consumer, up_to_seq}` every ACK_EVERY events (and once at the
+ *       end), pipelined on its connection without waiting for the answers.
+ *       --max-in-flight is the consumer's bound (0: the daemon's default, 256).
+ *       The line gains: consumer=1 ack_every=A acks=N ack_errors=E
+ *       redelivered=R (deliveries with attempt > 1, counted as received).
+ *
  * The hot paths use raw pipelined lines on the socket (libtradewire only
  * connects and subscribes) and never build or parse JSON per message.
  */
@@ -132,7 +143,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tw-bench [--socket PATH] ping [--count 20000]\n"
             "       tw-bench [--socket PATH] publish [--count 200000] [--subscribers 1]\n"
-            "                [--inflight 256] [--size 100] [--timeout 60]\n");
+            "                [--inflight 256] [--size 100] [--timeout 60]\n"
+            "                [--consumer [--ack-every 64] [--max-in-flight N]]\n");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -233,6 +245,19 @@ typedef struct {
     int stop;           /* give up now */
 } shared_t;
 
+/* Consumer mode (--consumer): what a subscriber acknowledges, and how. */
+typedef struct {
+    int on;                 /* the subscribers are consumers                  */
+    long long ack_every;    /* ack up_to_seq after this many deliveries       */
+    char name[128];         /* this subscriber's consumer name                */
+    long long unacked;      /* deliveries since the last ack                  */
+    long long last_seq;     /* the highest seq delivered                      */
+    long long acks;         /* ack requests sent                              */
+    long long ack_errors;   /* ack requests answered with an error            */
+    long long redelivered;  /* deliveries with attempt > 1                    */
+    long long next_id;
+} consumer_t;
+
 typedef struct {
     shared_t *sh;
     tw_client *client;
@@ -245,17 +270,84 @@ typedef struct {
     long long progress; /* received, refreshed once per read */
     int done;           /* received + dropped >= expected */
     int finished;       /* thread has left its loop */
+    consumer_t cons;    /* --consumer: the thread's own                  */
     /* the thread's own; main reads them after pthread_join: */
     int failed;
     char errmsg[160];
 } sub_t;
 
+/* The integer after `key` in line (0 when absent): the hot path reads seq and
+ * attempt without parsing the JSON (the payload is {"pad":"xx..."}). */
+static long long int_after(const char *line, size_t len, const char *key, size_t keylen)
+{
+    const char *p = find(line, len, key, keylen);
+    if (!p)
+        return 0;
+    long long v = 0;
+    for (p += keylen; p < line + len && *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return v;
+}
+#define INT_AFTER(line, len, lit) int_after((line), (len), (lit), sizeof(lit) - 1)
+
+/* Sends one line on the subscriber's (blocking) socket. 0, or -1 on failure. */
+static int send_line(int fd, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (n <= 0)
+            return -1;
+        off += (size_t)n;
+    }
+    return 0;
+}
+
+/* --consumer: ack {consumer, up_to_seq: the highest seq delivered}, unanswered
+ * (the answer is read, and checked, with the events). */
+static void consumer_ack(sub_t *s)
+{
+    consumer_t *k = &s->cons;
+    if (!k->on || k->unacked == 0)
+        return;
+    char req[256];
+    int len = snprintf(req, sizeof req,
+                       "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"ack\",\"params\":{\"consumer\":\"%s\","
+                       "\"up_to_seq\":%lld}}\n",
+                       ++k->next_id, k->name, k->last_seq);
+    if (send_line(s->fd, req, (size_t)len) < 0) {
+        s->failed = 1;
+        snprintf(s->errmsg, sizeof s->errmsg, "ack: send failed: %s", strerror(errno));
+        return;
+    }
+    k->acks++;
+    k->unacked = 0;
+}
+
+static void consumer_delivery(sub_t *s, const char *line, size_t len)
+{
+    consumer_t *k = &s->cons;
+    long long seq = INT_AFTER(line, len, "\"seq\":");
+    if (seq > k->last_seq)
+        k->last_seq = seq;
+    if (INT_AFTER(line, len, "\"attempt\":") > 1)
+        k->redelivered++;
+    if (++k->unacked >= k->ack_every)
+        consumer_ack(s);
+}
+
 static void sub_line(sub_t *s, const char *line, size_t len)
 {
     if (FIND(line, len, "\"method\":\"event\"")) {
         s->received++;
+        if (s->cons.on)
+            consumer_delivery(s, line, len);
         return;
     }
+    if (s->cons.on && FIND(line, len, "\"result\"")) /* an ack's answer */
+        return;
     /* rare: parse properly */
     json_t *m = json_loadb(line, len, 0, NULL);
     const char *method = json_string_value(json_object_get(m, "method"));
@@ -268,6 +360,12 @@ static void sub_line(sub_t *s, const char *line, size_t len)
     } else if (method && strcmp(method, "shutdown") == 0) {
         s->failed = 1;
         snprintf(s->errmsg, sizeof s->errmsg, "daemon is shutting down");
+    } else if (json_object_get(m, "error")) {
+        if (s->cons.ack_errors++ == 0) {
+            char *e = json_dumps(json_object_get(m, "error"), JSON_COMPACT);
+            fprintf(stderr, "tw-bench: ack error (first one shown): %s\n", e ? e : "?");
+            free(e);
+        }
     }
     json_decref(m);
 }
@@ -323,6 +421,8 @@ static void *sub_thread(void *arg)
         if (s->received != before)
             s->last_event = now_s();
     }
+    if (!s->failed)
+        consumer_ack(s); /* what is left below ack_every */
     free(buf);
     pthread_mutex_lock(&s->sh->mu);
     s->finished = 1;
@@ -330,8 +430,48 @@ static void *sub_thread(void *arg)
     return NULL;
 }
 
+typedef struct {
+    int on;                /* --consumer                                   */
+    long long ack_every;   /* --ack-every                                  */
+    long long max_in_flight; /* --max-in-flight (0: omitted)               */
+} consumer_opts;
+
+/* Subscribes subscriber i: a plain subscription, or a consumer of its own. */
+static void subscribe_one(sub_t *s, int i, const char *type, const consumer_opts *co)
+{
+    tw_error err;
+    if (!co->on) {
+        if (tw_subscribe(s->client, type, -1, NULL, 0, &err) < 0)
+            die("subscribe: %s", err.message);
+        return;
+    }
+    s->cons.on = 1;
+    s->cons.ack_every = co->ack_every;
+    snprintf(s->cons.name, sizeof s->cons.name, "%s.c%d", type, i);
+    tw_consumer_options o = TW_CONSUMER_OPTIONS_INIT;
+    o.max_in_flight = (int)co->max_in_flight;
+    if (tw_subscribe_consumer(s->client, s->cons.name, type, &o, NULL, 0, &err) < 0)
+        die("subscribe (consumer): %s", err.message);
+}
+
+/* Removes the consumers a --consumer run made (best effort). */
+static void delete_consumers(tw_client *c, sub_t *subs, int nsubs)
+{
+    for (int i = 0; i < nsubs; i++) {
+        if (!subs[i].cons.on)
+            continue;
+        tw_error err;
+        json_t *p = json_pack("{s:s}", "consumer", subs[i].cons.name);
+        json_t *r = tw_call(c, "delete_consumer", p, 10000, &err);
+        if (!r)
+            fprintf(stderr, "tw-bench: delete_consumer %s: %s\n", subs[i].cons.name, err.message);
+        json_decref(r);
+        json_decref(p);
+    }
+}
+
 static int run_publish(const char *path, long long count, int nsubs, long long inflight, long long size,
-                       double timeout_s)
+                       double timeout_s, const consumer_opts *co)
 {
     char type[96];
     struct timespec ts;
@@ -352,13 +492,11 @@ static int run_publish(const char *path, long long count, int nsubs, long long i
     if ((size_t)size * 2 + 65536 > rbuf_size)
         rbuf_size = (size_t)size * 2 + 65536;
     for (int i = 0; i < nsubs; i++) {
-        tw_error err;
         subs[i].sh = &sh;
         subs[i].rbuf_size = rbuf_size;
         subs[i].client = connect_or_die(path);
         tw_set_timeout(subs[i].client, (int)(timeout_s * 1000));
-        if (tw_subscribe(subs[i].client, type, -1, NULL, 0, &err) < 0)
-            die("subscribe: %s", err.message);
+        subscribe_one(&subs[i], i, type, co);
         subs[i].fd = tw_fileno(subs[i].client);
         set_blocking(subs[i].fd, 1);
         struct timeval tv = {0, 100 * 1000};
@@ -542,12 +680,15 @@ static int run_publish(const char *path, long long count, int nsubs, long long i
     for (int i = 0; i < nsubs; i++)
         pthread_join(tids[i], NULL);
 
-    long long received = 0, dropped = 0;
+    long long received = 0, dropped = 0, acks = 0, ack_errors = 0, redelivered = 0;
     double t_last_event = 0;
     int failed = 0;
     for (int i = 0; i < nsubs; i++) {
         received += subs[i].received;
         dropped += subs[i].dropped;
+        acks += subs[i].cons.acks;
+        ack_errors += subs[i].cons.ack_errors;
+        redelivered += subs[i].cons.redelivered;
         if (subs[i].last_event > t_last_event)
             t_last_event = subs[i].last_event;
         if (subs[i].failed) {
@@ -562,9 +703,13 @@ static int run_publish(const char *path, long long count, int nsubs, long long i
     double del_elapsed = t_last_event > t_first ? t_last_event - t_first : 0;
     double elapsed = (t_last_event > t_pub_end ? t_last_event : t_pub_end) - t_first;
     printf("publish count=%lld subscribers=%d inflight=%lld publish_per_s=%.0f delivered_per_s=%.0f "
-           "elapsed_s=%.3f dropped=%lld\n",
+           "elapsed_s=%.3f dropped=%lld",
            count, nsubs, inflight, pub_elapsed > 0 ? (double)acked / pub_elapsed : 0.0,
            del_elapsed > 0 ? (double)received / del_elapsed : 0.0, elapsed, dropped);
+    if (co->on)
+        printf(" consumer=1 ack_every=%lld acks=%lld ack_errors=%lld redelivered=%lld", co->ack_every, acks,
+               ack_errors, redelivered);
+    printf("\n");
     fflush(stdout);
     if (errors)
         fprintf(stderr, "tw-bench: %lld publish requests were answered with an error\n", errors);
@@ -573,6 +718,7 @@ static int run_publish(const char *path, long long count, int nsubs, long long i
 
     for (int i = 0; i < nsubs; i++)
         tw_close(subs[i].client);
+    delete_consumers(pc, subs, nsubs); /* fd is non-blocking again, as the library wants it */
     tw_close(pc);
     free(subs);
     free(tids);
@@ -582,13 +728,14 @@ static int run_publish(const char *path, long long count, int nsubs, long long i
     pthread_mutex_destroy(&sh.mu);
     if (aborted || timed_out || failed)
         return 3;
-    return errors ? 1 : 0;
+    return errors || ack_errors ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *path = NULL, *mode = NULL, *v;
     long long count = -1, subs = 1, inflight = 256, size = 100, timeout = 60;
+    consumer_opts co = {0, 64, 0};
     signal(SIGPIPE, SIG_IGN);
 
     for (int i = 1; i < argc; i++) {
@@ -607,6 +754,12 @@ int main(int argc, char **argv)
             size = num_or_die(v, "--size", 0);
         } else if ((v = opt_value(argc, argv, &i, "--timeout"))) {
             timeout = num_or_die(v, "--timeout", 1);
+        } else if (strcmp(argv[i], "--consumer") == 0) {
+            co.on = 1;
+        } else if ((v = opt_value(argc, argv, &i, "--ack-every"))) {
+            co.ack_every = num_or_die(v, "--ack-every", 1);
+        } else if ((v = opt_value(argc, argv, &i, "--max-in-flight"))) {
+            co.max_in_flight = num_or_die(v, "--max-in-flight", 0);
         } else if (!mode && (strcmp(argv[i], "ping") == 0 || strcmp(argv[i], "publish") == 0)) {
             mode = argv[i];
         } else {
@@ -619,11 +772,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (subs > 1000 || size > (16 << 20) || inflight > 1000000) {
-        fprintf(stderr, "tw-bench: --subscribers <= 1000, --size <= 16 MiB, --inflight <= 1000000\n");
+    if (subs > 1000 || size > (16 << 20) || inflight > 1000000 || co.max_in_flight > 1000000) {
+        fprintf(stderr, "tw-bench: --subscribers <= 1000, --size <= 16 MiB, --inflight and --max-in-flight "
+                        "<= 1000000\n");
         return 2;
     }
     if (strcmp(mode, "ping") == 0)
         return run_ping(path, count > 0 ? count : 20000);
-    return run_publish(path, count > 0 ? count : 200000, (int)subs, inflight, size, (double)timeout);
+    return run_publish(path, count > 0 ? count : 200000, (int)subs, inflight, size, (double)timeout, &co);
 }

@@ -1352,6 +1352,177 @@ done:
 }
 
 /* ------------------------------------------------------------------------ */
+/* Durable consumers (docs/PROTOCOL.md §11)                                  */
+
+/* tw_parse_event on hand-made messages: no daemon needed. */
+static void test_parse_event_offline(void)
+{
+    tw_error err;
+    tw_event ev;
+    json_t *plain = json_loads("{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"subscription\":\"s-4\","
+                               "\"event\":{\"seq\":12,\"event_type\":\"a.b\",\"timestamp\":\"2026-01-02T03:04:05.6Z\","
+                               "\"data\":{\"x\":1},\"metadata\":{\"m\":2}}}}",
+                               0, NULL);
+    json_t *delivered = json_loads("{\"subscription\":\"s-9\",\"delivery\":{\"consumer\":\"billing\",\"attempt\":3},"
+                                   "\"event\":{\"seq\":40,\"event_type\":\"order.new\"}}",
+                                   0, NULL);
+    json_t *bad_attempt = json_loads("{\"delivery\":{\"consumer\":\"c\",\"attempt\":0},"
+                                     "\"event\":{\"seq\":1,\"event_type\":\"t\"}}",
+                                     0, NULL);
+    json_t *other = json_loads("{\"method\":\"events_dropped\",\"params\":{\"count\":1}}", 0, NULL);
+    json_t *no_seq = json_loads("{\"event\":{\"event_type\":\"t\"}}", 0, NULL);
+    REQUIRE(plain && delivered && bad_attempt && other && no_seq, "test JSON does not parse");
+
+    REQUIRE(tw_parse_event(plain, &ev, &err) == 0, "plain: %s", err.message);
+    CHECK(ev.seq == 12 && strcmp(ev.event_type, "a.b") == 0 && strcmp(ev.subscription, "s-4") == 0,
+          "plain: seq %lld type %s sub %s", (long long)ev.seq, ev.event_type, ev.subscription);
+    CHECK(strcmp(ev.timestamp, "2026-01-02T03:04:05.6Z") == 0, "timestamp %s", ev.timestamp);
+    CHECK(json_integer_value(json_object_get(ev.data, "x")) == 1, "data");
+    CHECK(json_integer_value(json_object_get(ev.metadata, "m")) == 2, "metadata");
+    CHECK(ev.consumer == NULL && ev.attempt == 0, "a plain event has no delivery");
+
+    REQUIRE(tw_parse_event(delivered, &ev, &err) == 0, "delivered: %s", err.message);
+    CHECK(ev.consumer && strcmp(ev.consumer, "billing") == 0 && ev.attempt == 3, "delivery %s/%d",
+          ev.consumer ? ev.consumer : "(null)", ev.attempt);
+    CHECK(ev.seq == 40 && json_is_null(ev.data) && ev.metadata == NULL && strcmp(ev.timestamp, "") == 0,
+          "absent members");
+
+    CHECK(tw_parse_event(bad_attempt, &ev, &err) == -1 && err.code == TW_ERR_PROTOCOL, "attempt 0 accepted");
+    CHECK(tw_parse_event(other, &ev, &err) == -1 && err.code == TW_ERR_PROTOCOL, "events_dropped accepted");
+    CHECK(tw_parse_event(no_seq, &ev, &err) == -1 && err.code == TW_ERR_PROTOCOL, "event without seq accepted");
+    CHECK(tw_parse_event(NULL, &ev, &err) == -1 && err.code == TW_ERR_INVALID_ARG, "NULL accepted");
+done:
+    json_decref(plain);
+    json_decref(delivered);
+    json_decref(bad_attempt);
+    json_decref(other);
+    json_decref(no_seq);
+}
+
+/* Polls c (no handler) until n notifications are queued or timeout_s passed. */
+static size_t wait_queued(tw_client *c, size_t n, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    tw_error err;
+    while (tw_pending_notifications(c) < n && now_s() < end)
+        if (tw_poll(c, 50, &err) < 0 && !tw_is_open(c))
+            break;
+    return tw_pending_notifications(c);
+}
+
+/* Takes the next queued notification as an event of consumer `name`:
+ * its seq and attempt (-1, -1 if there is none or it is something else). */
+static void next_delivery(tw_client *c, const char *name, json_int_t *seq, int *attempt)
+{
+    tw_error err;
+    tw_event ev;
+    json_t *m = tw_next_notification(c);
+    *seq = -1;
+    *attempt = -1;
+    if (m && tw_parse_event(m, &ev, &err) == 0 && ev.consumer && strcmp(ev.consumer, name) == 0) {
+        *seq = ev.seq;
+        *attempt = ev.attempt;
+    }
+    json_decref(m);
+}
+
+static void test_consumer_ack_nak(void)
+{
+    tw_error err;
+    char type[128], name[128], sid[64];
+    json_int_t seqs[3], seq;
+    int attempt, n;
+    unique_type(type, sizeof type, "cons");
+    unique_type(name, sizeof name, "group");
+    tw_client *c = connect_live();
+    tw_client *other = connect_live();
+    if (!c || !other)
+        goto done;
+    tw_consumer_options o = TW_CONSUMER_OPTIONS_INIT;
+    o.ack_wait_ms = 30000;
+    o.max_in_flight = 16;
+    REQUIRE(tw_subscribe_consumer(c, name, type, &o, sid, sizeof sid, &err) == 0, "subscribe: %s", err.message);
+    CHECK(strncmp(sid, "s-", 2) == 0, "subscription id '%s'", sid);
+    for (int i = 0; i < 3; i++) {
+        json_t *d = json_integer(i);
+        int rc = tw_publish(other, type, d, NULL, &seqs[i], &err);
+        json_decref(d);
+        REQUIRE(rc == 0, "publish: %s", err.message);
+    }
+    REQUIRE(wait_queued(c, 3, 10.0) == 3, "got %zu deliveries, want 3", tw_pending_notifications(c));
+    for (int i = 0; i < 3; i++) {
+        next_delivery(c, name, &seq, &attempt);
+        CHECK(seq == seqs[i] && attempt == 1, "delivery %d: seq %lld attempt %d", i, (long long)seq, attempt);
+    }
+    n = tw_ack(c, name, seqs[0], &err);
+    CHECK(n == 1, "ack: %d (%s)", n, err.message);
+    n = tw_ack(c, name, seqs[0], &err);
+    CHECK(n == 0, "second ack: %d (%s)", n, err.message);
+
+    /* nak with a delay: the same event again, attempt 2 */
+    REQUIRE(tw_nak(c, name, seqs[1], 100, "not yet", &err) == 0, "nak: %s", err.message);
+    REQUIRE(wait_queued(c, 1, 10.0) == 1, "no redelivery after nak");
+    next_delivery(c, name, &seq, &attempt);
+    CHECK(seq == seqs[1] && attempt == 2, "redelivery: seq %lld attempt %d", (long long)seq, attempt);
+
+    /* one batched ack for the two outstanding */
+    n = tw_ack_up_to(c, name, seqs[2], &err);
+    CHECK(n == 2, "ack up_to_seq: %d (%s)", n, err.message);
+    tw_poll(c, 300, &err);
+    CHECK(tw_pending_notifications(c) == 0, "a delivery after everything was acknowledged");
+
+    /* a connection that is not a member */
+    CHECK(tw_ack(other, name, seqs[2], &err) == -1 && err.code == -32040 && strcmp(err.type, "unknown_consumer") == 0,
+          "ack from a non-member: code %d type %s", err.code, err.type);
+    CHECK(tw_nak(other, name, seqs[2], -1, NULL, &err) == -1 && err.code == -32040, "nak from a non-member: %d",
+          err.code);
+done:
+    tw_close(c);
+    tw_close(other);
+}
+
+static void test_consumer_ack_wait(void)
+{
+    tw_error err;
+    char type[128], name[128];
+    json_int_t published, seq;
+    int attempt;
+    collector col;
+    collector_init(&col);
+    unique_type(type, sizeof type, "wait");
+    unique_type(name, sizeof name, "waiter");
+    tw_client *c = connect_live();
+    if (!c)
+        goto done;
+    tw_consumer_options o = TW_CONSUMER_OPTIONS_INIT;
+    o.ack_wait_ms = 300;
+    REQUIRE(tw_subscribe_consumer(c, name, type, &o, NULL, 0, &err) == 0, "subscribe: %s", err.message);
+    REQUIRE(tw_publish(c, type, NULL, NULL, &published, &err) == 0, "publish: %s", err.message);
+    REQUIRE(wait_queued(c, 2, 10.0) >= 2, "no redelivery after ack_wait");
+    next_delivery(c, name, &seq, &attempt);
+    CHECK(seq == published && attempt == 1, "first: seq %lld attempt %d", (long long)seq, attempt);
+    next_delivery(c, name, &seq, &attempt);
+    CHECK(seq == published && attempt == 2, "after ack_wait: seq %lld attempt %d", (long long)seq, attempt);
+    CHECK(tw_ack(c, name, published, &err) == 1, "ack: %s", err.message);
+    json_t *stale; /* a third attempt that crossed the ack on a slow machine */
+    while ((stale = tw_next_notification(c)) != NULL)
+        json_decref(stale);
+
+    /* the callback path: params with the delivery, parsed the same way */
+    REQUIRE(tw_publish(c, type, NULL, NULL, &published, &err) == 0, "publish: %s", err.message);
+    tw_set_notification_handler(c, collect_cb, &col);
+    wait_events(c, &col, 1, 10.0);
+    REQUIRE(json_array_size(col.events) >= 1, "no delivery through the callback");
+    tw_event ev;
+    REQUIRE(tw_parse_event(json_array_get(col.events, 0), &ev, &err) == 0, "parse: %s", err.message);
+    CHECK(ev.seq == published && ev.attempt == 1 && strcmp(ev.consumer, name) == 0, "callback delivery");
+    CHECK(tw_ack_up_to(c, name, published, &err) == 1, "ack_up_to: %s", err.message);
+done:
+    tw_close(c);
+    collector_free(&col);
+}
+
+/* ------------------------------------------------------------------------ */
 
 typedef struct {
     const char *name;
@@ -1382,6 +1553,9 @@ int main(int argc, char **argv)
         {"nested_call_in_callback", test_nested_call_in_callback},
         {"identity", test_identity},
         {"identity_across_restarts", test_identity_across_restarts},
+        {"parse_event_offline", test_parse_event_offline},
+        {"consumer_ack_nak", test_consumer_ack_nak},
+        {"consumer_ack_wait", test_consumer_ack_wait},
     };
     g_sock = getenv("TW_TEST_SOCKET");
     if (!g_sock || !*g_sock) {
