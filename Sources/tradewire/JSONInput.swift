@@ -60,4 +60,11 @@ enum EventNames {
             throw ValidationError("\(what) '\(name)' may only use \(chars).")
         }
     }
+
+    /// A consumer name (PROTOCOL §11): 1-64 characters of the event-type alphabet.
+    static func validateConsumer(_ name: String) throws(ValidationError) {
+        guard (1...64).contains(name.count), name.allSatisfy({ allowed($0, wildcards: false) }) else {
+            throw ValidationError("consumer name '\(name)' must be 1-64 characters of A-Z a-z 0-9 _ . : -.")
+        }
+    }
 }

@@ -199,36 +199,14 @@ extension TestDaemon {
 
 extension Subprocess {
     /// Waits for serve-stage's `registered STAGE/NAME as r-N (members M)` line.
-    fileprivate func waitForRegistration() async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !stderr.contains("registered ") {
-            guard process.isRunning, ContinuousClock.now < deadline else {
-                throw SubprocessError(description: "serve-stage did not register: \(stderr)")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
+    fileprivate func waitForRegistration() async throws { try await waitForStderr("registered ") }
 
     /// SIGTERM and wait for the exit (SIGKILL after `timeout`).
     @discardableResult
     fileprivate func stopServing(timeout: Duration) async throws -> ProcessResult {
-        if process.isRunning { process.terminate() }
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw SubprocessError(description: "serve-stage ignored SIGTERM for \(timeout): \(stderr)")
-        }
-        return try await finish()
+        try await terminate(timeout: timeout)
     }
 
     /// The cleanup for `defer`: SIGTERM, up to 5 s, then SIGKILL.
-    fileprivate func stopServing() {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<500 where process.isRunning { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-    }
+    fileprivate func stopServing() { terminateNow() }
 }

@@ -3,6 +3,10 @@ import Synchronization
 import Testing
 import TradewireTesting
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// What a finished `tradewire` run printed and how it exited.
 struct ProcessResult: Sendable {
     var status: Int32
@@ -83,6 +87,43 @@ final class Subprocess: @unchecked Sendable {
         }
         process.waitUntilExit()
         return ProcessResult(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+}
+
+extension Subprocess {
+    /// Waits until the process has written `text` to its stderr (fails when it exits first
+    /// or after `timeout`).
+    func waitForStderr(_ text: String, timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !stderr.contains(text) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                throw SubprocessError(description: "\(process.arguments ?? []) never wrote \(text): \(stderr)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// SIGTERM and wait for the exit; past `timeout` SIGKILL, and the wait fails.
+    @discardableResult
+    func terminate(timeout: Duration) async throws -> ProcessResult {
+        if process.isRunning { process.terminate() }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw SubprocessError(description: "\(process.arguments ?? []) ignored SIGTERM for \(timeout): \(stderr)")
+        }
+        return try await finish()
+    }
+
+    /// The cleanup for `defer`: SIGTERM, up to 5 s, then SIGKILL.
+    func terminateNow() {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<500 where process.isRunning { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 }
 

@@ -74,7 +74,10 @@ extension Tradewire {
             }
         }
 
-        func line(for event: JSONValue) -> String {
+        func line(for event: JSONValue) -> String { Self.line(for: event, wide: wide) }
+
+        /// SEQ TIME TYPE DATA, the data cut to 60 characters unless `wide`.
+        static func line(for event: JSONValue, wide: Bool) -> String {
             let head =
                 "\(Format.cell(event["seq"])) \(Format.time(event["timestamp"])) \(Format.cell(event["event_type"]))"
             return head + " " + Format.truncate(JSONWriter.string(event["data"] ?? .null), to: wide ? nil : 60)

@@ -56,13 +56,18 @@ final class HandlerProcess: Sendable {
 
     /// Starts `arguments` (`arguments[0]` looked up on PATH unless it holds a `/`), writes
     /// `input` to its stdin and closes it. Stderr lines are written to this process's stderr
-    /// as `prefix + line`.
-    static func spawn(_ arguments: [String], input: [UInt8], outputLimit: Int, stderrPrefix: String)
-        throws(SpawnError) -> HandlerProcess
-    {
+    /// as `prefix + line`. `environment` adds to (or replaces in) this process's environment;
+    /// with `passStdout` the command writes to this process's stdout directly (and
+    /// ``Outcome/stdout`` stays empty).
+    static func spawn(
+        _ arguments: [String], input: [UInt8], outputLimit: Int, stderrPrefix: String,
+        environment: [String: String] = [:], passStdout: Bool = false
+    ) throws(SpawnError) -> HandlerProcess {
         let spawned: (pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32)
         do {
-            spawned = try spawnLock.withLock { _ throws(SpawnError) in try startChild(arguments) }
+            spawned = try spawnLock.withLock { _ throws(SpawnError) in
+                try startChild(arguments, environment: environment, passStdout: passStdout)
+            }
         }
         let process = HandlerProcess(pid: spawned.pid)
         let pump = Pump(
@@ -112,27 +117,27 @@ final class HandlerProcess: Sendable {
 
     // MARK: spawning
 
-    private static func startChild(_ arguments: [String]) throws(SpawnError) -> (
-        pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32
-    ) {
+    private static func startChild(_ arguments: [String], environment: [String: String], passStdout: Bool)
+        throws(SpawnError) -> (pid: pid_t, stdin: Int32, stdout: Int32, stderr: Int32)
+    {
         var stdinPipe: [Int32] = [-1, -1]
         var stdoutPipe: [Int32] = [-1, -1]
         var stderrPipe: [Int32] = [-1, -1]
         func closeAll() {
             for fd in stdinPipe + stdoutPipe + stderrPipe where fd >= 0 { close(fd) }
         }
-        guard pipe(&stdinPipe) == 0, pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
+        guard pipe(&stdinPipe) == 0, passStdout || pipe(&stdoutPipe) == 0, pipe(&stderrPipe) == 0 else {
             let reason = errnoText()
             closeAll()
             throw SpawnError(description: "cannot create pipes: \(reason)")
         }
-        for fd in stdinPipe + stdoutPipe + stderrPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        for fd in stdinPipe + stdoutPipe + stderrPipe where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        if !passStdout { posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1) }
         posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
 
         var attributes = posix_spawnattr_t()
@@ -155,14 +160,25 @@ final class HandlerProcess: Sendable {
 
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        let envp: [UnsafeMutablePointer<CChar>?]? =
+            environment.isEmpty
+            ? nil
+            : ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+                .map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in envp ?? [] { free(pointer) } }
         var pid: pid_t = 0
-        let status = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
+        let status =
+            if let envp {
+                posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+            } else {
+                posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
+            }
         close(stdinPipe[0])
-        close(stdoutPipe[1])
+        if stdoutPipe[1] >= 0 { close(stdoutPipe[1]) }
         close(stderrPipe[1])
         guard status == 0 else {
             close(stdinPipe[1])
-            close(stdoutPipe[0])
+            if stdoutPipe[0] >= 0 { close(stdoutPipe[0]) }
             close(stderrPipe[0])
             throw SpawnError(description: String(cString: strerror(status)))
         }
