@@ -52,12 +52,18 @@ test: deps build
 SOAK_ROUNDS ?= 25
 CHAOS_ITERATIONS ?= 1000
 TORTURE_KILLS ?= 300
+## The consumer group's at-least-once chaos run (clients/python/tests/test_consumer_chaos.py):
+## 2000 events and 2 daemon kills in `make test`, these here.
+CONSUMER_CHAOS_EVENTS ?= 50000
+CONSUMER_CHAOS_DAEMON_KILLS ?= 10
 soak: build
 	$(SWIFT) build --build-tests
 	TW_SOAK_ROUNDS=$(SOAK_ROUNDS) $(SWIFT) test --skip-build --no-parallel --filter sigtermLosesNoAcknowledgedEvent
 	TW_CHAOS_ITERATIONS=$(CHAOS_ITERATIONS) TW_CHAOS_SEED=$$(date +%s) $(SWIFT) test --skip-build --no-parallel \
 		--filter StageChaosTests
 	TW_TORTURE_KILLS=$(TORTURE_KILLS) $(SWIFT) test --skip-build --no-parallel --filter JournalTortureTests
+	TW_CONSUMER_CHAOS_EVENTS=$(CONSUMER_CHAOS_EVENTS) TW_CONSUMER_CHAOS_DAEMON_KILLS=$(CONSUMER_CHAOS_DAEMON_KILLS) \
+		TRADEWIRED=$(CURDIR)/$(BUILD_DIR)/tradewired clients/python/run-tests.sh -k consumer_chaos
 
 test-swift: build
 	$(SWIFT) test --no-parallel
@@ -82,6 +88,7 @@ bench: bench-deps
 	bash scripts/bench-socket.sh $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-stages.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-journal.py $(CURDIR)/$(RELEASE_DIR)
+	bash scripts/bench-consumer.sh $(CURDIR)/$(RELEASE_DIR)
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.
 run:
