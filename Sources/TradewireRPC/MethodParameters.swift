@@ -42,6 +42,22 @@ extension Param where Value == String? {
     }
 }
 
+extension Param where Value == Int {
+    /// A required integer within `range` (else -32602 "must be in a...b").
+    public static func int(_ name: String, in range: ClosedRange<Int>, summary: String) -> Param {
+        var schema: JSONObject = ["type": "integer", "minimum": JSONValue(range.lowerBound)]
+        if range.upperBound < Int.max { schema["maximum"] = JSONValue(range.upperBound) }
+        return Param(ParamDescription(name, schema: .object(schema), required: true, summary: summary)) {
+            reader throws(RPCError) in
+            let value = try decodingParams { () throws(JSONDecodingError) in try reader.int(name) }
+            guard range.contains(value) else {
+                throw .invalidParams(path: reader.pointer(name), "must be in \(range.lowerBound)...\(range.upperBound)")
+            }
+            return value
+        }
+    }
+}
+
 extension Param where Value == Int? {
     /// An optional integer; outside `range` → -32602 "must be in a...b" (or "must not be
     /// negative" for `0...`).

@@ -109,6 +109,21 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             details: ["iteration_id": JSONValue(iterationID)])
     }
 
+    /// `ack`/`nak` for a consumer this connection is not subscribed with (PROTOCOL §11).
+    public static func unknownConsumer(_ name: String) -> RPCError {
+        RPCError(
+            code: -32040,
+            message: "Unknown consumer \(name) on this connection: subscribe with {consumer: \"\(name)\"} first",
+            type: "unknown_consumer", details: ["consumer": JSONValue(name)])
+    }
+
+    /// `retry_dead_letter` of an id no consumer holds.
+    public static func deadLetterNotFound(_ id: Int) -> RPCError {
+        RPCError(
+            code: -32041, message: "No dead letter \(id) (see get_dead_letters)", type: "dead_letter_not_found",
+            details: ["id": JSONValue(id)])
+    }
+
     public static func forbidden(uid: UInt32) -> RPCError {
         RPCError(
             code: -32020, message: "Forbidden: uid \(uid) may not use this daemon", type: "forbidden",

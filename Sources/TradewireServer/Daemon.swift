@@ -17,6 +17,8 @@ public final class Daemon: Sendable {
     public let pipeline: PipelineHost
     public let connections: ConnectionRegistry
     public let stages: StageRegistry
+    /// Durable consumers (PROTOCOL §11).
+    public let consumers: ConsumerRegistry
     public let configuration: ServerConfiguration
     public let logger: Logger
     let startedAt = ContinuousClock.now
@@ -32,12 +34,15 @@ public final class Daemon: Sendable {
         self.pipeline = pipeline
         self.stages = stages
         self.connections = ConnectionRegistry(maximum: configuration.maxConnections)
+        self.consumers = ConsumerRegistry(
+            bus: pipeline.bus, journal: pipeline.journal, logger: Logger(label: "tradewire.consumers"))
         self.configuration = configuration
         self.logger = logger
         var registry = MethodRegistry<RequestContext>()
         DaemonMethods.register(into: &registry)
         StageMethods.register(into: &registry)
         PortfolioMethods.register(into: &registry)
+        ConsumerMethods.register(into: &registry)
         let dispatcher = registry.freeze()
         self.dispatcher = dispatcher
         self.discoverDocument = JSONWriter.encode(
@@ -64,6 +69,7 @@ public final class Daemon: Sendable {
     func connectionClosed(_ connection: ServerConnection) {
         bus.unsubscribeAll(owner: connection.owner)
         stages.connectionClosed(connection.id)
+        consumers.connectionClosed(connection.id)
         connections.remove(connection)
     }
 }

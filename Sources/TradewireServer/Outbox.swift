@@ -19,6 +19,19 @@ final class Outbox: Sendable {
         case line([UInt8])
         /// `size` is what the item counts against the budget (taken at enqueue time).
         case event(prefix: EventPrefix, Event, size: Int)
+        /// A consumer's delivery (PROTOCOL §11): never dropped.
+        case delivery(prefix: DeliveryPrefix, Event, attempt: Int, size: Int)
+    }
+
+    /// `{"jsonrpc":"2.0","method":"event","params":{"subscription":"s-N","delivery":{"consumer":"NAME","attempt":`
+    /// for one consumer membership (the name is of the event-type alphabet: nothing to escape).
+    final class DeliveryPrefix: Sendable {
+        let bytes: [UInt8]
+        init(_ subscription: SubscriptionID, consumer: String) {
+            self.bytes = Array(
+                #"{"jsonrpc":"2.0","method":"event","params":{"subscription":"\#(subscription)","delivery":{"consumer":"\#(consumer)","attempt":"#
+                    .utf8)
+        }
     }
 
     /// `{"jsonrpc":"2.0","method":"event","params":{"subscription":"s-N","event":` for one subscription.
@@ -119,6 +132,19 @@ final class Outbox: Sendable {
         if schedule { scheduleDrain() }
     }
 
+    /// Queues a consumer's delivery. Never dropped (PROTOCOL §14): the consumer's
+    /// `max_in_flight` bounds what it has out, and it skips a member over budget.
+    func enqueue(delivery event: Event, prefix: DeliveryPrefix, attempt: Int) {
+        let size = event.knownOrEstimatedJSONBytes + prefix.bytes.count + 16
+        let schedule: Bool = state.withLock { state in
+            guard !state.closed else { return false }
+            state.items.append(.delivery(prefix: prefix, event, attempt: attempt, size: size))
+            state.bytes += size
+            return Self.claimFlush(&state)
+        }
+        if schedule { scheduleDrain() }
+    }
+
     /// Reports a replay gap (`since_seq` older than history): `count` null.
     func enqueueGap(_ subscription: SubscriptionID, firstSeq: Int, lastSeq: Int) {
         enqueue(line: Self.dropNotice(subscription, DropEpisode(count: nil, firstSeq: firstSeq, lastSeq: lastSeq)))
@@ -186,7 +212,7 @@ final class Outbox: Sendable {
                 let itemSize: Int
                 switch item {
                 case .line(let bytes): itemSize = bytes.count + 1
-                case .event(_, _, let size): itemSize = size
+                case .event(_, _, let size), .delivery(_, _, _, let size): itemSize = size
                 }
                 size += itemSize
                 taken.append(item)
@@ -225,6 +251,12 @@ final class Outbox: Sendable {
                 buffer.writeBytes(bytes)
             case .event(let prefix, let event, _):
                 buffer.writeBytes(prefix.bytes)
+                buffer.writeBytes(event.json)
+                buffer.writeStaticString("}}")
+            case .delivery(let prefix, let event, let attempt, _):
+                buffer.writeBytes(prefix.bytes)
+                buffer.writeString(String(attempt))
+                buffer.writeStaticString(#"},"event":"#)
                 buffer.writeBytes(event.json)
                 buffer.writeStaticString("}}")
             }

@@ -102,7 +102,12 @@ public final class LineCounter: Sendable {
 extension LineSocket {
     /// Sets a receive timeout so a test never blocks forever on a silent daemon.
     public func setReadTimeout(seconds: Int) {
-        var tv = timeval(tv_sec: seconds, tv_usec: 0)
+        setReadTimeout(milliseconds: seconds * 1000)
+    }
+
+    /// Sets a receive timeout in milliseconds (a read that times out returns nil).
+    public func setReadTimeout(milliseconds: Int) {
+        var tv = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 

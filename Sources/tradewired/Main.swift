@@ -319,6 +319,11 @@ struct Tradewired: AsyncParsableCommand {
             stages: stages,
             configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
         daemon.pipeline.restoreStageGroups(into: stages)
+        do {
+            try daemon.consumers.restore()
+        } catch {
+            throw StartupError(message: "cannot restore the consumers from the journal: \(error)", exitCode: 1)
+        }
         let server = TradewireServer(daemon: daemon) { path in
             // A plain line whatever the log level or format: scripts wait for it.
             FileHandle.standardError.write(Data("listening on \(path)\n".utf8))
@@ -356,9 +361,10 @@ struct Tradewired: AsyncParsableCommand {
         try await group.run()
         pruning?.cancel()
         _ = await pruning?.value
-        // Everything published before the stop is committed and delivered, then the data
-        // dir is released.
+        // Everything published before the stop is committed and delivered, the consumers'
+        // positions are saved, then the data dir is released.
         bus.close()
+        daemon.consumers.close()
         journal?.close()
         logger.info("daemon.stopped")
     }

@@ -93,10 +93,12 @@ func withDaemon(
     } catch {
         await group.triggerGracefulShutdown()
         _ = try? await running.value
+        daemon.consumers.close()
         throw error
     }
     await group.triggerGracefulShutdown()
     _ = try? await running.value
+    daemon.consumers.close()
 }
 
 /// Sends raw lines on a fresh connection; returns the parsed answer lines to a final ping

@@ -14,7 +14,8 @@ import TradewireTrading
 /// result; the connection writes it (inside a batch, into the batch array).
 enum DaemonMethods {
     private static let object: JSONValue = ["type": "object"]
-    private static func objectWith(_ keys: [String]) -> JSONValue {
+    /// A result schema: an object with these required keys.
+    static func objectWith(_ keys: [String]) -> JSONValue {
         ["type": "object", "required": .array(keys.map { JSONValue($0) })]
     }
 
@@ -90,6 +91,7 @@ enum DaemonMethods {
     static func subscribe(_ params: SubscribeParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let bus = context.daemon.bus
         try checkSinceSeq(params.sinceSeq, bus)
+        if let name = params.consumer { return try ConsumerMethods.subscribe(params, name: name, context) }
         let connection = context.connection
         let text = params.text
         let ack: (SubscriptionID) -> [UInt8] = { id in
@@ -154,7 +156,13 @@ enum DaemonMethods {
         switch params.target {
         case .subscription(let id):
             // An id that matches nothing, well-formed or not, removes nothing (not an error).
-            removed = SubscriptionID(id).map { bus.unsubscribe($0, owner: owner) ? 1 : 0 } ?? 0
+            // A consumer's subscription leaves the consumer (which keeps its position).
+            removed =
+                SubscriptionID(id).map { id in
+                    bus.unsubscribe(id, owner: owner)
+                        || context.daemon.consumers.leave(subscription: id, connectionID: context.connection.id)
+                        ? 1 : 0
+                } ?? 0
         case .pattern(let type):
             removed = bus.unsubscribe(pattern: type, owner: owner)
         }

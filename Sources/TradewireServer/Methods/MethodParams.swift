@@ -51,15 +51,48 @@ enum CommonParams {
 struct SubscribeParams: MethodParameters {
     static let eventType = Param<String>.string("event_type", summary: "Pattern, e.g. signals_ready or *.")
         .map { text, path throws(RPCError) in (text, try CommonParams.pattern(text, path: path)) }
-    static let parameters = [eventType.description, CommonParams.sinceSeq.description]
+    static let consumerName = Param<String?>.optionalString(
+        "consumer", summary: "A durable consumer's name (1-64 chars of A-Z a-z 0-9 _ . : -): at-least-once delivery."
+    ).map { (name: String?, path: String) throws(RPCError) -> String? in
+        guard let name else { return nil }
+        do { try ConsumerSettings.validateName(name) } catch { throw .invalidParams(path: path, "\(error)") }
+        return name
+    }
+    static let ackWait = Param<Int?>.optionalInt(
+        "ack_wait_ms", in: ConsumerSettings.ackWaitRange,
+        summary: "Consumer: redeliver what is not acknowledged within this many ms (default 30000).")
+    static let maxDeliver = Param<Int?>.optionalInt(
+        "max_deliver", in: ConsumerSettings.maxDeliverRange,
+        summary: "Consumer: attempts before an event becomes a dead letter (default 5).")
+    static let maxInFlight = Param<Int?>.optionalInt(
+        "max_in_flight", in: ConsumerSettings.maxInFlightRange,
+        summary: "Consumer: unacknowledged events out at once (default 256).")
+    static let parameters = [
+        eventType.description, CommonParams.sinceSeq.description, consumerName.description, ackWait.description,
+        maxDeliver.description, maxInFlight.description,
+    ]
 
     var text: String
     var pattern: EventPattern
     var sinceSeq: Int?
+    var consumer: String?
+    var ackWaitMilliseconds: Int?
+    var maxDeliver: Int?
+    var maxInFlight: Int?
 
     init(from params: ParamReader) throws(RPCError) {
         (text, pattern) = try params(Self.eventType)
         sinceSeq = try params(CommonParams.sinceSeq)
+        consumer = try params(Self.consumerName)
+        ackWaitMilliseconds = try params(Self.ackWait)
+        maxDeliver = try params(Self.maxDeliver)
+        maxInFlight = try params(Self.maxInFlight)
+        if consumer == nil,
+            let option = [Self.ackWait.name, Self.maxDeliver.name, Self.maxInFlight.name].first(
+                where: { params.reader.value($0) != nil })
+        {
+            throw .invalidParams(path: "/\(option)", "\(option) applies only to a consumer: give consumer too")
+        }
     }
 }
 

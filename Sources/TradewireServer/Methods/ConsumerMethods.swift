@@ -1,0 +1,130 @@
+import TradewireBus
+import TradewireJSON
+import TradewireRPC
+
+/// Durable consumers and dead letters (PROTOCOL §11): the consumer side of `subscribe`,
+/// `ack`, `nak` and their inspection.
+enum ConsumerMethods {
+    private static func objectWith(_ keys: [String]) -> JSONValue { DaemonMethods.objectWith(keys) }
+
+    static func register(into registry: inout MethodRegistry<RequestContext>) {
+        registry.register(
+            "ack", summary: "Acknowledge a consumer's event (seq), or all it has out here up to up_to_seq.",
+            params: AckParams.self, result: objectWith(["acked"]), handler: ack)
+        registry.register(
+            "nak", summary: "Give a consumer's event back: redelivered after delay_ms (at once by default).",
+            params: NakParams.self, result: objectWith(["ok"]), handler: nak)
+        registry.register(
+            "get_consumers", summary: "Every durable consumer: position, pending, redelivered, dead letters, members.",
+            params: NoParameters.self, result: objectWith(["consumers"]), handler: getConsumers)
+        registry.register(
+            "delete_consumer", summary: "Remove a consumer with its position and dead letters.",
+            params: ConsumerNameParams.self, result: objectWith(["removed"]), handler: deleteConsumer)
+        registry.register(
+            "get_dead_letters", summary: "Events consumers gave up on, oldest first (reading removes nothing).",
+            params: GetDeadLettersParams.self, result: objectWith(["dead_letters"]), handler: getDeadLetters)
+        registry.register(
+            "retry_dead_letter", summary: "Deliver a dead letter to its consumer again, attempts from 1.",
+            params: DeadLetterParams.self, result: objectWith(["ok"]), handler: retryDeadLetter)
+        registry.register(
+            "discard_dead_letter", summary: "Remove a dead letter.", params: DeadLetterParams.self,
+            result: objectWith(["removed"]), handler: discardDeadLetter)
+    }
+
+    private static let ok: [UInt8] = Array(#"{"ok":true}"#.utf8)
+
+    /// `subscribe {consumer}`: creates the consumer or checks it, acknowledges, then joins it
+    /// (so the acknowledgement precedes the first delivery). Subscribing again on the same
+    /// connection is a no-op.
+    static func subscribe(
+        _ params: SubscribeParams, name: String, _ context: RequestContext
+    ) throws(RPCError) -> MethodOutcome {
+        let registry = context.daemon.consumers
+        let settings = ConsumerSettings(
+            name: name, pattern: params.pattern,
+            ackWaitMilliseconds: params.ackWaitMilliseconds ?? ConsumerSettings.defaultAckWaitMilliseconds,
+            maxDeliver: params.maxDeliver ?? ConsumerSettings.defaultMaxDeliver,
+            maxInFlight: params.maxInFlight ?? ConsumerSettings.defaultMaxInFlight)
+        let given = ConsumerOptionsGiven(
+            ackWait: params.ackWaitMilliseconds != nil, maxDeliver: params.maxDeliver != nil,
+            maxInFlight: params.maxInFlight != nil)
+        let consumer = try registry.consumer(settings, given: given, since: params.sinceSeq)
+        let connection = context.connection
+        let ack: (SubscriptionID) -> [UInt8] = { id in
+            JSONWriter.encode(
+                [
+                    "subscription": JSONValue(id.description), "event_type": JSONValue(params.text),
+                    "consumer": JSONValue(name),
+                ] as JSONValue)
+        }
+        if let existing = consumer.subscription(of: connection.id) { return .success(ack(existing)) }
+        let id = context.daemon.bus.reserveSubscriptionID()
+        return .successThen(ack(id)) {
+            consumer.join(connection, subscription: id)
+        }
+    }
+
+    static func ack(_ params: AckParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let registry = context.daemon.consumers
+        let consumer = try registry.member(params.consumer, connectionID: context.connection.id)
+        let acked: Int
+        switch params.target {
+        case .one(let seq): acked = consumer.ack(seq)
+        case .upTo(let seq): acked = consumer.ack(upTo: seq, member: context.connection.id)
+        }
+        registry.catchUpIfBehind(consumer)
+        return .result(["acked": JSONValue(acked)] as JSONValue)
+    }
+
+    static func nak(_ params: NakParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        let consumer = try context.daemon.consumers.member(params.consumer, connectionID: context.connection.id)
+        _ = consumer.nak(params.seq, delay: params.delayMilliseconds.map { .milliseconds($0) }, error: params.error)
+        return .success(ok)
+    }
+
+    static func getConsumers(_: NoParameters, _ context: RequestContext) -> MethodOutcome {
+        let registry = context.daemon.consumers
+        let newest = registry.bus.lastSeq
+        let consumers: [JSONValue] = registry.all.map { consumer in
+            let state = consumer.snapshot()
+            let settings = state.settings
+            return [
+                "consumer": JSONValue(settings.name), "pattern": JSONValue(settings.pattern.text),
+                "position": JSONValue(state.position), "pending": JSONValue(state.unacked.count),
+                "redelivered": JSONValue(state.redelivered), "dead_letters": JSONValue(state.deadLetters.count),
+                "members": JSONValue(consumer.memberCount), "waiting": JSONValue(state.waiting),
+                "lag": JSONValue(max(0, newest - state.position)),
+                "ack_wait_ms": JSONValue(settings.ackWaitMilliseconds), "max_deliver": JSONValue(settings.maxDeliver),
+                "max_in_flight": JSONValue(settings.maxInFlight), "dropped": JSONValue(state.dropped),
+                "dead_letters_evicted": JSONValue(state.evicted),
+            ]
+        }
+        return .result(["consumers": .array(consumers)] as JSONValue)
+    }
+
+    static func deleteConsumer(_ params: ConsumerNameParams, _ context: RequestContext) -> MethodOutcome {
+        .result(["removed": JSONValue(context.daemon.consumers.delete(params.consumer))] as JSONValue)
+    }
+
+    static func getDeadLetters(_ params: GetDeadLettersParams, _ context: RequestContext) -> MethodOutcome {
+        let consumers = context.daemon.consumers.all.filter {
+            params.consumer == nil || $0.settings.name == params.consumer
+        }
+        let letters = consumers.flatMap { $0.snapshot().deadLetters }.sorted { $0.id < $1.id }.prefix(params.limit)
+        return .result(
+            ["dead_letters": .array(letters.map { ConsumerRegistry.json($0, withEvent: true) })] as JSONValue)
+    }
+
+    static func retryDeadLetter(_ params: DeadLetterParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome
+    {
+        guard let consumer = context.daemon.consumers.holder(ofDeadLetter: params.id),
+            consumer.retry(deadLetter: params.id)
+        else { throw .deadLetterNotFound(params.id) }
+        return .success(ok)
+    }
+
+    static func discardDeadLetter(_ params: DeadLetterParams, _ context: RequestContext) -> MethodOutcome {
+        let removed = context.daemon.consumers.holder(ofDeadLetter: params.id)?.discard(deadLetter: params.id) ?? 0
+        return .result(["removed": JSONValue(removed)] as JSONValue)
+    }
+}
