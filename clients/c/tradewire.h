@@ -257,8 +257,9 @@ typedef struct tw_event {
 int tw_parse_event(json_t *msg, tw_event *ev, tw_error *err);
 
 /* Options of a consumer subscription; 0 / -1 = omitted (the daemon's
- * default). ack_wait_ms, max_deliver and max_in_flight are the consumer's
- * when it is created; later members may omit them. */
+ * default). ack_wait_ms, max_deliver and max_in_flight are fixed when the
+ * consumer is created; later members may omit them (another value gets
+ * -32602). */
 typedef struct tw_consumer_options {
     json_int_t since_seq;  /* a NEW consumer starts after this seq; -1 = omit
                               (it starts with the next event published)      */
@@ -285,14 +286,15 @@ int tw_subscribe_consumer(tw_client *c, const char *consumer, const char *patter
                           const tw_consumer_options *options,
                           char *sub_id_out, size_t n, tw_error *err);
 
-/* ack {consumer, seq}: returns the number acknowledged (1, or 0 when the seq
- * is not outstanding for the consumer), or -1 (-32040 unknown_consumer when
- * this connection is not subscribed with that consumer). */
+/* ack {consumer, seq}: settles the event whichever member it went to;
+ * returns the number acknowledged (1, or 0 when the seq is not outstanding
+ * for the consumer), or -1 (-32040 unknown_consumer when this connection is
+ * not subscribed with that consumer). */
 int tw_ack(tw_client *c, const char *consumer, json_int_t seq, tw_error *err);
 
-/* ack {consumer, up_to_seq}: acknowledges every outstanding event of the
- * consumer with seq <= up_to_seq in one request (batched acking); returns how
- * many, or -1 as tw_ack. */
+/* ack {consumer, up_to_seq}: acknowledges every event THIS CONNECTION has
+ * out for the consumer with seq <= up_to_seq, in one request (batched
+ * acking); returns how many, or -1 as tw_ack. */
 int tw_ack_up_to(tw_client *c, const char *consumer, json_int_t up_to_seq, tw_error *err);
 
 /* nak {consumer, seq, delay_ms?, error?}: the event is delivered again (with

@@ -30,7 +30,8 @@ extension Tradewire {
                 letter (tradewire dlq list).
 
                 --since-seq, --ack-wait, --max-deliver and --max-in-flight configure a consumer when \
-                it is created; a member joining an existing one may leave them out. A lost connection \
+                it is created; a member joining an existing one may leave them out (other values are \
+                refused). A lost connection \
                 or a daemon that shuts down: reconnect (0.1 s doubling to 5 s) and subscribe again; \
                 what was not acknowledged is delivered again. SIGINT or SIGTERM: stop (a command still \
                 running gets SIGTERM and its event is refused at once) and exit 0.

@@ -22,10 +22,11 @@ extension Tradewire.Consumers {
         static let configuration = CommandConfiguration(
             abstract: "One row per consumer (get_consumers); the default.",
             discussion: """
-                POSITION is the seq up to which everything is settled; PENDING counts events \
-                delivered and not yet acknowledged; REDELIVERED counts redeliveries (ack_wait expired \
-                or nak); DEAD counts its dead letters (tradewire dlq list); MEMBERS the connections \
-                subscribed with it now. With --json, the get_consumers result on one line.
+                POSITION: every matching event up to this seq has gone out at least once; PENDING: \
+                events out and not yet acknowledged; REDELIVERED: how many of those are past their \
+                first attempt; LAG: the newest seq minus POSITION; DEAD: its dead letters (tradewire \
+                dlq list); MEMBERS: the connections subscribed with it now. With --json, the \
+                get_consumers result on one line (with more fields).
 
                 Examples:
                   tradewire consumers
@@ -42,17 +43,17 @@ extension Tradewire.Consumers {
         }
 
         static let headers = [
-            "CONSUMER", "PATTERN", "POSITION", "PENDING", "REDELIVERED", "DEAD", "MEMBERS", "ACK_WAIT_MS",
+            "CONSUMER", "PATTERN", "POSITION", "PENDING", "REDELIVERED", "LAG", "DEAD", "MEMBERS", "ACK_WAIT_MS",
             "MAX_DELIVER", "MAX_IN_FLIGHT",
         ]
 
         static func render(_ result: JSONValue) -> [String] {
-            var table = Table(headers, alignments: [.left, .left] + Array(repeating: .right, count: 8))
+            var table = Table(headers, alignments: [.left, .left] + Array(repeating: .right, count: 9))
             for row in result["consumers"]?.arrayValue ?? [] {
                 table.append(
                     [
                         row["consumer"], row["pattern"], row["position"], row["pending"], row["redelivered"],
-                        row["dead_letters"], row["members"], row["ack_wait_ms"], row["max_deliver"],
+                        row["lag"], row["dead_letters"], row["members"], row["ack_wait_ms"], row["max_deliver"],
                         row["max_in_flight"],
                     ].map(Format.cell))
             }

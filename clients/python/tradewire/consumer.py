@@ -167,10 +167,10 @@ class Delivery(DeliveryBase):
         self._owner = owner
 
     def ack(self) -> int:
-        """Acknowledge this event (``ack {consumer, seq}``); returns how many the daemon
-        acknowledged: 1, or 0 when it was no longer outstanding (redelivered elsewhere after
-        ``ack_wait_ms``, or already acknowledged) or the connection was lost meanwhile (it
-        will then come again)."""
+        """Acknowledge this event (``ack {consumer, seq}``, whichever member holds it now);
+        returns how many the daemon acknowledged: 1, or 0 when it was no longer outstanding
+        (already acknowledged, or a dead letter by now) or the connection was lost meanwhile
+        (it will then come again)."""
         n = self._owner.ack(self.seq)
         if n:
             self.settled = "acked"
@@ -427,8 +427,10 @@ class Consumer(ConsumerBase):
         return self._acked(self._settle("ack", self._ack_params(seq)))
 
     def ack_up_to(self, seq: int) -> int:
-        """``ack {consumer, up_to_seq}``: acknowledge every outstanding event of this
-        consumer with a seq up to ``seq`` in one request (batched acking); returns how many."""
+        """``ack {consumer, up_to_seq}``: acknowledge every event this member's connection
+        has out with a seq up to ``seq``, in one request (batched acking); returns how many.
+        Deliveries of an earlier connection (before a reconnect) are not among them: those
+        went out again on their own."""
         return self._acked(self._settle("ack", self._ack_params(None, seq)))
 
     def nak(self, seq: int, delay_ms: Optional[int] = None, error: Optional[str] = None) -> bool:
