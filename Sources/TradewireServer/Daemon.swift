@@ -38,6 +38,7 @@ public final class Daemon: Sendable {
         DaemonMethods.register(into: &registry)
         StageMethods.register(into: &registry)
         PortfolioMethods.register(into: &registry)
+        TradingStateMethods.register(into: &registry)
         let dispatcher = registry.freeze()
         self.dispatcher = dispatcher
         self.discoverDocument = JSONWriter.encode(
