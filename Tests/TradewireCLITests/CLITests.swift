@@ -233,7 +233,7 @@ struct CLITests {
             let result = try await daemon.tradewire(["discover", "--json"])
             #expect(result.status == 0)
             let methods = try #require(try json(result.stdout)["methods"]?.arrayValue)
-            #expect(methods.count == 15)
+            #expect(methods.count == 16)
             #expect(methods.contains { $0["name"] == "get_portfolio" })
             #expect(methods.contains { $0["name"] == "register_stage" })
             #expect(methods.contains { $0["name"] == "rpc.discover" })

@@ -74,7 +74,7 @@ import TradewireTesting
                 Set(names) == [
                     "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
                     "start_loop", "stop_loop", "get_status", "ping", "rpc.discover", "shutdown", "register_stage",
-                    "unregister_stage", "get_portfolio",
+                    "unregister_stage", "get_portfolio", "set_trading_state",
                 ])
             #expect(try await client.call("shutdown") == ["ok": true])
             await client.close()

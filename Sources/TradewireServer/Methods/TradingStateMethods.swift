@@ -47,7 +47,8 @@ struct SetTradingStateParams: MethodParameters {
 
     static let reason = Param<String>.string(
         "reason",
-        summary: "Why (required): quoted in rejections (trading halted: REASON) and in trading_state_changed.",
+        summary:
+            "Why (required, 1-1024 characters, no control characters): quoted in rejections (trading halted: REASON) and in trading_state_changed.",
         schema: [
             "type": "string", "minLength": 1,
             "maxLength": JSONValue(TradingStateController.maximumReasonLength),
@@ -59,6 +60,10 @@ struct SetTradingStateParams: MethodParameters {
         let limit = TradingStateController.maximumReasonLength
         guard text.count <= limit else {
             throw .invalidParams(path: path, "must be at most \(limit) characters, got \(text.count)")
+        }
+        // Quoted in log lines and the CLI's one-line output: no line breaks or other controls.
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .invalidParams(path: path, "must not contain control characters (line breaks, tabs, …)")
         }
         return text
     }
