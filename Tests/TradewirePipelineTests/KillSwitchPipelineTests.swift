@@ -21,6 +21,7 @@ private struct KillSwitchRig {
     ) {
         agents = TradingAgents(
             config: TradingConfig(), provider: provider ?? SimulatedMarketDataProvider(seed: seed), logger: quietLogger)
+        agents.tradingSwitch.restore(.initial(at: fixedNow))
         controller = TradingStateController(
             agents: agents, bus: bus, journal: nil, triggers: triggers, clock: { fixedNow }, logger: quietLogger)
         let source = FixedHandlers(byStage: handlers)
@@ -143,7 +144,10 @@ private let flipper = ScriptedHandler(.strategy, "flip") { call in
         #expect(state.reason.hasPrefix("2 iterations in a row with errors (last: data AAPL: "), "\(state.reason)")
         #expect(
             rig.changes == [
-                ["state": "halted", "previous": "active", "reason": JSONValue(state.reason), "by": "trigger"]
+                [
+                    "state": "halted", "previous": "active", "reason": JSONValue(state.reason), "by": "trigger",
+                    "since": JSONValue(RFC3339.string(from: state.since)),
+                ]
             ])
         // Already halted: more errors announce nothing more.
         await #expect(throws: PipelineError.self) { try await rig.orchestrator.run(IterationRequest()) }
@@ -201,8 +205,7 @@ private let flipper = ScriptedHandler(.strategy, "flip") { call in
         for record in records { fold.apply(record) }
         let state = try #require(fold.tradingState)
         #expect(state.state == .reducing && state.reason == "still")
-        let firstChange = try #require(records.first { $0.type == TradingStateController.changedEventType })
-        #expect(state.since == firstChange.timestamp, "a repeat keeps since")
+        #expect(state.since == rig.agents.tradingSwitch.current.since, "a repeat keeps since")
         let resumed = try JournalFold(checkpoint: try JSONParser.parse(JSONWriter.encode(fold.checkpointJSON)))
         #expect(resumed.tradingState == fold.tradingState)
         var before = JournalFold(startingCash: Money(dollars: 100_000))

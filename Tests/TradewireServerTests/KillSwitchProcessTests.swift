@@ -75,6 +75,35 @@ import TradewireTesting
         await fourth.stop()
     }
 
+    @Test func anImportedJournalKeepsTheHaltItsEventsRecord() async throws {
+        // An import brings the events, not the state documents: the state comes from the
+        // journal's trading_state_changed events then.
+        let source = temporaryDataDirectory("ksrc")
+        let target = temporaryDataDirectory("kdst")
+        let file = "/tmp/tw-ks-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).jsonl"
+        defer { for path in [source, target, file] { try? FileManager.default.removeItem(atPath: path) } }
+        let cli = repositoryRoot.appendingPathComponent(".build/debug/tradewire").path
+        let path = uniqueSocketPath("ki")
+        var halted: JSONValue?
+        try await withDaemonProcess(path, arguments: ["--data-dir", source]) { _ in
+            let c = try client(path)
+            _ = await c.request("set_trading_state", ["state": "reducing", "reason": "first"])
+            halted = await c.request("set_trading_state", ["state": "halted", "reason": "exported"])?["result"]
+        }
+        let (exported, exportOutput) = try runCommand(
+            cli, ["journal", "export", "--data-dir", source, "--output", file, "--no-progress"])
+        #expect(exported == 0, "\(exportOutput)")
+        let (imported, importOutput) = try runCommand(
+            cli, ["journal", "import", file, "--data-dir", target, "--no-progress"])
+        #expect(imported == 0, "\(importOutput)")
+        try await withDaemonProcess(path, arguments: ["--data-dir", target]) { _ in
+            let c = try client(path)
+            let state = await tradingState(c)
+            #expect(state?["state"] == "halted" && state?["reason"] == "exported")
+            #expect(state?["since"] == halted?["since"])
+        }
+    }
+
     @Test func aDrawdownHaltsAndItsPeakSurvivesARestart() async throws {
         let directory = temporaryDataDirectory("drawdown")
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -32,7 +32,10 @@ import TradewireTesting
             #expect(status == ["state": "halted", "since": halted["since"]!, "reason": "broker maintenance"])
             #expect(
                 await changes(c) == [
-                    ["state": "halted", "previous": "active", "reason": "broker maintenance", "by": "operator"]
+                    [
+                        "state": "halted", "previous": "active", "reason": "broker maintenance", "by": "operator",
+                        "since": halted["since"]!,
+                    ]
                 ])
 
             let run = try await c.runPipeline()

@@ -21,7 +21,7 @@ public final class TradingStateController: Sendable {
     /// The journal state document: `{"version": 1, "state", "since", "reason",
     /// "peak_equity": number|null, "errors_in_a_row"}`.
     public static let stateKey = "trading_state"
-    /// The event each change publishes: `{"state", "previous", "reason", "by"}`.
+    /// The event each change publishes: `{"state", "previous", "reason", "by", "since"}`.
     public static let changedEventType = "trading_state_changed"
     /// The longest reason accepted, in characters.
     public static let maximumReasonLength = 1024
@@ -108,6 +108,7 @@ public final class TradingStateController: Sendable {
         let data: JSONValue = [
             "state": JSONValue(change.current.state.rawValue), "previous": JSONValue(change.previous.state.rawValue),
             "reason": JSONValue(change.current.reason), "by": JSONValue(origin.rawValue),
+            "since": JSONValue(RFC3339.string(from: change.current.since)),
         ]
         return bus.publishRecording(Self.changedEventType, payload: data)
     }

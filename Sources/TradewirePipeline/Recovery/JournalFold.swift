@@ -18,8 +18,8 @@ import TradewireTrading
 /// - `audit_ready` closes the iteration and, outside dry runs, yields its audit summary;
 ///   loop iterations (`metadata.loop`) count toward the loop's totals.
 ///
-/// - `trading_state_changed` sets the trading state (its `since` is the event's time, kept
-///   when the state repeats).
+/// - `trading_state_changed` sets the trading state (`since` from its data; without one, the
+///   event's time, kept when the state repeats).
 ///
 /// A record it cannot read (a client's malformed data, say) is skipped and counted; the
 /// fold never throws.
@@ -135,7 +135,9 @@ public struct JournalFold: Sendable {
             unreadable += 1
             return
         }
-        let since = tradingState.flatMap { $0.state == state ? $0.since : nil } ?? record.timestamp
+        let since =
+            data["since"]?.stringValue.flatMap(RFC3339.date(from:))
+            ?? tradingState.flatMap { $0.state == state ? $0.since : nil } ?? record.timestamp
         tradingState = TradingStateSnapshot(state: state, since: since, reason: reason)
     }
 

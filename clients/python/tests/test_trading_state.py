@@ -32,7 +32,7 @@ def test_halt_reduce_resume(daemon_factory) -> None:
         assert empty.value.errors[0]["path"] == "/reason"
         events = c.get_event_history(event_type="trading_state_changed")["events"]
         assert [e["data"] for e in events] == [
-            {"state": "halted", "previous": "active", "reason": "from python", "by": "operator"}
+            {"state": "halted", "previous": "active", "reason": "from python", "by": "operator", "since": halted["since"]}
         ]
 
     async def main() -> None:
