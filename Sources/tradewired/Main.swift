@@ -110,12 +110,15 @@ struct Tradewired: AsyncParsableCommand {
 
     @Option(
         name: .customLong("halt-on-drawdown"),
-        help: "Halt trading when equity falls PCT percent below its running peak: (0, 100] (default: off).")
+        help: ArgumentHelp(
+            "Halt trading when equity falls PCT percent below its running peak: (0, 100] (default: off).",
+            valueName: "pct"))
     var haltOnDrawdown: String?
 
     @Option(
         name: .customLong("halt-on-errors"),
-        help: "Halt trading after N iterations in a row with errors: 1...1000000 (default: off).")
+        help: ArgumentHelp(
+            "Halt trading after N iterations in a row with errors: 1...1000000 (default: off).", valueName: "n"))
     var haltOnErrors: String?
 
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
