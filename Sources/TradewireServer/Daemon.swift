@@ -43,6 +43,7 @@ public final class Daemon: Sendable {
         StageMethods.register(into: &registry)
         PortfolioMethods.register(into: &registry)
         ConsumerMethods.register(into: &registry)
+        TradingStateMethods.register(into: &registry)
         let dispatcher = registry.freeze()
         self.dispatcher = dispatcher
         self.discoverDocument = JSONWriter.encode(

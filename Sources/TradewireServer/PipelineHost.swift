@@ -17,12 +17,16 @@ public struct PipelineHost: Sendable {
     public let journal: (any EventJournal)?
     /// How long the journal keeps them (`capacity` of history answers).
     public let retention: JournalRetentionPolicy
+    /// Sets the kill switch of `agents` (PROTOCOL §12).
+    public let tradingState: TradingStateController
     let logger = Logger(label: "tradewire.pipeline")
 
+    /// - Parameter tradingState: the controller the orchestrator's halt triggers use (nil: a
+    ///   new one without triggers).
     public init(
         bus: EventBus, orchestrator: any Orchestrator, loop: PipelineLoop, agents: TradingAgents,
         journal: (any EventJournal)? = nil,
-        retention: JournalRetentionPolicy = JournalRetentionPolicy()
+        retention: JournalRetentionPolicy = JournalRetentionPolicy(), tradingState: TradingStateController? = nil
     ) {
         self.bus = bus
         self.orchestrator = orchestrator
@@ -30,6 +34,7 @@ public struct PipelineHost: Sendable {
         self.agents = agents
         self.journal = journal
         self.retention = retention
+        self.tradingState = tradingState ?? TradingStateController(agents: agents, bus: bus, journal: journal)
     }
 
     /// The journal state document of the loop's settings.

@@ -33,6 +33,7 @@ struct Tradewire: AsyncParsableCommand {
             Ping.self, Status.self, Stats.self, History.self, Publish.self, Subscribe.self,
             Run.self, Loop.self, ServeStage.self, Stages.self, Call.self, Discover.self, Shutdown.self, Journal.self,
             Portfolio.self, Replay.self,
+            Halt.self, Reduce.self, Resume.self,
             Consume.self, Consumers.self, DeadLetters.self,
         ])
 

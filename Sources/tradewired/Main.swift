@@ -108,6 +108,19 @@ struct Tradewired: AsyncParsableCommand {
     )
     var publishRate: String?
 
+    @Option(
+        name: .customLong("halt-on-drawdown"),
+        help: ArgumentHelp(
+            "Halt trading when equity falls PCT percent below its running peak: (0, 100] (default: off).",
+            valueName: "pct"))
+    var haltOnDrawdown: String?
+
+    @Option(
+        name: .customLong("halt-on-errors"),
+        help: ArgumentHelp(
+            "Halt trading after N iterations in a row with errors: 1...1000000 (default: off).", valueName: "n"))
+    var haltOnErrors: String?
+
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
     var allowUID: [UInt32] = []
 
@@ -150,9 +163,19 @@ struct Tradewired: AsyncParsableCommand {
             if let interval { try probe.set("loop_interval_seconds", interval, source: "--interval") }
             if let seed { try probe.set("seed", seed, source: "--seed") }
             if let historyCapacity { try probe.set("history_capacity", historyCapacity, source: "--history-capacity") }
+            try Self.applyHaltTriggers(to: &probe, drawdown: haltOnDrawdown, errors: haltOnErrors)
         } catch {
             throw ValidationError(error.description)
         }
+    }
+
+    /// The kill switch's triggers from their flags (the configuration's parser: the same
+    /// ranges and messages as HALT_ON_DRAWDOWN_PCT and HALT_ON_ERRORS).
+    static func applyHaltTriggers(to settings: inout PipelineConfiguration, drawdown: String?, errors: String?)
+        throws(ConfigurationError)
+    {
+        if let drawdown { try settings.set("halt_on_drawdown_pct", drawdown, source: "--halt-on-drawdown") }
+        if let errors { try settings.set("halt_on_errors", errors, source: "--halt-on-errors") }
     }
 
     /// An integer flag within its documented range (a usage error otherwise: exit 2).
@@ -224,6 +247,7 @@ struct Tradewired: AsyncParsableCommand {
             if let historyCapacity {
                 try settings.set("history_capacity", historyCapacity, source: "--history-capacity")
             }
+            try Self.applyHaltTriggers(to: &settings, drawdown: haltOnDrawdown, errors: haltOnErrors)
         } catch {
             throw StartupError(message: error.description, exitCode: 2)
         }
@@ -285,6 +309,8 @@ struct Tradewired: AsyncParsableCommand {
             config: settings.trading, provider: settings.dataProvider.makeProvider(seed: settings.seed),
             logger: Logger(label: "tradewire.agents"), orderIDPrefix: journal == nil ? "paper-\(bootToken)" : "paper")
         let pipelineLogger = Logger(label: "tradewire.pipeline")
+        let tradingState = TradingStateController(
+            agents: agents, bus: bus, journal: journal, triggers: settings.haltTriggers, logger: pipelineLogger)
         let stages = StageRegistry(logger: Logger(label: "tradewire.stages"))
         let timeout = Duration.milliseconds(Int(settings.iterationTimeoutSeconds * 1000))
         let orchestrator: any Orchestrator =
@@ -293,21 +319,23 @@ struct Tradewired: AsyncParsableCommand {
                 EventDrivenOrchestrator(
                     bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: settings.symbols,
                     defaultTimeout: timeout,
-                    iterationIDPrefix: bootToken, logger: pipelineLogger)
+                    iterationIDPrefix: bootToken, tradingState: tradingState, logger: pipelineLogger)
             case .sync:
                 SequentialOrchestrator(
                     bus: bus, agents: agents, stageHandlers: stages, defaultSymbols: settings.symbols,
                     defaultTimeout: timeout,
-                    iterationIDPrefix: bootToken, logger: pipelineLogger)
+                    iterationIDPrefix: bootToken, tradingState: tradingState, logger: pipelineLogger)
             }
         let pipelineLoop = PipelineLoop(
             orchestrator: orchestrator, intervalSeconds: settings.loopIntervalSeconds, logger: pipelineLogger)
         let startingCash = Money(dollars: settings.trading.startingCash)
         if let journal {
             do {
-                _ = try await PipelineRecovery.recover(
+                let recovered = try await PipelineRecovery.recover(
                     journal: journal, bus: bus, agents: agents, orchestrator: orchestrator, loop: pipelineLoop,
                     startingCash: startingCash, logger: Logger(label: "tradewire.recovery"))
+                // A halt survives a restart (PROTOCOL §12), before anything can trade.
+                tradingState.restore(recovered: recovered.tradingState)
             } catch {
                 throw StartupError(message: "cannot recover from the journal: \(error)", exitCode: 1)
             }
@@ -315,7 +343,7 @@ struct Tradewired: AsyncParsableCommand {
         let daemon = Daemon(
             pipeline: PipelineHost(
                 bus: bus, orchestrator: orchestrator, loop: pipelineLoop, agents: agents, journal: journal,
-                retention: retention),
+                retention: retention, tradingState: tradingState),
             stages: stages,
             configuration: serverConfiguration, logger: Logger(label: "tradewire.server"))
         daemon.pipeline.restoreStageGroups(into: stages)

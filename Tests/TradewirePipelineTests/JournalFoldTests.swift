@@ -27,15 +27,7 @@ import TradewireTrading
         }
 
         /// Everything published, as the journal would hold it.
-        var records: [JournalRecord] {
-            bus.history().records.map { record in
-                let event = record.event
-                return JournalRecord(
-                    seq: event.seq, type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
-                    metadata: Array(event.metadataJSON), dataType: event.payload.jsonTypeName,
-                    subscriberCount: record.subscriberCount)
-            }
-        }
+        var records: [JournalRecord] { bus.journalRecords }
 
         func fold(_ records: [JournalRecord]) -> JournalFold {
             var fold = JournalFold(startingCash: Money(dollars: agents.risk.config.startingCash))

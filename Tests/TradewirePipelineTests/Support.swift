@@ -82,3 +82,16 @@ struct FailingProvider: MarketDataProvider {
 /// Tests provoke failures on purpose (failing providers, deadlines): their expected warnings
 /// stay out of the test output.
 let quietLogger = Logger(label: "tradewire.pipeline.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+
+extension EventBus {
+    /// Everything in history, as the journal would hold it.
+    var journalRecords: [JournalRecord] {
+        history().records.map { record in
+            let event = record.event
+            return JournalRecord(
+                seq: event.seq, type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
+                metadata: Array(event.metadataJSON), dataType: event.payload.jsonTypeName,
+                subscriberCount: record.subscriberCount)
+        }
+    }
+}

@@ -74,7 +74,8 @@ import TradewireTesting
                 Set(names) == [
                     "subscribe", "unsubscribe", "publish", "run_pipeline", "get_stats", "get_event_history",
                     "start_loop", "stop_loop", "get_status", "ping", "rpc.discover", "shutdown", "register_stage",
-                    "unregister_stage", "get_portfolio", "ack", "nak", "get_consumers", "delete_consumer",
+                    "unregister_stage", "get_portfolio", "set_trading_state", "ack", "nak", "get_consumers",
+                    "delete_consumer",
                     "get_dead_letters", "retry_dead_letter", "discard_dead_letter",
                 ])
             #expect(try await client.call("shutdown") == ["ok": true])

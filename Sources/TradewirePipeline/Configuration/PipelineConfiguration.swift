@@ -21,6 +21,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var iterationTimeoutSeconds = 300.0
     public var historyCapacity = 1000
     public var trading = TradingConfig()
+    /// When the kill switch halts trading by itself (default: never).
+    public var haltTriggers = HaltTriggers()
 
     /// Smallest loop interval accepted.
     public static let minimumLoopInterval = 0.1
@@ -37,6 +39,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         ("RISK_MAX_QTY", "risk_max_qty"), ("RISK_DEFAULT_ACCOUNT_BALANCE", "risk_default_account_balance"),
         ("RISK_MAX_POSITION_PCT", "risk_max_position_pct"),
         ("QUANT_MIN_SHARPE", "quant_min_sharpe"), ("QUANT_MAX_DRAWDOWN", "quant_max_drawdown"),
+        ("HALT_ON_DRAWDOWN_PCT", "halt_on_drawdown_pct"), ("HALT_ON_ERRORS", "halt_on_errors"),
     ]
 
     /// Keys a config file may hold: the environment names in lower case, plus the rest.
@@ -186,6 +189,14 @@ public struct PipelineConfiguration: Sendable, Equatable {
         case "starting_cash": trading.startingCash = try number(1...1e12)
         case "allow_shorting": trading.allowShorting = try flag()
         case "bars_per_symbol": trading.barsPerSymbol = try integer(2...10_000)
+        case "halt_on_drawdown_pct":
+            // 0 < x ≤ 100: percent below the running peak of equity.
+            let value = try number(0...100)
+            guard value > 0 else {
+                throw ConfigurationError(source: source, message: "expected a number in (0, 100], got \"\(text)\"")
+            }
+            haltTriggers.drawdownPercent = value
+        case "halt_on_errors": haltTriggers.errorIterations = try integer(1...HaltTriggers.maximumErrorIterations)
         default: throw ConfigurationError(source: source, message: "unknown setting \(key)")
         }
     }

@@ -45,11 +45,17 @@ public struct ReplayBasis: Sendable {
     public var committedRisk: Double
     /// When the recorded iteration started (its risk-budget day).
     public var asOf: Date
+    /// The trading state then (PROTOCOL §12).
+    public var tradingState: TradingStateSnapshot?
 
-    public init(of: String, account: AccountSnapshot, committedRisk: Double, asOf: Date) {
+    public init(
+        of: String, account: AccountSnapshot, committedRisk: Double, asOf: Date,
+        tradingState: TradingStateSnapshot? = nil
+    ) {
         self.of = of
         self.account = account
         self.committedRisk = committedRisk
         self.asOf = asOf
+        self.tradingState = tradingState
     }
 }

@@ -16,15 +16,19 @@ public final class EventDrivenOrchestrator: Orchestrator {
     public let mode = OrchestratorMode.async
     let core: PipelineCore
 
+    /// - Parameter tradingState: the kill switch, whose halt triggers see every finished
+    ///   iteration that is not a dry run (nil: no triggers).
     public init(
         bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics = PipelineMetrics(),
         stageHandlers: any StageHandlerSource = NoStageHandlers(), defaultSymbols: [String],
         defaultTimeout: Duration = .seconds(300), iterationIDPrefix: String = "it",
-        clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger = Logger(label: "tradewire.pipeline")
+        clock: @escaping @Sendable () -> Date = { Date() }, tradingState: TradingStateController? = nil,
+        logger: Logger = Logger(label: "tradewire.pipeline")
     ) {
         core = PipelineCore(
             bus: bus, agents: agents, metrics: metrics, stageHandlers: stageHandlers, defaultSymbols: defaultSymbols,
-            defaultTimeout: defaultTimeout, iterationIDPrefix: iterationIDPrefix, clock: clock, logger: logger)
+            defaultTimeout: defaultTimeout, iterationIDPrefix: iterationIDPrefix, clock: clock,
+            tradingState: tradingState, logger: logger)
         subscribeStages()
     }
 

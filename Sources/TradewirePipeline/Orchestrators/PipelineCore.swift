@@ -14,14 +14,17 @@ final class PipelineCore: Sendable {
     let defaultTimeout: Duration
     let iterationIDPrefix: String
     let logger: Logger
+    /// Sees every finished iteration that is not a dry run (the halt triggers).
+    let tradingState: TradingStateController?
     private let counter = Mutex(0)
 
     init(
         bus: EventBus, agents: TradingAgents, metrics: PipelineMetrics, stageHandlers: any StageHandlerSource,
         defaultSymbols: [String], defaultTimeout: Duration, iterationIDPrefix: String,
-        clock: @escaping @Sendable () -> Date, logger: Logger
+        clock: @escaping @Sendable () -> Date, tradingState: TradingStateController?, logger: Logger
     ) {
         self.bus = bus
+        self.tradingState = tradingState
         self.stages = PipelineStages(
             agents: agents, metrics: metrics, clock: clock, logger: logger, handlerSource: stageHandlers,
             reportFailure: { context, handler, failure in
@@ -123,7 +126,23 @@ final class PipelineCore: Sendable {
                     "iteration": "\(context.number)", "iteration.id": "\(context.id)", "stage": "\(stage.rawValue)",
                 ])
         }
+        if let tradingState, !context.request.dryRun {
+            await tradingState.iterationFinished(firstError: Self.firstError(of: outcome))
+        }
         return outcome
+    }
+
+    /// The first error of a finished iteration, as the halt-on-errors reason quotes it (nil
+    /// when it had none; an iteration without market data or past its deadline has one).
+    static func firstError(of outcome: IterationContext.Outcome) -> String? {
+        func text(_ error: StageError) -> String {
+            "\(error.stage.rawValue)\(error.symbol.map { " \($0)" } ?? ""): \(error.message)"
+        }
+        switch outcome {
+        case .completed(let result): return result.errors.first.map(text)
+        case .noMarketData(let errors): return errors.first.map(text) ?? "no market data for any symbol"
+        case .timedOut(let stage): return "deadline passed after stage \(stage.rawValue)"
+        }
     }
 
     /// A client's pipeline event (PROTOCOL §9). One that starts an iteration gets a new

@@ -153,7 +153,16 @@ struct PipelineStages: Sendable {
         }
     }
 
-    /// The built-in risk agent always runs first; risk handlers can only tighten its decision.
+    /// The trading state an iteration's risk stage obeys: the switch's now, or the recorded
+    /// one a replay runs against.
+    private func tradingState(_ context: IterationContext) -> TradingStateSnapshot {
+        guard let replay = context.request.replay else { return agents.tradingSwitch.current }
+        return replay.tradingState ?? .initial(at: replay.asOf)
+    }
+
+    /// The built-in risk agent always runs first; risk handlers can only tighten its decision,
+    /// and the trading state is applied once more last (it may have changed while a handler
+    /// was thinking).
     func risk(_ context: IterationContext, validated: [TradingSignal]) async -> [TradingSignal] {
         await timed(.risk, context) {
             guard !validated.isEmpty else {
@@ -172,13 +181,14 @@ struct PipelineStages: Sendable {
                 let snapshot = await brokerAccount(context)
                 let decision = agents.risk.evaluate(
                     validated, marketData: marketData, account: snapshot, on: context.asOf,
-                    commit: !context.request.dryRun, committedBefore: context.request.replay?.committedRisk)
+                    commit: !context.request.dryRun, committedBefore: context.request.replay?.committedRisk,
+                    tradingState: tradingState(context))
                 // Every signal, in the order it came, with its decision.
                 var decided: [String: TradingSignal] = [:]
                 for signal in decision.approved + decision.rejected { decided[signal.id] = signal }
                 return StageReply(.signals(validated.map { decided[$0.id] ?? $0 }))
             }
-            let decided = value.signals
+            let decided = await heldToTradingState(value.signals, context)
             let approved = decided.filter(\.approved)
             context.update {
                 $0.approved = approved
@@ -186,6 +196,19 @@ struct PipelineStages: Sendable {
             }
             return approved
         }
+    }
+
+    /// The risk stage's final decision held to the trading state in force now (PROTOCOL §12):
+    /// approvals it revokes or lowers give their risk back to the budget.
+    private func heldToTradingState(_ signals: [TradingSignal], _ context: IterationContext) async
+        -> [TradingSignal]
+    {
+        let state = tradingState(context)
+        guard state.state != .active else { return signals }
+        let positions = await brokerAccount(context).positions
+        let (enforced, released) = RiskAgent.enforce(state, on: signals, positions: positions)
+        if released > 0, !context.request.dryRun { agents.riskBudget.release(released, on: context.asOf) }
+        return enforced
     }
 
     func execution(_ context: IterationContext, approved: [TradingSignal]) async -> [ExecutionResult] {

@@ -1,7 +1,8 @@
 import Logging
 import TradewireTrading
 
-/// The six agents of one pipeline and the state they share (broker, risk budget, audit log).
+/// The six agents of one pipeline and the state they share (broker, risk budget, audit log,
+/// the kill switch).
 public struct TradingAgents: Sendable {
     public let data: DataAgent
     public let strategy: StrategyAgent
@@ -12,6 +13,8 @@ public struct TradingAgents: Sendable {
     public let broker: PaperBroker
     public let riskBudget: RiskBudget
     public let auditLog: AuditLog
+    /// The trading state risk enforces (PROTOCOL §12).
+    public let tradingSwitch: TradingSwitch
 
     /// Builds a fresh set of agents with their own broker, budget and audit log.
     ///
@@ -26,6 +29,7 @@ public struct TradingAgents: Sendable {
             orderIDPrefix: orderIDPrefix)
         riskBudget = RiskBudget()
         auditLog = AuditLog()
+        tradingSwitch = TradingSwitch()
         data = DataAgent(
             provider: provider, barsPerSymbol: config.barsPerSymbol, cacheTTLSeconds: config.dataCacheTTLSeconds,
             logger: logger)

@@ -63,7 +63,7 @@ public struct ReplayError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Replays a recorded iteration through today's agents (PROTOCOL §10): its market data, the
-/// account and risk budget as they were when it started (the journal's fold before its
+/// account, risk budget and trading state as they were when it started (the journal's fold before its
 /// `data_ready`), always as a dry run; then lists what came out differently.
 public enum IterationReplay {
     /// Reads `iterationID`'s events from the journal.
@@ -108,7 +108,7 @@ public enum IterationReplay {
         request.replay = ReplayBasis(
             of: recorded.id, account: fold.ledger.accountSnapshot,
             committedRisk: fold.committedRisk(on: recorded.startedAt),
-            asOf: recorded.startedAt)
+            asOf: recorded.startedAt, tradingState: fold.tradingState ?? .initial(at: recorded.startedAt))
         return request
     }
 

@@ -5,7 +5,7 @@ import TradewireTrading
 extension JournalFold {
     /// The fold as a checkpoint document: `{"version": 1, "as_of_seq", "ledger", "budget":
     /// {"day", "committed"}, "last_iteration", "loop": {"iterations", "last"}, "summaries",
-    /// "open": [...], "unreadable"}`.
+    /// "open": [...], "unreadable", "trading_state": null | {"state", "since", "reason"}}`.
     public var checkpointJSON: JSONValue {
         var budgetObject: JSONObject = ["committed": JSONValue(budget.committed)]
         budgetObject["day"] = budget.day.map { JSONValue(Int($0)) } ?? .null
@@ -27,7 +27,7 @@ extension JournalFold {
                 "last": lastLoopIteration.map(\.jsonValue) ?? .null,
             ]),
             "summaries": .array(summaries.map(\.jsonValue)), "open": .array(openList),
-            "unreadable": JSONValue(unreadable),
+            "unreadable": JSONValue(unreadable), "trading_state": tradingState?.jsonValue ?? .null,
         ])
     }
 
@@ -58,6 +58,9 @@ extension JournalFold {
                     signals: try v.int("signals"), approved: try v.int("approved"), executed: try v.int("executed"),
                     errors: try v.int("errors"))
             }
+        }
+        if let state = r.value("trading_state"), !state.isNull {
+            tradingState = try TradingStateSnapshot(json: state, path: "/trading_state")
         }
         for (index, item) in (try r.optionalArray("summaries") ?? []).enumerated() {
             summaries.append(try IterationSummary(json: item, path: "/summaries/\(index)"))

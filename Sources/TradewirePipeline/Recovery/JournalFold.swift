@@ -18,6 +18,9 @@ import TradewireTrading
 /// - `audit_ready` closes the iteration and, outside dry runs, yields its audit summary;
 ///   loop iterations (`metadata.loop`) count toward the loop's totals.
 ///
+/// - `trading_state_changed` sets the trading state (`since` from its data; without one, the
+///   event's time, kept when the state repeats).
+///
 /// A record it cannot read (a client's malformed data, say) is skipped and counted; the
 /// fold never throws.
 public struct JournalFold: Sendable {
@@ -58,6 +61,8 @@ public struct JournalFold: Sendable {
     public var asOfSeq = 0
     /// Records that looked like the daemon's but could not be read.
     public var unreadable = 0
+    /// The trading state the last `trading_state_changed` set (nil: none folded, so active).
+    public var tradingState: TradingStateSnapshot?
 
     public init(startingCash: Money, summaryCapacity: Int = 10_000) {
         self.ledger = Ledger(cash: startingCash)
@@ -77,6 +82,10 @@ public struct JournalFold: Sendable {
                 let id = metadata["iteration_id"]?.stringValue, let iteration = open.removeValue(forKey: id)
             else { return }
             if iteration.loop { loopIterations += 1 }
+            return
+        }
+        if record.type == TradingStateController.changedEventType {
+            applyTradingState(record)
             return
         }
         guard let event = PipelineEvent(rawValue: record.type) else { return }
@@ -118,6 +127,19 @@ public struct JournalFold: Sendable {
 
     /// The event type recovery publishes for an iteration the daemon stopped in.
     public static let abortedType = "iteration_aborted"
+
+    private mutating func applyTradingState(_ record: JournalRecord) {
+        guard let data = try? JSONParser.parse(record.data), let name = data["state"]?.stringValue,
+            let state = TradingState(rawValue: name), let reason = data["reason"]?.stringValue
+        else {
+            unreadable += 1
+            return
+        }
+        let since =
+            data["since"]?.stringValue.flatMap(RFC3339.date(from:))
+            ?? tradingState.flatMap { $0.state == state ? $0.since : nil } ?? record.timestamp
+        tradingState = TradingStateSnapshot(state: state, since: since, reason: reason)
+    }
 
     private mutating func commitApprovals(_ record: JournalRecord, on date: Date) {
         guard let signals = decodeList(TradingSignal.self, record) else { return }

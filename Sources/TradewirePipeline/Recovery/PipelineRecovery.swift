@@ -17,6 +17,9 @@ public struct RecoveryReport: Sendable, Equatable {
     public var aborted: [String]
     public var unreadable: Int
     public var seconds: Double
+    /// The trading state the journal's `trading_state_changed` events left (nil: none), for
+    /// ``TradingStateController/restore(recovered:)`` when no state document was saved.
+    public var tradingState: TradingStateSnapshot? = nil
 }
 
 /// Rebuilds the pipeline's state from the journal at start (PROTOCOL §10): the broker's
@@ -131,7 +134,7 @@ public enum PipelineRecovery {
         let report = RecoveryReport(
             recordsFolded: folded, checkpointSeq: checkpointSeq, asOfSeq: fold.asOfSeq, orders: fold.ledger.orders,
             lastIteration: fold.lastIteration, aborted: aborted, unreadable: fold.unreadable,
-            seconds: elapsed.inSeconds)
+            seconds: elapsed.inSeconds, tradingState: fold.tradingState)
         logger.info(
             "recovery.done",
             metadata: [

@@ -58,7 +58,9 @@ enum DaemonMethods {
         registry.register(
             "get_status", summary: "Version, pid, socket, mode, uptime, loop state and stage groups.",
             params: NoParameters.self,
-            result: objectWith(["version", "api_level", "pid", "socket", "mode", "uptime_seconds", "loop", "stages"]),
+            result: objectWith([
+                "version", "api_level", "pid", "socket", "mode", "uptime_seconds", "loop", "stages", "trading_state",
+            ]),
             handler: getStatus)
         registry.register(
             "ping", summary: "Liveness check.", params: NoParameters.self, result: objectWith(["pong"])
@@ -456,6 +458,7 @@ enum DaemonMethods {
                 "stages": daemon.stages.status(),
                 "instance_id": JSONValue(daemon.instanceID),
                 "journal": journalStatus(daemon),
+                "trading_state": daemon.pipeline.agents.tradingSwitch.current.jsonValue,
             ]
             return .success(JSONWriter.encode(result))
         }

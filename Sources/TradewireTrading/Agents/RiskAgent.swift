@@ -21,6 +21,10 @@ public struct RiskDecision: Sendable {
 /// For each non-HOLD signal, in order (`balance` = the account's equity, or
 /// ``TradingConfig/riskDefaultAccountBalance`` when that is not a positive number; `price` =
 /// the symbol's last close in the market data — never the signal's own `price`):
+/// 0. The trading state (PROTOCOL §12): halted rejects it with "trading halted: REASON";
+///    reducing lets through only a SELL against a long position or a BUY against a short one
+///    (held plus this call's earlier approvals), capped at that position's size, and rejects
+///    anything else with "trading reducing: REASON" (without an account, everything).
 /// 1. `confidence ≥ riskMinConfidence`, else "Confidence 0.20 below minimum 0.30".
 /// 2. Bars for the symbol, else "No historical data for position sizing", and a positive
 ///    finite last close, else "No valid price for position sizing".
@@ -67,28 +71,32 @@ public struct RiskAgent: Sendable {
     ///
     /// `committedBefore` (dry runs only) replaces the budget's total for the day: a replay
     /// checks against the budget as it was then.
+    ///
+    /// `tradingState` is the kill switch's state (nil: active).
     public func evaluate(
         _ signals: [TradingSignal], marketData: [String: MarketData], account: AccountSnapshot, on date: Date,
-        commit: Bool, committedBefore: Double? = nil
+        commit: Bool, committedBefore: Double? = nil, tradingState: TradingStateSnapshot? = nil
     ) -> RiskDecision {
         evaluate(
             signals, marketData: marketData, equity: account.equity.dollars, account: account, on: date, commit: commit,
-            committedBefore: committedBefore)
+            committedBefore: committedBefore, tradingState: tradingState)
     }
 
     /// Approves or rejects each signal without a broker account: the original's rules only
-    /// (steps 1–5, 7 and 8 of the type's documentation) — no buying-power or position checks.
+    /// (steps 0–5, 7 and 8 of the type's documentation) — no buying-power or position checks,
+    /// so a reducing state rejects every non-HOLD signal (no position is known to reduce).
     public func evaluate(
-        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool
+        _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, on date: Date, commit: Bool,
+        tradingState: TradingStateSnapshot? = nil
     ) -> RiskDecision {
         evaluate(
             signals, marketData: marketData, equity: equity, account: nil, on: date, commit: commit,
-            committedBefore: nil)
+            committedBefore: nil, tradingState: tradingState)
     }
 
     private func evaluate(
         _ signals: [TradingSignal], marketData: [String: MarketData], equity: Double, account: AccountSnapshot?,
-        on date: Date, commit: Bool, committedBefore: Double?
+        on date: Date, commit: Bool, committedBefore: Double?, tradingState: TradingStateSnapshot?
     ) -> RiskDecision {
         let balance = equity.isFinite && equity > 0 ? equity : config.riskDefaultAccountBalance
         let dailyLimit = config.riskMaxDailyLoss * balance
@@ -104,8 +112,17 @@ public struct RiskAgent: Sendable {
                 decision.approved.append(signal)
                 continue
             }
+            // The most shares this signal may trade: what a SELL may sell without shorting, or
+            // the size of the position a reducing state lets it reduce.
             var held: Int?
-            if signal.action == .sell, !config.allowShorting, let power {
+            if let tradingState, let reason = tradingState.rejectionReason {
+                let shares = power?.shares(of: signal.symbol) ?? 0
+                guard tradingState.state == .reducing, let size = Self.reducibleSize(signal.action, held: shares) else {
+                    reject(&signal, reason, into: &decision)
+                    continue
+                }
+                held = size
+            } else if signal.action == .sell, !config.allowShorting, let power {
                 let shares = power.shares(of: signal.symbol)
                 guard shares > 0 else {
                     reject(&signal, "No position to sell (shorting disabled)", into: &decision)

@@ -5,7 +5,7 @@ import TradewireJSON
 extension Tradewire {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the daemon's version, socket, mode, uptime and loop state.",
+            abstract: "Show the daemon's version, socket, mode, uptime, loop and trading state.",
             discussion: """
                 Examples:
                   tradewire status
@@ -45,6 +45,9 @@ extension Tradewire {
                 list.append("last iteration", summary)
             } else {
                 list.append("last iteration", "none")
+            }
+            if let trading = status["trading_state"], !trading.isNull {
+                list.append("trading", TradingStateCommand.summary(trading))
             }
             return list.render()
         }

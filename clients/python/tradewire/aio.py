@@ -453,6 +453,9 @@ class AsyncClient:
     async def stop_loop(self) -> Dict[str, Any]:
         return await self.call("stop_loop", timeout=C.pipeline_timeout(self.timeout, None))
 
+    async def set_trading_state(self, state: str, reason: str) -> Dict[str, Any]:
+        return await self.call("set_trading_state", {"state": state, "reason": reason})
+
     async def discover(self) -> Dict[str, Any]:
         return await self.call("rpc.discover")
 

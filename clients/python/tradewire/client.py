@@ -532,6 +532,11 @@ class Client:
         """``stop_loop`` → ``{"running": false, "iterations"}`` (waits for an iteration in flight)."""
         return self.call("stop_loop", timeout=C.pipeline_timeout(self.timeout, None))
 
+    def set_trading_state(self, state: str, reason: str) -> Dict[str, Any]:
+        """``set_trading_state`` (the kill switch): ``state`` is ``"active"``, ``"reducing"``
+        or ``"halted"``, ``reason`` is required → ``{"state", "previous", "since", "reason"}``."""
+        return self.call("set_trading_state", {"state": state, "reason": reason})
+
     def discover(self) -> Dict[str, Any]:
         """``rpc.discover`` → the daemon's OpenRPC document."""
         return self.call("rpc.discover")
