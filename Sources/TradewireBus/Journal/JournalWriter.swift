@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import Foundation
 import Logging
@@ -95,7 +96,9 @@ final class JournalWriter: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
+                let start = ContinuousClock.now
                 try journal.append(records)
+                BusMetrics.journalCommit.recordElapsed(since: start)
                 break
             } catch {
                 attempt += 1

@@ -1,6 +1,8 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
+import TradewireBus
 import TradewireJSON
 import TradewireTrading
 
@@ -23,6 +25,7 @@ struct PipelineStages: Sendable {
         let start = ContinuousClock.now
         let value = await body()
         metrics.recordStage(stage, seconds: (ContinuousClock.now - start).inSeconds)
+        StageMetrics.seconds(stage).recordElapsed(since: start)
         context.finished(stage)
         return value
     }
