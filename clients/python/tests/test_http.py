@@ -7,6 +7,7 @@ Both come from PyPI (``make deps`` installs them); the client package stays stdl
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -18,7 +19,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from requests_sse import EventSource
 
-from support import Daemon, storage_mode, wait_until
+from support import REPO_ROOT, Daemon, storage_mode, wait_until
 from tradewire import Client, StageWorker
 
 #: Family name (as the parser reports it: counters without ``_total``) → type and labels.
@@ -235,3 +236,14 @@ def test_a_replay_past_the_journal_limit_continues_after_the_client_reconnects(d
         got = read(source, total)
     assert [e["data"]["n"] for _, e in got] == list(range(total)), "no gap, no duplicate across the reconnection"
     assert len(opened) == 2, "the stream closed after the journal's replay limit and the client came back"
+
+
+def test_the_grafana_dashboard_names_only_served_metrics(http_daemon: Daemon) -> None:
+    dashboard = json.loads((REPO_ROOT / "contrib" / "grafana" / "tradewire-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    named = {re.sub(r"_(bucket|total)$", "", m) for e in exprs for m in re.findall(r"tradewire_[a-z_]+", e)}
+    with Client(http_daemon.socket_path, timeout=30) as c:
+        c.publish("dashboard.probe")
+    families = scrape(http_daemon)
+    assert named - set(families) <= {"tradewire_stage_calls"}, "(stage calls appear with the first call)"
+    assert set(FAMILIES) <= named, "the dashboard shows every metric of PROTOCOL §12"
