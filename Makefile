@@ -83,6 +83,7 @@ bench: bench-deps
 	bash scripts/bench-socket.sh $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-stages.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-journal.py $(CURDIR)/$(RELEASE_DIR)
+	$(RELEASE_DIR)/TradewireBenchmarks metrics-cost
 	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.

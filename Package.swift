@@ -139,6 +139,8 @@ let package = Package(
                 "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
                 "TradewireTesting", "TradewireRPC",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Benchmarks/TradewireBenchmarks"
         ),

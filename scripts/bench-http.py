@@ -7,7 +7,9 @@ of publish throughput.
 
 Each storage mode (--ephemeral, where the bus is cheapest and the metrics' share largest,
 and the journal) reports tw-bench's publish_per_s and delivered_per_s (100-byte payloads,
-256 in flight, 1 subscriber), the median of ROUNDS runs per daemon, and the ratio on/off.
+256 in flight, 1 subscriber), the median of ROUNDS runs per daemon, and the ratio on/off;
+and the daemon's CPU time per published event (user + system, from /proc), which other
+load on the machine disturbs less than throughput.
 
 Usage: scripts/bench-http.py RELEASE_DIR [--rounds 5] [--count 200000]
 """
@@ -54,11 +56,21 @@ class Daemon:
             self.proc.wait(timeout=60)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def publish(daemon, count):
+    """(published/s, delivered/s, daemon CPU µs per event) of one tw-bench run."""
+    before = cpu_seconds(daemon.proc.pid)
     out = subprocess.run([TW_BENCH, "--socket", daemon.sock, "publish", "--count", str(count), "--subscribers", "1",
                           "--inflight", "256", "--size", "100"], check=True, capture_output=True, text=True).stdout
+    cpu = (cpu_seconds(daemon.proc.pid) - before) / count * 1e6
     return (float(re.search(r"publish_per_s=([0-9.]+)", out).group(1)),
-            float(re.search(r"delivered_per_s=([0-9.]+)", out).group(1)))
+            float(re.search(r"delivered_per_s=([0-9.]+)", out).group(1)), cpu)
 
 
 def scrape(url):
@@ -109,10 +121,11 @@ def main():
             finally:
                 off.stop()
                 on.stop()
-            for index, measure in ((0, "published/s"), (1, "delivered/s")):
+            for index, measure, form in ((0, "published/s", "{:>12,.0f}"), (1, "delivered/s", "{:>12,.0f}"),
+                                         (2, "CPU µs/event", "{:>12.2f}")):
                 a = statistics.median(x[index] for x in results["off"])
                 b = statistics.median(x[index] for x in results["on"])
-                print(f"{storage:<11} {measure:<18} {a:>12,.0f} {b:>12,.0f} {b / a:>7.3f}×")
+                print(f"{storage:<11} {measure:<18} {form.format(a)} {form.format(b)} {b / a:>7.3f}×")
             print(f"{'':<11} (the --http daemon recorded {recorded.group(1) if recorded else '?'} publishes "
                   f"in tradewire_publish_seconds; {scraper.scrapes} scrapes; runs off: "
                   f"{', '.join(f'{x[1]:,.0f}' for x in results['off'])}; on: "

@@ -15,11 +15,13 @@ public struct TradewireMetricsFactory: MetricsFactory {
         self.registry = registry
     }
 
-    /// Bootstraps the process's metrics system with a new registry and returns it. Call once,
-    /// before anything records a metric (only `tradewired --http` does).
+    /// Bootstraps the process's metrics system with a new registry, turns recording on
+    /// (``MetricsRecording``) and returns the registry. Call once, before anything records a
+    /// metric (only `tradewired --http` does).
     public static func bootstrap() -> PrometheusCollectorRegistry {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(TradewireMetricsFactory(registry: registry))
+        MetricsRecording.enable()
         return registry
     }
 

@@ -96,9 +96,9 @@ final class JournalWriter: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
-                let start = ContinuousClock.now
+                let stopwatch = MetricsStopwatch()
                 try journal.append(records)
-                BusMetrics.journalCommit.recordElapsed(since: start)
+                stopwatch.record(into: BusMetrics.journalCommit)
                 break
             } catch {
                 attempt += 1

@@ -18,6 +18,7 @@ enum StageMetrics {
     /// `ok` or the failure's reason). Calls are per iteration, not per event: the counter is
     /// looked up by its labels each time.
     static func call(_ stage: PipelineStage, _ name: String, outcome: String) {
+        guard MetricsRecording.isEnabled else { return }
         CoreMetrics.Counter(
             label: MetricName.stageCalls,
             dimensions: [("stage", stage.rawValue), ("name", name), ("outcome", outcome)]

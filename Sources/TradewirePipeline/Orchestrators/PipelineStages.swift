@@ -24,8 +24,9 @@ struct PipelineStages: Sendable {
     private func timed<T>(_ stage: PipelineStage, _ context: IterationContext, _ body: () async -> T) async -> T {
         let start = ContinuousClock.now
         let value = await body()
-        metrics.recordStage(stage, seconds: (ContinuousClock.now - start).inSeconds)
-        StageMetrics.seconds(stage).recordElapsed(since: start)
+        let elapsed = ContinuousClock.now - start
+        metrics.recordStage(stage, seconds: elapsed.inSeconds)
+        StageMetrics.seconds(stage).record(elapsed)
         context.finished(stage)
         return value
     }

@@ -146,7 +146,7 @@ enum DaemonMethods {
                 perSecond: bucket.rate.perSecond,
                 burst: bucket.rate.burst)
         }
-        let start = ContinuousClock.now
+        let stopwatch = MetricsStopwatch()
         if let pipelineEvent = PipelineEvent(rawValue: params.type) {
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
@@ -156,13 +156,13 @@ enum DaemonMethods {
                 pipelineEvent, payload: payload, metadata: params.metadata)
             return .deferred {
                 let outcome = await publication.reaction()
-                publishSeconds.recordElapsed(since: start)
+                stopwatch.record(into: publishSeconds)
                 return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
             }
         }
         let published = daemon.bus.publishRecording(params.type, payload: params.data, metadata: params.metadata)
         if published.isDispatched && !published.hasPendingHandlers {
-            publishSeconds.recordElapsed(since: start)
+            stopwatch.record(into: publishSeconds)
             return .success(receiptBytes(published))
         }
         // Answered once the event is delivered (its journal batch committed) and its
@@ -170,13 +170,13 @@ enum DaemonMethods {
         return .later { complete in
             published.whenDispatched { hasPendingHandlers in
                 guard hasPendingHandlers else {
-                    publishSeconds.recordElapsed(since: start)
+                    stopwatch.record(into: publishSeconds)
                     complete(.success(receiptBytes(published)))
                     return
                 }
                 Task {
                     await published.handlersFinished()
-                    publishSeconds.recordElapsed(since: start)
+                    stopwatch.record(into: publishSeconds)
                     complete(.success(receiptBytes(published)))
                 }
             }
