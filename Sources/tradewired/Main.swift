@@ -110,9 +110,9 @@ struct Tradewired: AsyncParsableCommand {
     var publishRate: String?
 
     @Option(
-        help:
-            "Serve read-only HTTP on ADDR:PORT: /metrics, /healthz, /events (Server-Sent Events), / (default: off). A loopback address (127.0.0.0/8, [::1], localhost) unless --http-allow-remote; port 0 picks a free one."
-    )
+        help: ArgumentHelp(
+            "Serve read-only HTTP on ADDR:PORT: /metrics, /healthz, /events (Server-Sent Events), / (default: off). A loopback address (127.0.0.0/8, [::1], localhost) unless --http-allow-remote; port 0 picks a free one.",
+            valueName: "addr:port"))
     var http: String?
 
     @Flag(
