@@ -27,6 +27,7 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
+	@python3 -c "import prometheus_client, requests_sse" 2>/dev/null || python3 -m pip install -q prometheus-client requests-sse
 
 bench-deps: deps
 	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -89,6 +90,8 @@ bench: bench-deps
 	python3 scripts/bench-stages.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-journal.py $(CURDIR)/$(RELEASE_DIR)
 	bash scripts/bench-consumer.sh $(CURDIR)/$(RELEASE_DIR)
+	$(RELEASE_DIR)/TradewireBenchmarks metrics-cost
+	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.
 run:

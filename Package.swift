@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "TradewireClient", targets: ["TradewireClient"]),
         .library(name: "TradewireTesting", targets: ["TradewireTesting"]),
         .library(name: "TradewireJournal", targets: ["TradewireJournal"]),
+        .library(name: "TradewireHTTP", targets: ["TradewireHTTP"]),
         .executable(name: "tradewired", targets: ["tradewired"]),
         .executable(name: "tradewire", targets: ["tradewire"]),
     ],
@@ -25,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "TradewireJSON"),
@@ -34,6 +39,7 @@ let package = Package(
                 "TradewireJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -51,6 +57,7 @@ let package = Package(
                 "TradewireTrading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .target(
@@ -71,6 +78,22 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "TradewireHTTP",
+            dependencies: [
+                "TradewireServer", "TradewireBus", "TradewirePipeline", "TradewireTrading", "TradewireJSON",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
@@ -94,6 +117,7 @@ let package = Package(
             name: "tradewired",
             dependencies: [
                 "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus", "TradewireJournal",
+                "TradewireHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -115,6 +139,8 @@ let package = Package(
                 "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
                 "TradewireTesting", "TradewireRPC",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             path: "Benchmarks/TradewireBenchmarks"
         ),
@@ -145,6 +171,16 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "TradewireHTTPTests",
+            dependencies: [
+                "TradewireHTTP", "TradewireServer", "TradewireBus", "TradewireJSON", "TradewirePipeline",
+                "TradewireTrading",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

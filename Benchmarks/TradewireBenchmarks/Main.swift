@@ -11,6 +11,7 @@ import TradewireTrading
 ///   TradewireBenchmarks in-process           bus publish rates and full iterations in both modes
 ///   TradewireBenchmarks socket --socket PATH load a running daemon over its socket
 ///   TradewireBenchmarks stage-codec N…       JSON cost of a risk stage call with N signals
+///   TradewireBenchmarks metrics-cost         what recording the publish histogram costs
 @main
 struct Benchmarks {
     static func main() async throws {
@@ -26,6 +27,8 @@ struct Benchmarks {
             try await SocketBenchmarks.run(socketPath: arguments[i + 1])
         case "stage-codec":
             StageCodecBenchmarks.run(symbolCounts: arguments.dropFirst().compactMap { Int($0) })
+        case "metrics-cost":
+            MetricsCostBenchmarks.run()
         default:
             FileHandle.standardError.write(
                 Data("usage: TradewireBenchmarks [in-process | socket --socket PATH]\n".utf8))

@@ -46,16 +46,17 @@ public final class ConnectionRegistry: Sendable {
 
     var live: [ServerConnection] { state.withLock { Array($0.live.values) } }
 
-    var count: Int { state.withLock { $0.live.count } }
+    /// Connections served now.
+    public var count: Int { state.withLock { $0.live.count } }
 
     /// Events dropped for slow subscribers, over the daemon's life.
-    var eventsDropped: Int {
+    public var eventsDropped: Int {
         let (live, closed) = state.withLock { ($0.live.values.map { $0 }, $0.droppedByClosed) }
         return closed + live.reduce(0) { $0 + $1.outbox.droppedTotal }
     }
 
-    /// True once a graceful stop began: new requests get -32000.
-    var isDraining: Bool { state.withLock { $0.draining } }
+    /// True once a graceful stop began: new requests get -32000 (and `/healthz` answers 503).
+    public var isDraining: Bool { state.withLock { $0.draining } }
 
     /// Enters draining and tells every connection why (once).
     func beginDrain(reason: String) {

@@ -37,6 +37,21 @@ public final class LineSocket: @unchecked Sendable {
         guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
     }
 
+    /// A TCP connection to `host:port` (an IPv4 address): the HTTP tests' transport.
+    public init(host: String, port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw POSIXError(.EINVAL) }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
     deinit { close(fd) }
 
     /// Writes every byte, or stops at the first error (a closed peer is an error, never SIGPIPE).
@@ -71,6 +86,24 @@ public final class LineSocket: @unchecked Sendable {
             if n <= 0 { return nil }
             end += n
         }
+    }
+
+    /// Reads exactly `count` bytes (after what is buffered); nil at EOF before that.
+    public func readBytes(count: Int) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count)
+        while bytes.count < count {
+            if start < end {
+                let take = min(count - bytes.count, end - start)
+                bytes.append(contentsOf: buffer[start..<(start + take)])
+                start += take
+                continue
+            }
+            start = 0
+            end = buffer.withUnsafeMutableBytes { raw in max(0, read(fd, raw.baseAddress!, raw.count)) }
+            if end == 0 { return nil }
+        }
+        return bytes
     }
 
     /// Counts newlines until `count` lines were seen or EOF; returns the count. `progress`,

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TradewireBus
+import TradewireHTTP
 import TradewireJournal
 import TradewirePipeline
 import TradewireRPC
@@ -121,6 +122,17 @@ struct Tradewired: AsyncParsableCommand {
             "Halt trading after N iterations in a row with errors: 1...1000000 (default: off).", valueName: "n"))
     var haltOnErrors: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve read-only HTTP on ADDR:PORT: /metrics, /healthz, /events (Server-Sent Events), / (default: off). A loopback address (127.0.0.0/8, [::1], localhost) unless --http-allow-remote; port 0 picks a free one.",
+            valueName: "addr:port"))
+    var http: String?
+
+    @Flag(
+        name: .customLong("http-allow-remote"),
+        help: "Let --http listen on any address (whoever reaches it reads the metrics and every event).")
+    var httpAllowRemote = false
+
     @Option(name: .customLong("allow-uid"), help: "Another uid allowed to connect (repeatable).")
     var allowUID: [UInt32] = []
 
@@ -151,6 +163,10 @@ struct Tradewired: AsyncParsableCommand {
         if let publishRate, case .failure(let error) = PublishRate.parse(publishRate) {
             throw ValidationError(error.description)
         }
+        if let http, case .failure(let error) = HTTPAddress.parse(http, allowRemote: httpAllowRemote) {
+            throw ValidationError(error.description)
+        }
+        if httpAllowRemote && http == nil { throw ValidationError("--http-allow-remote needs --http ADDR:PORT") }
         guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
         if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
         if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
@@ -235,6 +251,10 @@ struct Tradewired: AsyncParsableCommand {
         }
         let logger = Logger(label: "tradewired")
         let environment = ProcessInfo.processInfo.environment
+        // Metrics are recorded only when something serves them (before the bus exists, so
+        // every metric it creates reports to this registry).
+        let httpAddress = try http.map { try HTTPAddress.parse($0, allowRemote: httpAllowRemote).get() }
+        let metricsRegistry = httpAddress.map { _ in TradewireMetricsFactory.bootstrap() }
 
         var settings: PipelineConfiguration
         do {
@@ -374,9 +394,26 @@ struct Tradewired: AsyncParsableCommand {
                 "mode": "\(settings.mode.rawValue)", "symbols": "\(settings.symbols.joined(separator: ","))",
                 "data.provider": "\(settings.dataProvider)", "seed": "\(settings.seed)", "pid": "\(getpid())",
             ])
+        // The HTTP server comes first: services stop in reverse order, so it answers `/healthz`
+        // with 503 while the socket server drains, then stops (ending its event streams).
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let httpAddress, let metricsRegistry {
+            let httpServer = HTTPServer(
+                daemon: daemon, configuration: HTTPConfiguration(address: httpAddress), registry: metricsRegistry,
+                tradingState: { daemon.pipeline.agents.tradingSwitch.current.state.gaugeValue },
+                onListening: { address in
+                    // A plain line whatever the log level or format, like `listening on PATH`.
+                    FileHandle.standardError.write(Data("http listening on \(address)\n".utf8))
+                })
+            // A failure to listen stops the daemon gracefully (exit 1, naming the address).
+            services.append(
+                .init(
+                    service: httpServer, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        services.append(.init(service: server))
         let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
         if loop {
             _ = await daemon.pipeline.startLoop()

@@ -1,3 +1,4 @@
+import CoreMetrics
 import DequeModule
 import Foundation
 import Logging
@@ -95,7 +96,9 @@ final class JournalWriter: @unchecked Sendable {
         var attempt = 0
         while true {
             do {
+                let stopwatch = MetricsStopwatch()
                 try journal.append(records)
+                stopwatch.record(into: BusMetrics.journalCommit)
                 break
             } catch {
                 attempt += 1

@@ -64,6 +64,12 @@ public final class PipelineMetrics: Sendable {
 
     public var runs: Int { state.withLock { $0.runs } }
 
+    /// Iterations by outcome, over the daemon's life: `completed`, `no_market_data`, `timeout`
+    /// (`tradewire_iterations_total`).
+    public var outcomes: [(outcome: String, count: Int)] {
+        state.withLock { [("completed", $0.runs), ("no_market_data", $0.failures), ("timeout", $0.timeouts)] }
+    }
+
     /// Nearest-rank percentile of sorted samples.
     static func percentile(_ sorted: [Double], _ p: Double) -> Double? {
         guard !sorted.isEmpty else { return nil }

@@ -1,6 +1,8 @@
+import CoreMetrics
 import Foundation
 import Logging
 import Synchronization
+import TradewireBus
 import TradewireJSON
 import TradewireTrading
 
@@ -22,7 +24,9 @@ struct PipelineStages: Sendable {
     private func timed<T>(_ stage: PipelineStage, _ context: IterationContext, _ body: () async -> T) async -> T {
         let start = ContinuousClock.now
         let value = await body()
-        metrics.recordStage(stage, seconds: (ContinuousClock.now - start).inSeconds)
+        let elapsed = ContinuousClock.now - start
+        metrics.recordStage(stage, seconds: elapsed.inSeconds)
+        StageMetrics.seconds(stage).record(elapsed)
         context.finished(stage)
         return value
     }

@@ -92,6 +92,7 @@ struct StageChain: Sendable {
                 elapsed.components.attoseconds) / 1e15,
             failure: result.failure)
         context.update { $0.handlers.append(record) }
+        StageMetrics.call(stage, handler.name, outcome: result.failure?.reason.rawValue ?? "ok")
         return result
     }
 

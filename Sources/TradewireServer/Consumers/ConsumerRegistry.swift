@@ -38,6 +38,9 @@ public final class ConsumerRegistry: Sendable {
         consumers.withLock { Array($0.values) }.sorted { $0.settings.name < $1.settings.name }
     }
 
+    /// Every consumer's state now, by name (for metrics and inspection).
+    public func snapshots() -> [ConsumerState] { all.map { $0.snapshot() } }
+
     func consumer(named name: String) -> DurableConsumer? { consumers.withLock { $0[name] } }
 
     /// The consumer `name`, created with `settings` (reading after `since`) when it does not

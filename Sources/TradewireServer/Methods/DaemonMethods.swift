@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import TradewireBus
@@ -110,46 +111,16 @@ enum DaemonMethods {
         let pattern = params.pattern
         let since = params.sinceSeq
         let journal = context.daemon.pipeline.journal
-        let logger = context.daemon.logger
         return .successThen(ack(id)) {
             connection.setPendingSubscription(pattern.text, nil)
             let outbox = connection.outbox
             let prefix = Outbox.EventPrefix(id)
-            // Older than the history ring: first from the journal, then the bus replays the
-            // ring and goes live from where the journal's part ended.
-            var replay = since.map { ReplayRequest(sinceSeq: $0) }
-            var recorded: [Event] = []
-            if let since, let journal {
-                let (dispatched, oldest) = bus.replayBoundary
-                let upper = min(dispatched, (oldest ?? dispatched + 1) - 1)
-                if since < upper {
-                    do {
-                        let records = try journal.read(
-                            JournalQuery(afterSeq: since, pattern: pattern.text, limit: maximumJournalReplay)
-                        ).filter { $0.seq <= upper }
-                        recorded = records.map(Event.init(record:))
-                        let limited = records.count == maximumJournalReplay
-                        replay = ReplayRequest(sinceSeq: limited ? records.last?.seq ?? since : upper)
-                    } catch {
-                        // The bus reports what it cannot replay as a gap.
-                        logger.error("server.subscribe.journal_read_failed", metadata: ["error": "\(error)"])
-                    }
-                }
-            }
             bus.subscribe(
-                pattern, owner: connection.owner,
-                handler: .sync { event in outbox.enqueue(event: event, prefix: prefix) },
-                replay: replay, id: id,
-                prelude: { id, gap in
-                    for event in recorded { outbox.enqueue(event: event, prefix: prefix) }
-                    if let gap { outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq) }
-                })
+                pattern, owner: connection.owner, replayingAfter: since, from: journal, id: id,
+                deliver: { event in outbox.enqueue(event: event, prefix: prefix) },
+                onGap: { id, gap in outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq) })
         }
     }
-
-    /// Most events one `subscribe since_seq` replays from the journal; beyond them the
-    /// subscription gets an `events_dropped` gap to fetch with `get_event_history`.
-    static let maximumJournalReplay = 10_000
 
     static func unsubscribe(_ params: UnsubscribeParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let bus = context.daemon.bus
@@ -173,6 +144,10 @@ enum DaemonMethods {
 
     // MARK: publish
 
+    /// `tradewire_publish_seconds`: from a publish request to its receipt. Created on first
+    /// use, after the executable bootstrapped its metrics system (a no-op without `--http`).
+    static let publishSeconds = CoreMetrics.Timer(label: MetricName.publishSeconds)
+
     static func publish(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let daemon = context.daemon
         if let bucket = context.connection.publishBucket, let wait = bucket.take() {
@@ -181,6 +156,7 @@ enum DaemonMethods {
                 perSecond: bucket.rate.perSecond,
                 burst: bucket.rate.burst)
         }
+        let stopwatch = MetricsStopwatch()
         if let pipelineEvent = PipelineEvent(rawValue: params.type) {
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
@@ -190,21 +166,27 @@ enum DaemonMethods {
                 pipelineEvent, payload: payload, metadata: params.metadata)
             return .deferred {
                 let outcome = await publication.reaction()
+                stopwatch.record(into: publishSeconds)
                 return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
             }
         }
         let published = daemon.bus.publishRecording(params.type, payload: params.data, metadata: params.metadata)
-        if published.isDispatched && !published.hasPendingHandlers { return .success(receiptBytes(published)) }
+        if published.isDispatched && !published.hasPendingHandlers {
+            stopwatch.record(into: publishSeconds)
+            return .success(receiptBytes(published))
+        }
         // Answered once the event is delivered (its journal batch committed) and its
         // in-process handlers finished.
         return .later { complete in
             published.whenDispatched { hasPendingHandlers in
                 guard hasPendingHandlers else {
+                    stopwatch.record(into: publishSeconds)
                     complete(.success(receiptBytes(published)))
                     return
                 }
                 Task {
                     await published.handlersFinished()
+                    stopwatch.record(into: publishSeconds)
                     complete(.success(receiptBytes(published)))
                 }
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 import atexit
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -150,6 +151,21 @@ class Daemon:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    #: The plain line a daemon started with ``--http`` prints once it serves HTTP.
+    HTTP_LINE = re.compile(r"^http listening on (\S+):(\d+)$")
+
+    def http_url(self, timeout: float = START_TIMEOUT) -> str:
+        """``http://ADDR:PORT`` from the ``http listening on ADDR:PORT`` line (``--http``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self.output):
+                m = self.HTTP_LINE.match(line.strip())
+                if m:
+                    return f"http://{m.group(1)}:{m.group(2)}"
+            if not self.running() or time.monotonic() > deadline:
+                pytest.fail("no 'http listening on' line:\n" + "".join(self.output[-50:]), pytrace=False)
+            time.sleep(0.02)
+
     def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
         """SIGTERM, wait up to 15 s, SIGKILL if needed; returns the exit code."""
         p = self.proc
@@ -207,8 +223,12 @@ class DaemonFactory:
         socket_path: Optional[str] = None,
         history_capacity: Optional[int] = None,
         extra: Sequence[str] = (),
+        http: bool = False,
     ) -> Daemon:
+        """``http``: serve HTTP on ``127.0.0.1:0`` (:meth:`Daemon.http_url` says where)."""
         args = list(extra)
+        if http:
+            args += ["--http", "127.0.0.1:0"]
         if history_capacity is not None:
             args += ["--history-capacity", str(history_capacity)]
         d = Daemon(self.binary, socket_path or self.socket_path(), args, data_root=self.data_root)
