@@ -16,6 +16,8 @@ public final class PipelineMetrics: Sendable {
         var stageCounts: [PipelineStage: Int] = [:]
     }
     private let state = Mutex(State())
+    /// The last iterations as they ended (the dashboard's iteration detail).
+    public let recentIterations = RecentIterations()
 
     public init() {}
 

@@ -115,6 +115,7 @@ final class PipelineCore: Sendable {
         let outcome = await context.outcome.wait()
         timer.cancel()
         if case .timedOut = outcome { work.cancel() }
+        stages.metrics.recentIterations.record(context, outcome)
         switch outcome {
         case .completed(let result): stages.metrics.recordRun(durationSeconds: result.durationSeconds)
         case .noMarketData: stages.metrics.recordFailure()

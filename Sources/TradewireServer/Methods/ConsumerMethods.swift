@@ -83,7 +83,11 @@ enum ConsumerMethods {
     }
 
     static func getConsumers(_: NoParameters, _ context: RequestContext) -> MethodOutcome {
-        let registry = context.daemon.consumers
+        .result(["consumers": .array(consumers(context.daemon.consumers))] as JSONValue)
+    }
+
+    /// Every consumer as `get_consumers` lists it.
+    static func consumers(_ registry: ConsumerRegistry) -> [JSONValue] {
         let newest = registry.bus.lastSeq
         let consumers: [JSONValue] = registry.all.map { consumer in
             let state = consumer.snapshot()
@@ -99,7 +103,7 @@ enum ConsumerMethods {
                 "dead_letters_evicted": JSONValue(state.evicted),
             ]
         }
-        return .result(["consumers": .array(consumers)] as JSONValue)
+        return consumers
     }
 
     static func deleteConsumer(_ params: ConsumerNameParams, _ context: RequestContext) -> MethodOutcome {
@@ -107,12 +111,19 @@ enum ConsumerMethods {
     }
 
     static func getDeadLetters(_ params: GetDeadLettersParams, _ context: RequestContext) -> MethodOutcome {
-        let consumers = context.daemon.consumers.all.filter {
-            params.consumer == nil || $0.settings.name == params.consumer
-        }
-        let letters = consumers.flatMap { $0.snapshot().deadLetters }.sorted { $0.id < $1.id }.prefix(params.limit)
-        return .result(
-            ["dead_letters": .array(letters.map { ConsumerRegistry.json($0, withEvent: true) })] as JSONValue)
+        let letters = deadLetters(
+            context.daemon.consumers, consumer: params.consumer, limit: params.limit, withEvent: true)
+        return .result(["dead_letters": .array(letters)] as JSONValue)
+    }
+
+    /// The oldest `limit` dead letters (of `consumer`, or of every consumer), as
+    /// `get_dead_letters` lists them.
+    static func deadLetters(_ registry: ConsumerRegistry, consumer: String?, limit: Int, withEvent: Bool)
+        -> [JSONValue]
+    {
+        let consumers = registry.all.filter { consumer == nil || $0.settings.name == consumer }
+        let letters = consumers.flatMap { $0.snapshot().deadLetters }.sorted { $0.id < $1.id }.prefix(limit)
+        return letters.map { ConsumerRegistry.json($0, withEvent: withEvent) }
     }
 
     static func retryDeadLetter(_ params: DeadLetterParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome

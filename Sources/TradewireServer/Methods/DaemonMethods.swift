@@ -421,7 +421,12 @@ enum DaemonMethods {
 
     static func getStatus(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let daemon = context.daemon
-        return .deferred {
+        return .deferred { .success(JSONWriter.encode(await status(daemon))) }
+    }
+
+    /// The `get_status` result.
+    static func status(_ daemon: Daemon) async -> JSONValue {
+        do {
             let status = await daemon.pipeline.loop.status
             let last: JSONValue = status.lastIteration.map { $0.jsonValue } ?? .null
             let result: JSONValue = [
@@ -442,7 +447,7 @@ enum DaemonMethods {
                 "journal": journalStatus(daemon),
                 "trading_state": daemon.pipeline.agents.tradingSwitch.current.jsonValue,
             ]
-            return .success(JSONWriter.encode(result))
+            return result
         }
     }
 

@@ -22,15 +22,16 @@ enum PortfolioMethods {
 
     static func getPortfolio(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let pipeline = context.daemon.pipeline
-        return .deferred {
-            let books = await pipeline.agents.broker.books()
-            let asOfSeq = pipeline.bus.statistics().lastSeq
-            let now = Date()
-            let used = pipeline.agents.riskBudget.committed(on: now)
-            return .success(
-                JSONWriter.encode(
-                    portfolio(books, config: pipeline.agents.risk.config, riskUsed: used, now: now, asOfSeq: asOfSeq)))
-        }
+        return .deferred { .success(JSONWriter.encode(await portfolio(pipeline))) }
+    }
+
+    /// The `get_portfolio` result: the broker's books now.
+    static func portfolio(_ pipeline: PipelineHost) async -> JSONValue {
+        let books = await pipeline.agents.broker.books()
+        let asOfSeq = pipeline.bus.statistics().lastSeq
+        let now = Date()
+        let used = pipeline.agents.riskBudget.committed(on: now)
+        return portfolio(books, config: pipeline.agents.risk.config, riskUsed: used, now: now, asOfSeq: asOfSeq)
     }
 
     /// The `get_portfolio` object for `books` (positions sorted by symbol; a position with
