@@ -95,7 +95,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
-            ]
+            ],
+            resources: [.embedInCode("Dashboard/dashboard.html")]
         ),
         .target(
             name: "TradewireClient",

@@ -13,7 +13,7 @@ import TradewireServer
 /// - `/healthz`: 200 `ok` while serving, 503 `draining` once a graceful stop began.
 /// - `/events?type=PATTERN&since_seq=N`: Server-Sent Events (`Last-Event-ID` wins over
 ///   `since_seq`).
-/// - `/`: a placeholder page until the dashboard lands.
+/// - `/`: the dashboard page; `/api/…`: its read-only JSON (``DashboardAPI``).
 struct DaemonResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -21,6 +21,7 @@ struct DaemonResponder: HTTPResponder {
     let configuration: HTTPConfiguration
     let collector: MetricsCollector
     let streams: EventStreams
+    let api: DashboardAPI
     let logger: Logger
 
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
@@ -45,12 +46,12 @@ struct DaemonResponder: HTTPResponder {
         case "/events":
             return events(request)
         case "/":
-            var headers = HTTPFields()
-            headers[.contentType] = "text/html; charset=utf-8"
-            return Response(
-                status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: Self.home)))
+            return DashboardPage.response()
+        case let path where path.hasPrefix("/api/"):
+            return await api.respond(to: request)
         default:
-            return Self.text(.notFound, "no such page: \(request.uri.path) (try /metrics, /healthz, /events)\n")
+            return Self.text(
+                .notFound, "no such page: \(request.uri.path) (try /, /api/status, /metrics, /healthz, /events)\n")
         }
     }
 
@@ -163,21 +164,6 @@ struct DaemonResponder: HTTPResponder {
         }
         return .success(value)
     }
-
-    static let home = """
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>tradewired</title></head>
-        <body>
-        <h1>tradewired</h1>
-        <p>The live dashboard comes in a later release. Read-only endpoints:</p>
-        <ul>
-        <li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
-        <li><a href="/healthz">/healthz</a>: 200 while serving, 503 while draining</li>
-        <li><a href="/events">/events?type=PATTERN&amp;since_seq=N</a>: the event stream (Server-Sent Events)</li>
-        </ul>
-        </body></html>
-
-        """
 }
 
 /// Ends a stream's subscription and frees its slot exactly once: when its body finished

@@ -8,8 +8,9 @@ import Synchronization
 import TradewireServer
 
 /// The read-only HTTP side of the daemon (`--http`, PROTOCOL §12) as a `Service`: a
-/// Hummingbird server for `/metrics`, `/healthz`, `/events` and `/`. It reads the daemon
-/// through the interfaces the RPC methods use and changes nothing.
+/// Hummingbird server for `/metrics`, `/healthz`, `/events`, the dashboard at `/` and its
+/// `/api/` routes. It reads the daemon through the interfaces the RPC methods use and changes
+/// nothing.
 ///
 /// Give it before the socket server in the service group: services stop in reverse order,
 /// so while the socket server drains, this one still serves (`/healthz` answers 503); then
@@ -21,6 +22,8 @@ public final class HTTPServer: Service, Sendable {
     private let tradingState: @Sendable () -> Int
     private let logger: Logger
     private let onListening: @Sendable (String) -> Void
+    /// Made with the server: without a journal it books fills from the first iteration on.
+    private let equityCurve: EquityCurve
 
     /// - Parameters:
     ///   - registry: what `/metrics` renders (``TradewireMetricsFactory/bootstrap()``'s).
@@ -39,6 +42,7 @@ public final class HTTPServer: Service, Sendable {
         self.tradingState = tradingState
         self.logger = logger
         self.onListening = onListening
+        self.equityCurve = EquityCurve(daemon: daemon)
     }
 
     public func run() async throws {
@@ -47,7 +51,7 @@ public final class HTTPServer: Service, Sendable {
             daemon: daemon, configuration: configuration,
             collector: MetricsCollector(
                 registry: registry, daemon: daemon, tradingState: tradingState, streams: streams),
-            streams: streams, logger: logger)
+            streams: streams, api: DashboardAPI(daemon: daemon, streams: streams, equity: equityCurve), logger: logger)
         let address = configuration.address
         let logger = self.logger
         let onListening = self.onListening
