@@ -11,6 +11,8 @@ SOCKET       ?=
 PREFIX       ?= /usr/local
 BINDIR       ?= $(PREFIX)/bin
 APT_PACKAGES := libjansson-dev libsqlite3-dev pkg-config socat netcat-openbsd jq valgrind
+## The dashboard's browser test (headless Chromium driven by selenium).
+APT_PACKAGES += chromium chromium-driver
 BENCH_APT    := redis-server redis-tools
 
 .PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \
@@ -28,6 +30,7 @@ deps:
 	fi
 	@python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
 	@python3 -c "import prometheus_client, requests_sse" 2>/dev/null || python3 -m pip install -q prometheus-client requests-sse
+	@python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q selenium
 
 bench-deps: deps
 	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -93,7 +96,9 @@ bench: bench-deps
 	$(RELEASE_DIR)/TradewireBenchmarks metrics-cost
 	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
 
-## Builds and starts the daemon in the foreground with the loop running on the embedded defaults.
+## Builds and starts the daemon in the foreground with the loop running on the embedded defaults,
+## and the dashboard on http://$(HTTP) (HTTP=127.0.0.1:PORT to move it; HTTP= to leave it off).
+HTTP ?= 127.0.0.1:8090
 run:
 	$(SWIFT) build --product tradewired
 	$(SWIFT) build --product tradewire
@@ -105,7 +110,8 @@ run:
 	@echo "  $(BUILD_DIR)/tradewire stats"
 	@echo "  $(BUILD_DIR)/tradewire portfolio              # the paper book (kept in the journal)"
 	@echo ""
-	exec $(BUILD_DIR)/tradewired --loop $(if $(SOCKET),--socket $(SOCKET))
+	$(if $(HTTP),@echo "dashboard: http://$(HTTP)/" && echo "")
+	exec $(BUILD_DIR)/tradewired --loop $(if $(SOCKET),--socket $(SOCKET)) $(if $(HTTP),--http $(HTTP))
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks
