@@ -80,11 +80,19 @@ def dashboard(daemon_factory, browser: WebDriver) -> Iterator[Daemon]:
 
 
 def viewport(driver: WebDriver, width: int, height: int) -> None:
-    """The page's viewport, exactly (mobile at phone width: the viewport meta tag applies)."""
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
-    )
+    """The page's viewport: the headless window itself at desktop sizes (its viewport is the
+    whole window), an emulated phone below 600 px (the viewport meta tag applies)."""
+    if width < 600:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True},
+        )
+    else:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.set_window_size(width, height)
+        inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        # The headless window still counts a toolbar: grow it by that much.
+        driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
 
 
 def wait(driver: WebDriver, pred: Callable[[WebDriver], Any], timeout: float = 10.0, what: str = "condition") -> Any:
@@ -304,3 +312,49 @@ def test_consumers_and_dead_letters_are_listed(dashboard: Daemon, browser: WebDr
         c.publish("dash.orders.new", {"id": 1})
         wait(browser, lambda d: "dash-audit" in text(d, "#dead-letters"), timeout=15, what="the dead letter")
         sub.close()
+
+
+def test_a_thousand_events_a_second_keep_the_page_drawing_and_the_tail_capped(dashboard: Daemon, browser: WebDriver) -> None:
+    wait(browser, lambda d: d.find_element(By.ID, "live-dot").get_attribute("data-state") == "live",
+         what="the event stream to open")
+    kind = f"burst.{uuid.uuid4().hex[:8]}"
+    last: Dict[str, Any] = {}
+
+    def publish() -> None:
+        with Client(dashboard.socket_path, timeout=30) as c:
+            start = time.monotonic()
+            for n in range(3000):  # 1000 a second, for three seconds
+                delay = start + n / 1000 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                last.update(c.publish(kind, {"n": n, "pad": "x" * 64}))
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        time.sleep(0.5)
+        browser.set_script_timeout(10)
+        # Frames the page draws in one second of the burst: a page busy with events draws none.
+        frames = browser.execute_async_script(
+            """
+            const done = arguments[arguments.length - 1];
+            let frames = 0;
+            const start = performance.now();
+            const tick = () => { frames++; if (performance.now() - start < 1000) requestAnimationFrame(tick); else done(frames); };
+            requestAnimationFrame(tick);
+            """
+        )
+    finally:
+        publisher.join(30)
+    assert frames >= 10, f"only {frames} frames in a second of the burst"
+    newest = f'#tail .ev[data-seq="{last["seq"]}"]'
+    wait(browser, lambda d: present(d, newest), what="the burst's last event")
+    first = browser.find_element(By.CSS_SELECTOR, "#tail .ev")
+    assert first.get_attribute("data-seq") == str(last["seq"]), "newest first"
+    held = browser.find_element(By.ID, "tail").get_attribute("data-rows")
+    assert held == "500", f"the tail holds {held} rows"
+    drawn = browser.execute_script("return document.querySelectorAll('#tail .ev').length")
+    assert 0 < drawn < 40, f"{drawn} rows in the document: only those in sight are drawn"
+    received = int(text(browser, "#counters").split(" received")[0])
+    assert received >= 3000, f"the page counted {received} events"
+    print(f"burst: {frames} frames drawn in one second at 1000 events/s")
