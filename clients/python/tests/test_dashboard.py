@@ -13,6 +13,7 @@ tmp dir.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -358,3 +359,36 @@ def test_a_thousand_events_a_second_keep_the_page_drawing_and_the_tail_capped(da
     received = int(text(browser, "#counters").split(" received")[0])
     assert received >= 3000, f"the page counted {received} events"
     print(f"burst: {frames} frames drawn in one second at 1000 events/s")
+
+
+@pytest.mark.journal_only
+def test_the_tail_resumes_after_a_restart_without_a_gap_or_a_repeat(daemon_factory, browser: WebDriver,
+                                                                     tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    extra = ["--http", f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "data")]
+    first = daemon_factory.start(extra=extra)
+    viewport(browser, 1280, 800)
+    browser.get_log("browser")
+    browser.get(first.http_url() + "/")
+    wait(browser, lambda d: d.find_element(By.ID, "live-dot").get_attribute("data-state") == "live",
+         what="the event stream to open")
+    seqs: List[int] = []
+    with Client(first.socket_path, timeout=30) as c:
+        seqs += [c.publish("resume.before", {"n": n})["seq"] for n in range(3)]
+    wait(browser, lambda d: present(d, f'#tail .ev[data-seq="{seqs[-1]}"]'), what="the events before the stop")
+    first.stop()
+    second = daemon_factory.start(extra=extra)
+    with Client(second.socket_path, timeout=30) as c:
+        # Published before the page is back: its reconnection replays them (Last-Event-ID).
+        seqs += [c.publish("resume.after", {"n": n})["seq"] for n in range(3)]
+    wait(browser, lambda d: present(d, f'#tail .ev[data-seq="{seqs[-1]}"]'), timeout=20, what="the events after")
+    shown = [int(e.get_attribute("data-seq")) for e in browser.find_elements(By.CSS_SELECTOR, '#tail .ev[data-type^="resume."]')]
+    assert sorted(shown) == seqs, f"each event once, none missing: {shown}"
+    assert "stream gaps 0" in text(browser, "#counters")
+    # While the daemon was down the browser could not connect; nothing else may be an error.
+    errors = [e for e in browser.get_log("browser")
+              if e["level"] == "SEVERE" and "ERR_CONNECTION_REFUSED" not in e["message"]]
+    browser.get("about:blank")
+    assert errors == [], f"console errors: {errors}"
