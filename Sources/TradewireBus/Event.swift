@@ -32,6 +32,12 @@ extension JSONValue: EventPayload {
     }
 }
 
+extension RawJSON: EventPayload {
+    public var jsonTypeName: String { typeName }
+    /// Exact: the bytes are the encoding.
+    public var estimatedJSONBytes: Int { bytes.count }
+}
+
 /// One published event. Immutable apart from its lazily computed, shared JSON encodings.
 public final class Event: Sendable {
     /// Daemon-wide sequence number: strictly increasing from 1, never reused.
@@ -105,7 +111,9 @@ public final class Event: Sendable {
 
     private var encoded: (event: [UInt8], range: Range<Int>) {
         if let cached = cache.withLock({ c in c.event.map { ($0, c.dataRange) } }) { return cached }
-        var writer = JSONWriter(reservingCapacity: 192)
+        var writer = JSONWriter(
+            reservingCapacity: 80 + type.utf8.count + payload.estimatedJSONBytes
+                + (metadata.isEmpty ? 2 : JSONValue.object(metadata).estimatedJSONBytes))
         writer.beginObject()
         writer.field("seq", seq)
         writer.field("event_type", type)

@@ -421,8 +421,10 @@ public final class EventBus: Sendable {
         if state.history.count == state.historyCapacity { state.history.removeFirst() }
         state.history.append(HistoryRecord(event: event, subscriberCount: clients))
         state.published += 1
-        if state.publishedByType[type] != nil || state.publishedByType.count < Self.maximumTrackedTypes {
-            state.publishedByType[type, default: 0] += 1
+        if let index = state.publishedByType.index(forKey: type) {
+            state.publishedByType.values[index] += 1
+        } else if state.publishedByType.count < Self.maximumTrackedTypes {
+            state.publishedByType[type] = 1
         } else {
             state.publishedByType["(other)", default: 0] += 1
         }

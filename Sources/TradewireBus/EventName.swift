@@ -25,7 +25,11 @@ public enum EventName {
         guard utf8.count <= maximumLength else {
             throw ValidationError(description: "event type longer than \(maximumLength) characters")
         }
-        guard utf8.allSatisfy(isNameByte) else {
+        let valid = utf8.withContiguousStorageIfAvailable { bytes in
+            for byte in bytes where !isNameByte(byte) { return false }
+            return true
+        }
+        guard valid ?? utf8.allSatisfy(isNameByte) else {
             throw ValidationError(description: "event type may only contain A-Z a-z 0-9 _ . : -")
         }
     }

@@ -41,16 +41,42 @@ public struct JSONParser {
         return try result.get()
     }
 
+    /// Parses one complete JSON text, keeping the member `path.inner` of the root object's
+    /// member `path.outer` (a request's `params.data`) as compact bytes instead of a tree.
+    ///
+    /// In the returned tree that member's value is `null`, a placeholder: read the value from
+    /// `raw` when it is non-nil. Input the fast path declines (escapes other than `\"`,
+    /// `\\`, `\n`, `\r`, `\t`; anything invalid) is parsed into the tree as usual, with
+    /// `raw` nil, so errors and results are those of ``parse(_:)-(some Collection<UInt8>)``.
+    /// When the member repeats, the last occurrence wins, as in ``JSONObject``.
+    public static func parse(
+        _ bytes: some Collection<UInt8>, keepingRaw path: (outer: String, inner: String)
+    ) throws(JSONParseError) -> (value: JSONValue, raw: RawJSON?) {
+        let result: Result<(JSONValue, RawJSON?), JSONParseError>? = bytes.withContiguousStorageIfAvailable {
+            parseBuffer(UnsafeRawBufferPointer($0), keepingRaw: path)
+        }
+        if let result { return try result.get() }
+        let copy = Array(bytes)
+        return try copy.withUnsafeBytes { parseBuffer($0, keepingRaw: path) }.get()
+    }
+
     static func parseBuffer(_ buffer: UnsafeRawBufferPointer) -> Result<JSONValue, JSONParseError> {
+        parseBuffer(buffer, keepingRaw: nil).map(\.0)
+    }
+
+    private static func parseBuffer(
+        _ buffer: UnsafeRawBufferPointer, keepingRaw path: (outer: String, inner: String)?
+    ) -> Result<(JSONValue, RawJSON?), JSONParseError> {
         var parser = JSONParser(buffer: buffer)
+        parser.rawPath = path
         do {
             parser.skipWhitespace()
-            let value = try parser.parseValue(depth: 0)
+            let value = try parser.parseValue(depth: 0, role: path == nil ? .other : .root)
             parser.skipWhitespace()
             if parser.index != buffer.count {
                 throw JSONParseError(reason: .trailingCharacters, offset: parser.index)
             }
-            return .success(value)
+            return .success((value, parser.raw))
         } catch let error as JSONParseError {
             return .failure(error)
         } catch {
@@ -58,8 +84,16 @@ public struct JSONParser {
         }
     }
 
-    private let buffer: UnsafeRawBufferPointer
-    private var index = 0
+    let buffer: UnsafeRawBufferPointer
+    var index = 0
+    /// Which member to keep raw (nil: none), and what was kept.
+    private var rawPath: (outer: String, inner: String)?
+    private var raw: RawJSON?
+
+    /// Where an object sits on the way to the member kept raw.
+    private enum Role {
+        case root, outer, other
+    }
 
     private init(buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
 
@@ -67,7 +101,7 @@ public struct JSONParser {
         JSONParseError(reason: reason, offset: offset ?? index)
     }
 
-    private mutating func skipWhitespace() {
+    mutating func skipWhitespace() {
         while index < buffer.count {
             switch buffer[index] {
             case 0x20, 0x0A, 0x0D, 0x09: index += 1
@@ -76,10 +110,10 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseValue(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseValue(depth: Int, role: Role = .other) throws(JSONParseError) -> JSONValue {
         guard index < buffer.count else { throw fail(.unexpectedEnd) }
         switch buffer[index] {
-        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
+        case UInt8(ascii: "{"): return try parseObject(depth: depth + 1, role: role)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
         case UInt8(ascii: "\""): return .string(try parseString())
         case UInt8(ascii: "t"): try expectLiteral("true"); return .bool(true)
@@ -100,7 +134,7 @@ public struct JSONParser {
         index += count
     }
 
-    private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
+    private mutating func parseObject(depth: Int, role: Role = .other) throws(JSONParseError) -> JSONValue {
         guard depth <= Self.maximumDepth else { throw fail(.tooDeep) }
         index += 1  // {
         var members: [JSONObject.Member] = []
@@ -120,7 +154,16 @@ public struct JSONParser {
             guard buffer[index] == UInt8(ascii: ":") else { throw fail(.unexpectedCharacter) }
             index += 1
             skipWhitespace()
-            let value = try parseValue(depth: depth)
+            let value: JSONValue
+            switch role {
+            case .root where key == rawPath?.outer:
+                value = try parseValue(depth: depth, role: .outer)
+            case .outer where key == rawPath?.inner:
+                raw = compactValue(depth: depth)
+                value = raw == nil ? try parseValue(depth: depth) : .null
+            default:
+                value = try parseValue(depth: depth)
+            }
             members.append(JSONObject.Member(key: key, value: value))
             skipWhitespace()
             guard index < buffer.count else { throw fail(.unexpectedEnd) }
@@ -187,7 +230,7 @@ public struct JSONParser {
         return JSONNumber(validatedText: text)
     }
 
-    @inline(__always) private func isDigit(_ byte: UInt8) -> Bool {
+    @inline(__always) func isDigit(_ byte: UInt8) -> Bool {
         byte &- UInt8(ascii: "0") < 10
     }
 

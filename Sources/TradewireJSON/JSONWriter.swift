@@ -104,6 +104,21 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// ``writeRaw(_:)-(some Collection<UInt8>)`` for an array: one copy, even when called
+    /// from another module (where the generic version may run unspecialized, a byte at a time).
+    public mutating func writeRaw(_ json: [UInt8]) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
+    /// ``writeRaw(_:)-(some Collection<UInt8>)`` for an array slice (one copy).
+    public mutating func writeRaw(_ json: ArraySlice<UInt8>) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     public mutating func write(_ value: some JSONEncodable) {
         value.encodeJSON(to: &self)
     }

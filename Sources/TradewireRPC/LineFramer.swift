@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// Splits a byte stream into newline-delimited messages with a byte limit (PROTOCOL §1).
 ///
 /// `\r\n` is accepted, blank lines are skipped, and a line longer than the limit is
@@ -44,7 +50,7 @@ public struct LineFramer: Sendable {
         var start = 0
         let count = chunk.count
         while start < count {
-            guard let newline = chunk[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+            guard let newline = Self.newline(in: chunk, from: start) else {
                 // No newline in the rest of the chunk: keep (or skip) it.
                 if !discarding {
                     let remaining = count - start
@@ -73,6 +79,14 @@ public struct LineFramer: Sendable {
             if start < count && shouldPause() { return start }
         }
         return count
+    }
+
+    /// The index of the first `\n` at or after `start` (memchr: a word at a time).
+    @inline(__always) private static func newline(in chunk: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        guard let base = chunk.baseAddress, start < chunk.count,
+            let found = memchr(base + start, 0x0A, chunk.count - start)
+        else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
     }
 
     private static func emitLine(

@@ -169,10 +169,21 @@ public struct NoParameters: MethodParameters {
 /// Reads declared parameters from a request's params.
 public struct ParamReader: Sendable {
     public let reader: JSONObjectReader
+    /// The request's ``RPCRequest/rawData``.
+    private let rawData: RawJSON?
 
-    public init(_ params: JSONObject) { reader = JSONObjectReader(object: params, path: "") }
+    public init(_ params: JSONObject, rawData: RawJSON? = nil) {
+        reader = JSONObjectReader(object: params, path: "")
+        self.rawData = rawData
+    }
 
     public func callAsFunction<V>(_ param: Param<V>) throws(RPCError) -> V { try param.decode(reader) }
+
+    /// The value of `param` as compact bytes, when the parser kept it so (see
+    /// ``RPCRequest/rawData``); nil means: read it with ``callAsFunction(_:)``.
+    public func raw(_ param: Param<JSONValue?>) -> RawJSON? {
+        param.name == RPCRequest.rawParam ? rawData : nil
+    }
 
     /// True when the request names `param` (whatever its value).
     public func has<V>(_ param: Param<V>) -> Bool { reader.value(param.name) != nil }

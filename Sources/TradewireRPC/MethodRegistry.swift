@@ -76,7 +76,7 @@ public struct MethodRegistry<Context: Sendable> {
     ) {
         let description = MethodDescription(name, summary: summary, params: P.parameters, result: result)
         register(description) { request, context throws(RPCError) in
-            try handler(try P(from: ParamReader(request.params)), context)
+            try handler(try P(from: ParamReader(request.params, rawData: request.rawData)), context)
         }
     }
 

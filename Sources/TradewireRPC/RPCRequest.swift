@@ -7,11 +7,19 @@ public struct RPCRequest: Sendable {
     public var method: String
     /// By-name params: a missing `params`, `{}` and `[]` all become an empty object.
     public var params: JSONObject
+    /// `params.data` as compact bytes, when the parser kept it so (``RPCRequest/rawParam``):
+    /// `params` then holds `null` in its place. A published event's data is only forwarded,
+    /// so it is never parsed into a tree and written out again.
+    public var rawData: RawJSON?
 
-    public init(id: JSONValue?, method: String, params: JSONObject = [:]) {
+    /// The one parameter the parser keeps as bytes rather than a tree.
+    public static let rawParam = "data"
+
+    public init(id: JSONValue?, method: String, params: JSONObject = [:], rawData: RawJSON? = nil) {
         self.id = id
         self.method = method
         self.params = params
+        self.rawData = rawData
     }
 
     public var isNotification: Bool { id == nil }
@@ -61,21 +69,26 @@ public enum RPCMessageParser {
 
     public static func parse(_ line: some Collection<UInt8>) -> RPCIncoming {
         let json: JSONValue
-        do { json = try JSONParser.parse(line) } catch { return .failure(.parseError(error.description)) }
+        let rawData: RawJSON?
+        do {
+            (json, rawData) = try JSONParser.parse(line, keepingRaw: ("params", RPCRequest.rawParam))
+        } catch {
+            return .failure(.parseError(error.description))
+        }
         switch json {
         case .array(let elements):
             guard !elements.isEmpty else { return .failure(.invalidRequest("empty batch")) }
             guard elements.count <= maximumBatch else {
                 return .failure(.batchTooLarge(count: elements.count, limit: maximumBatch))
             }
-            return .batch(elements.map(entry))
+            return .batch(elements.map { entry($0) })
         default:
-            return .single(entry(json))
+            return .single(entry(json, rawData: rawData))
         }
     }
 
-    /// Checks one request object.
-    public static func entry(_ json: JSONValue) -> RPCEntry {
+    /// Checks one request object (`rawData`: its `params.data`, kept as bytes by the parser).
+    public static func entry(_ json: JSONValue, rawData: RawJSON? = nil) -> RPCEntry {
         guard case .object(let object) = json else {
             return .invalid(.invalidRequest("expected a request object, got \(json.typeName)"), id: .null)
         }
@@ -115,7 +128,7 @@ public enum RPCMessageParser {
         default:
             return .invalid(.invalidRequest("\"params\" must be an object or an array"), id: answerID)
         }
-        return .request(RPCRequest(id: rawID, method: method, params: params))
+        return .request(RPCRequest(id: rawID, method: method, params: params, rawData: rawData))
     }
 
     /// A peer's response object.

@@ -17,6 +17,9 @@ import TradewireRPC
 final class Outbox: Sendable {
     enum Item: Sendable {
         case line([UInt8])
+        /// A success response, written straight into the socket's buffer around the
+        /// method's result (no line is assembled first).
+        case response(id: JSONValue, result: [UInt8], size: Int)
         /// `size` is what the item counts against the budget (taken at enqueue time).
         case event(prefix: EventPrefix, Event, size: Int)
         /// A consumer's delivery (PROTOCOL §11): never dropped.
@@ -101,6 +104,21 @@ final class Outbox: Sendable {
         }
         if schedule { scheduleDrain() }
     }
+
+    /// Queues a success response to request `id` (never dropped): `{"jsonrpc":"2.0","id":…,"result":…}`.
+    func enqueue(response id: JSONValue, result: [UInt8]) {
+        let size = Self.responseOverhead + id.estimatedJSONBytes + result.count
+        let schedule: Bool = state.withLock { state in
+            guard !state.closed else { return false }
+            state.items.append(.response(id: id, result: result, size: size))
+            state.bytes += size
+            return Self.claimFlush(&state)
+        }
+        if schedule { scheduleDrain() }
+    }
+
+    /// `{"jsonrpc":"2.0","id":` + `,"result":` + `}` + the newline.
+    private static let responseOverhead = 22 + 10 + 1 + 1
 
     /// Queues an event for a subscription, or drops it when over budget. Called by the bus,
     /// under its delivery lock: the event is not encoded here (the connection's own event
@@ -212,7 +230,7 @@ final class Outbox: Sendable {
                 let itemSize: Int
                 switch item {
                 case .line(let bytes): itemSize = bytes.count + 1
-                case .event(_, _, let size), .delivery(_, _, _, let size): itemSize = size
+                case .event(_, _, let size), .delivery(_, _, _, let size), .response(_, _, let size): itemSize = size
                 }
                 size += itemSize
                 taken.append(item)
@@ -249,6 +267,16 @@ final class Outbox: Sendable {
             switch item {
             case .line(let bytes):
                 buffer.writeBytes(bytes)
+            case .response(let id, let result, _):
+                buffer.writeStaticString(#"{"jsonrpc":"2.0","id":"#)
+                if case .number(let number) = id {
+                    buffer.writeString(number.text)
+                } else {
+                    buffer.writeBytes(JSONWriter.encode(id))
+                }
+                buffer.writeStaticString(#","result":"#)
+                buffer.writeBytes(result)
+                buffer.writeStaticString("}")
             case .event(let prefix, let event, _):
                 buffer.writeBytes(prefix.bytes)
                 buffer.writeBytes(event.json)

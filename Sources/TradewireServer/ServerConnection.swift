@@ -39,8 +39,11 @@ public final class ServerConnection: Sendable {
 
     /// Queues a response for `id` (nothing for notifications).
     func respond(id: JSONValue?, _ result: Result<[UInt8], RPCError>) {
-        guard let line = Self.responseLine(id: id, result) else { return }
-        outbox.enqueue(line: line)
+        guard let id else { return }
+        switch result {
+        case .success(let raw): outbox.enqueue(response: id, result: raw)
+        case .failure(let error): outbox.enqueue(line: RPCResponse.failure(id: id, error: error))
+        }
     }
 
     static func responseLine(id: JSONValue?, _ result: Result<[UInt8], RPCError>) -> [UInt8]? {

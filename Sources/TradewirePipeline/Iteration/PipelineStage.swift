@@ -19,6 +19,11 @@ public enum PipelineEvent: String, Sendable, CaseIterable {
     case executedReady = "executed_ready"
     case auditReady = "audit_ready"
 
+    /// The pipeline event named `type`, if it is one (a hash lookup: every client publish asks).
+    public static func named(_ type: String) -> PipelineEvent? { byName[type] }
+
+    private static let byName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+
     /// Whether a client's event of this type starts an iteration (PROTOCOL §9): data,
     /// strategy and quant output may come from outside; risk's, execution's and audit's may
     /// not, so nothing reaches the broker without passing risk.

@@ -157,7 +157,7 @@ enum DaemonMethods {
                 burst: bucket.rate.burst)
         }
         let stopwatch = MetricsStopwatch()
-        if let pipelineEvent = PipelineEvent(rawValue: params.type) {
+        if let pipelineEvent = PipelineEvent.named(params.type) {
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
                 throw .invalidParams([error])
@@ -170,7 +170,7 @@ enum DaemonMethods {
                 return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
             }
         }
-        let published = daemon.bus.publishRecording(params.type, payload: params.data, metadata: params.metadata)
+        let published = daemon.bus.publishRecording(params.type, payload: params.payload, metadata: params.metadata)
         if published.isDispatched && !published.hasPendingHandlers {
             stopwatch.record(into: publishSeconds)
             return .success(receiptBytes(published))

@@ -129,13 +129,24 @@ struct PublishParams: MethodParameters {
     static let parameters = [eventType.description, data.description, metadata.description]
 
     var type: String
-    var data: JSONValue
+    /// The data as the parser kept it: compact bytes (``RawJSON``, only forwarded) or a tree.
+    var payload: any EventPayload
     var metadata: JSONObject
 
     init(from params: ParamReader) throws(RPCError) {
         type = try params(Self.eventType)
-        data = try params(Self.data) ?? .null
+        if let raw = params.raw(Self.data) {
+            payload = raw
+        } else {
+            payload = try params(Self.data) ?? JSONValue.null
+        }
         metadata = try params(Self.metadata)?.object ?? [:]
+    }
+
+    /// The data as a tree (a pipeline event's payload is decoded from it).
+    var data: JSONValue {
+        if let raw = payload as? RawJSON { return raw.value }
+        return payload as? JSONValue ?? .null
     }
 }
 
