@@ -34,8 +34,11 @@ a guarantee tradewired does not give up (its budget is 8 MiB), so the limit stay
 effects are reported.
 
 Usage: scripts/bench-redis.py RELEASE_DIR [--rounds 5] [--grid-rounds 3] [--out docs/perf]
-       scripts/bench-redis.py RELEASE_DIR --quick      # smoke run: small counts, 1 round,
+                              [--scale 1.0] [--systems ephemeral,journal,redis] [--no-plot]
+       scripts/bench-redis.py RELEASE_DIR --quick      # smoke run: counts / 20, 1 round,
                                                       # output in a temporary directory
+       scripts/bench-redis.py RELEASE_DIR --replot     # the PNG again from the JSON in --out
+The full run takes about 7 minutes on the 2-core machine.
 """
 import argparse
 import csv
@@ -191,7 +194,7 @@ def publish_shape(key, title, subscribers, size, count, publishers=1, inflight=6
 
 def target_shapes(scale):
     return [
-        publish_shape("deliver-1", "1 subscriber, 64 in flight, 100 B: delivered/s", 1, 100, int(300_000 * scale),
+        publish_shape("deliver-1", "1 subscriber, 64 in flight, 100 B: delivered/s", 1, 100, int(200_000 * scale),
                       target={"ephemeral": 0.5, "journal": 0.4}),
         publish_shape("deliver-10", "10 subscribers, 64 in flight, 100 B: deliveries/s", 10, 100,
                       int(60_000 * scale), target={"ephemeral": 1.0, "journal": 1.0}),
@@ -203,12 +206,13 @@ def target_shapes(scale):
     ]
 
 
-# Grid counts: about a second per run for the fastest system on the 2-core machine.
+# Grid counts: half a second or more for the fastest system (Redis) on the 2-core machine, so
+# that the whole script stays near 10 minutes while tradewired with the journal is slower.
 GRID_SUBSCRIBERS = (1, 10, 100)
 GRID_SIZES = (100, 1024, 16384)
-GRID_COUNT = {(1, 100): 300_000, (10, 100): 60_000, (100, 100): 6_000,
-              (1, 1024): 200_000, (10, 1024): 40_000, (100, 1024): 4_000,
-              (1, 16384): 40_000, (10, 16384): 8_000, (100, 16384): 1_000}
+GRID_COUNT = {(1, 100): 200_000, (10, 100): 60_000, (100, 100): 6_000,
+              (1, 1024): 120_000, (10, 1024): 40_000, (100, 1024): 4_000,
+              (1, 16384): 20_000, (10, 16384): 8_000, (100, 16384): 1_000}
 
 
 def grid_shapes(scale):
@@ -277,38 +281,42 @@ def met(shape, system):
     return r >= t if shape.higher_better else r <= t
 
 
+def print_table(header, rows):
+    """Left-aligned columns as wide as their widest cell (the last one unpadded)."""
+    widths = [max(len(str(row[k])) for row in [header] + rows) for k in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(f"{str(c):<{w}}" for c, w in zip(row[:-1], widths)) + "  " + str(row[-1]))
+
+
+def ratios(shape):
+    return [f"{r:.2f}×" if r is not None else "—" for r in (ratio(shape, "ephemeral"), ratio(shape, "journal"))]
+
+
 def print_targets(shapes, rounds):
     print()
-    print(f"tradewired vs Redis, targets (median of {rounds} rounds; systems interleaved within each round; "
-          "p99 = publish → receipt latency for publishes, round trip for ping)")
-    w = 34
-    print(f"{'shape':<68} {LABELS['ephemeral']:<{w}} {LABELS['journal']:<{w}} {'Redis':<{w}} "
-          f"{'eph/Redis':>9} {'jnl/Redis':>9}  target, met")
+    print(f"tradewired vs Redis: the targets (median of {rounds} rounds; the systems interleaved within each round; "
+          "p99: publish → receipt for publishes, the round trip for ping)")
+    rows = []
     for shape in shapes:
         targets = []
         for system, short in (("ephemeral", "eph"), ("journal", "jnl")):
-            t = shape.target[system]
             ok = met(shape, system)
             sign = "≥" if shape.higher_better else "≤"
-            targets.append(f"{short} {sign} {t:g}× {'yes' if ok else 'NO' if ok is not None else '?'}")
-        ratios = [f"{r:>8.2f}×" if r is not None else f"{'—':>9}" for r in (ratio(shape, "ephemeral"),
-                                                                            ratio(shape, "journal"))]
-        print(f"{shape.title:<68} {cell(shape, 'ephemeral'):<{w}} {cell(shape, 'journal'):<{w}} "
-              f"{cell(shape, 'redis'):<{w}} {ratios[0]} {ratios[1]}  {'; '.join(targets)}")
+            targets.append(f"{short} {sign} {shape.target[system]:g}× {'yes' if ok else '?' if ok is None else 'NO'}")
+        rows.append([shape.title, cell(shape, "ephemeral"), cell(shape, "journal"), cell(shape, "redis")]
+                    + ratios(shape) + ["; ".join(targets)])
+    print_table(["shape", LABELS["ephemeral"], LABELS["journal"], LABELS["redis"], "eph/Redis", "jnl/Redis",
+                 "target: met"], rows)
 
 
 def print_grid(shapes, rounds):
     print()
-    print(f"Delivered events/s (all subscribers), 64 in flight, median of {rounds}; p99 = publish → receipt")
-    w = 34
-    print(f"{'subscribers':>11} {'payload':>8}  {LABELS['ephemeral']:<{w}} {LABELS['journal']:<{w}} {'Redis':<{w}} "
-          f"{'eph/Redis':>9} {'jnl/Redis':>9}")
-    for shape in shapes:
-        ratios = [f"{r:>8.2f}×" if r is not None else f"{'—':>9}" for r in (ratio(shape, "ephemeral"),
-                                                                            ratio(shape, "journal"))]
-        print(f"{shape.subscribers:>11} {shape.size:>7}B  {cell(shape, 'ephemeral'):<{w}} "
-              f"{cell(shape, 'journal'):<{w}} {cell(shape, 'redis'):<{w}} {ratios[0]} {ratios[1]}")
-    print("[N dropped]: deliveries skipped (tradewired events_dropped) or lost to a disconnection (Redis closes a "
+    print(f"Delivered events/s (all subscribers), 64 in flight, median of {rounds}; p99: publish → receipt")
+    rows = [[shape.subscribers, f"{shape.size} B", cell(shape, "ephemeral"), cell(shape, "journal"),
+             cell(shape, "redis")] + ratios(shape) for shape in shapes]
+    print_table(["subscribers", "payload", LABELS["ephemeral"], LABELS["journal"], LABELS["redis"], "eph/Redis",
+                 "jnl/Redis"], rows)
+    print("[N dropped]: deliveries skipped (tradewired's events_dropped) or lost to a disconnection (Redis closes a "
           "subscriber past its client-output-buffer-limit), summed over the runs; [N disc.]: subscribers "
           "disconnected; [N failed]: runs that did not finish (the median leaves them out)")
 
@@ -395,8 +403,10 @@ def plot(out, meta, grid, rounds):
                         note += f"{', ' if note else ''}{disconnected} disc."
                     if failed:
                         note += f"{', ' if note else ''}{failed} failed"
-                    ax.annotate(note, (s.subscribers, s.median(system)), textcoords="offset points", xytext=(4, -12),
-                                fontsize=8, color=color)
+                    right = s.subscribers == GRID_SUBSCRIBERS[-1]  # keep the note inside the panel
+                    ax.annotate(note, (s.subscribers, s.median(system)), textcoords="offset points",
+                                xytext=(-6 if right else 6, -13), ha="right" if right else "left", fontsize=8,
+                                color=color)
                     ax.plot([s.subscribers], [s.median(system)], marker="x", color="black", markersize=9)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -410,11 +420,26 @@ def plot(out, meta, grid, rounds):
     axes[0].legend(loc="lower left", fontsize=9)
     fig.suptitle(f"tradewired vs Redis {meta['redis_version']} on Unix sockets, 64 publishes in flight, raw C "
                  f"clients — {meta['date']}, {meta['machine']['cpu']}, {meta['machine']['cores']} cores "
-                 f"(x: dropped or disconnected)", fontsize=10)
+                 f"\n×: events dropped or subscribers disconnected (the note: the share of all deliveries of the {rounds} "
+                 f"runs)", fontsize=10)
     fig.tight_layout()
     path = os.path.join(out, PLOT_NAME + ".png")
     fig.savefig(path, dpi=110)
     return path
+
+
+def replot(out):
+    """Draws the PNG from the JSON a run wrote in out; its path."""
+    with open(os.path.join(out, PLOT_NAME + ".json")) as f:
+        saved = json.load(f)
+    grid = []
+    for entry in saved["grid"]:
+        shape = Shape(entry["key"], entry["title"], [], entry["figure"], 0, subscribers=entry["subscribers"],
+                      size=entry["size"])
+        shape.count = int(entry["client_args"][entry["client_args"].index("--count") + 1])
+        shape.runs = {system: entry["runs"].get(system, []) for system in SYSTEMS}
+        grid.append(shape)
+    return plot(out, saved["meta"], grid, saved["meta"]["grid_rounds"])
 
 
 def main():
@@ -427,12 +452,17 @@ def main():
     ap.add_argument("--out", help="where the PNG, JSON and CSV go (default docs/perf; with --quick, a temporary "
                                   "directory that is removed)")
     ap.add_argument("--no-plot", action="store_true", help="write the JSON and CSV only")
+    ap.add_argument("--replot", action="store_true",
+                    help="measure nothing: draw the PNG again from the JSON in --out (default docs/perf)")
     ap.add_argument("--systems", default=",".join(SYSTEMS),
                     help="which of ephemeral, journal, redis to run (comma-separated; default all)")
     args = ap.parse_args()
     systems = args.systems.split(",")
     if not systems or any(s not in SYSTEMS for s in systems):
         ap.error(f"--systems takes names among {', '.join(SYSTEMS)}")
+    if args.replot:
+        print(f"wrote {replot(args.out or os.path.join(ROOT, 'docs', 'perf'))}")
+        return 0
     if args.quick:
         args.rounds, args.grid_rounds, args.scale = 1, 1, args.scale / 20
     for tool in (TW_BENCH, REDIS_BENCH):

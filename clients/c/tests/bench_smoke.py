@@ -70,7 +70,7 @@ def check_publish(tool, sock, count, subscribers, publishers, inflight, size, *e
     assert (v["count"], v["subscribers"], v["publishers"], v["inflight"]) == (count, subscribers, publishers,
                                                                               inflight), v
     assert v["dropped"] == 0 and v["disconnected"] == 0, v
-    assert v["publish_per_s"] > 0 and v["elapsed_s"] > 0, v
+    assert v["publish_per_s"] > 0 and v["elapsed_s"] >= 0, v  # elapsed_s has 3 decimals: 0.000 happens
     if subscribers:
         assert v["delivered_per_s"] > 0, v
     return v
