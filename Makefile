@@ -13,6 +13,8 @@ BINDIR       ?= $(PREFIX)/bin
 APT_PACKAGES := libjansson-dev libsqlite3-dev pkg-config socat netcat-openbsd jq valgrind
 ## The dashboard's browser test (headless Chromium driven by selenium).
 APT_PACKAGES += chromium chromium-driver
+## The benchmark harness's smoke test (clients/c/tests/bench_smoke.py) runs a redis-server.
+APT_PACKAGES += redis-server
 BENCH_APT    := redis-server redis-tools
 
 .PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \
@@ -38,6 +40,7 @@ bench-deps: deps
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
 
 build:
 	$(SWIFT) build
@@ -95,6 +98,7 @@ bench: bench-deps
 	bash scripts/bench-consumer.sh $(CURDIR)/$(RELEASE_DIR)
 	$(RELEASE_DIR)/TradewireBenchmarks metrics-cost
 	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
+	python3 scripts/bench-redis.py $(CURDIR)/$(RELEASE_DIR)
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults,
 ## and the dashboard on http://$(HTTP) (HTTP=127.0.0.1:PORT to move it; HTTP= to leave it off).
