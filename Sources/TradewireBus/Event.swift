@@ -115,15 +115,18 @@ public final class Event: Sendable {
             reservingCapacity: 80 + type.utf8.count + payload.estimatedJSONBytes
                 + (metadata.isEmpty ? 2 : JSONValue.object(metadata).estimatedJSONBytes))
         writer.beginObject()
-        writer.field("seq", seq)
-        writer.field("event_type", type)
-        writer.key("timestamp")
+        writer.plainKey("seq")
+        writer.write(seq)
+        writer.plainKey("event_type")
+        writer.write(type)
+        writer.plainKey("timestamp")
         writer.writeRaw(timestampJSON)
-        writer.key("data")
+        writer.plainKey("data")
         let start = writer.bytes.count
         payload.encodeJSON(to: &writer)
         let range = start..<writer.bytes.count
-        writer.field("metadata", metadata)
+        writer.plainKey("metadata")
+        metadata.encodeJSON(to: &writer)
         writer.endObject()
         let bytes = writer.bytes
         return cache.withLock { cache in

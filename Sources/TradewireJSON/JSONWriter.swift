@@ -57,6 +57,16 @@ public struct JSONWriter: Sendable {
         needsComma = false
     }
 
+    /// A key written as is: for literals that need no escaping (no `"`, `\` or control
+    /// characters), on paths where escaping each key shows in a profile.
+    public mutating func plainKey(_ key: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        needsComma = false
+    }
+
     public mutating func writeNull() {
         separate()
         bytes.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])

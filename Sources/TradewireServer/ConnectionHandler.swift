@@ -32,6 +32,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The daemon is stopping: nothing more is read, and the connection closes once every
     /// queued byte has reached the socket.
     private var closing = false
+    /// True while ``drain()`` runs (a drain asked for meanwhile is run after it).
+    private var draining = false
     private let logger: Logger
 
     init(daemon: Daemon) {
@@ -247,6 +249,15 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// the writable notification inline, while this drain still holds the outbox's flag.
     func drain() {
         guard let context, let connection else { return }
+        guard !draining else {
+            // A burst started from inside a drain (held input resumed) woke this outbox:
+            // drain again once this one is over, not nested in it.
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute { loopBound.value.drain() }
+            return
+        }
+        draining = true
+        defer { draining = false }
         while true {
             guard context.channel.isWritable else {
                 connection.outbox.pause()

@@ -200,8 +200,11 @@ final class Outbox: Sendable {
         wake()
     }
 
-    /// Runs a drain on the connection's event loop (the flush was already claimed).
-    func wake() {
+    /// Runs a drain on the connection's event loop (the flush was already claimed): now when
+    /// `inline` and this is that loop's thread (the end of a burst, where nothing is half
+    /// done), else as a task on the loop.
+    func wake(inline: Bool = false) {
+        if inline && eventLoop.inEventLoop { return drainer() }
         let drain = drainer
         eventLoop.execute { drain() }
     }

@@ -31,7 +31,9 @@ final class WakeupBatch: @unchecked Sendable {
         guard !outer else { return }
         let woken = batch.pending
         batch.pending.removeAll(keepingCapacity: true)
-        for outbox in woken { outbox.wake() }
+        // Outboxes of this thread's own event loop drain now (their bytes leave in this loop
+        // iteration, not the next); the others get one task each.
+        for outbox in woken { outbox.wake(inline: true) }
         let tasks = batch.tasks
         batch.tasks.removeAll(keepingCapacity: true)
         flush(tasks)

@@ -199,11 +199,14 @@ enum DaemonMethods {
     private static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()
-        writer.field("seq", published.event.seq)
-        writer.field("event_type", published.event.type)
-        writer.key("timestamp")
+        writer.plainKey("seq")
+        writer.write(published.event.seq)
+        writer.plainKey("event_type")
+        writer.write(published.event.type)
+        writer.plainKey("timestamp")
         writer.writeRaw(published.event.timestampJSON)
-        writer.field("subscribers", published.clientSubscribers)
+        writer.plainKey("subscribers")
+        writer.write(published.clientSubscribers)
         if let iteration {
             writer.field("iteration", iteration.number)
             writer.field("iteration_id", iteration.id)
