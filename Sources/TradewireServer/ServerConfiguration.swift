@@ -1,3 +1,5 @@
+import NIOCore
+
 /// How the listener behaves (PROTOCOL §1, §2, §6, §7).
 public struct ServerConfiguration: Sendable {
     public var socketPath: String
@@ -24,7 +26,11 @@ public struct ServerConfiguration: Sendable {
     /// Publishes per second one connection may make (`--publish-rate`); nil: no limit.
     public var publishRate: PublishRate?
     /// Event-loop threads.
-    public var threads = 2
+    public var threads = ServerConfiguration.defaultThreads
+    /// One per core.
+    public static let defaultThreads = max(1, System.coreCount)
+    /// The most `--threads` accepts.
+    public static let maximumThreads = 256
 
     /// Largest `--max-message-bytes`.
     public static let maximumMessageLimit = 64 << 20

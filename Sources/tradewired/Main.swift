@@ -103,6 +103,13 @@ struct Tradewired: AsyncParsableCommand {
     var maxConnections: String = "4096"
 
     @Option(
+        name: .customLong("threads"),
+        help:
+            "Event-loop threads serving the socket: 1...\(ServerConfiguration.maximumThreads) (default \(ServerConfiguration.defaultThreads), the number of cores)."
+    )
+    var threads: String = "\(ServerConfiguration.defaultThreads)"
+
+    @Option(
         name: .customLong("publish-rate"),
         help:
             "Publishes per second per connection, N or N/BURST (token bucket; default: no limit). Over it: -32002 rate_limited with retry_after_ms, nothing recorded."
@@ -155,6 +162,7 @@ struct Tradewired: AsyncParsableCommand {
         }
         _ = try Self.integer(maxMessageBytes, "--max-message-bytes", 1...ServerConfiguration.maximumMessageLimit)
         _ = try Self.integer(maxConnections, "--max-connections", 1...ServerConfiguration.maximumConnectionsLimit)
+        _ = try Self.integer(threads, "--threads", 1...ServerConfiguration.maximumThreads)
         guard let parsedMode = UInt16(socketMode, radix: 8), parsedMode & ~0o660 == 0, parsedMode & 0o600 == 0o600
         else {
             throw ValidationError("--socket-mode must be 600 or 660 (octal)")
@@ -284,6 +292,7 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.maxConnections = try Self.integer(
             maxConnections, "--max-connections", 1...ServerConfiguration.maximumConnectionsLimit)
         Self.raiseFileLimit(toServe: serverConfiguration.maxConnections, logger: logger)
+        serverConfiguration.threads = try Self.integer(threads, "--threads", 1...ServerConfiguration.maximumThreads)
         serverConfiguration.allowedUIDs = Set(allowUID)
         serverConfiguration.allowedGIDs = Set(allowGID)
         serverConfiguration.inheritedSocket = inherited

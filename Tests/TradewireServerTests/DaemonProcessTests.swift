@@ -80,7 +80,8 @@ import TradewireTesting
         ["--history-capacity", "0"], ["--max-connections", "0"], ["--max-connections", "99999999"],
         ["--seed=-1"], ["--interval", "1e308"], ["--max-message-bytes", "-5"], ["--publish-rate", "0"],
         ["--publish-rate", "-3"], ["--publish-rate", "nan"], ["--publish-rate", "5/0"], ["--publish-rate", "5/x"],
-        ["--publish-rate", "1e10"], ["--publish-rate", "5/2/1"],
+        ["--publish-rate", "1e10"], ["--publish-rate", "5/2/1"], ["--threads", "0"], ["--threads", "257"],
+        ["--threads", "two"],
         ["--socket", "/nonexistent-tradewire-dir/x.sock"], ["--data-provider", "csv:/nonexistent-tradewire-dir"],
     ])
     func usageErrorsExitTwo(arguments: [String]) async throws {
@@ -204,6 +205,38 @@ import TradewireTesting
                 """
             let (_, output) = try runCommand("/usr/sbin/runuser", ["-u", "nobody", "--", "python3", "-c", probe, path])
             #expect(try JSONParser.parse(output)["result"]?["pong"] == true)
+        }
+    }
+}
+
+/// The publish path end to end in the real binary: data is forwarded as compact bytes, on one
+/// event-loop thread as on several.
+@Suite struct PublishPathProcessTests {
+    @Test(arguments: ["1", "2"])
+    func dataArrivesCompactAndTheAckComesFirst(threads: String) async throws {
+        let path = uniqueSocketPath("pp\(threads)")
+        try await withDaemonProcess(path, arguments: ["--threads", threads]) { _ in
+            let subscriber = try LineSocket(path: path)
+            subscriber.write(
+                Array(#"{"jsonrpc":"2.0","id":1,"method":"subscribe","params":{"event_type":"pp.*"}}"#.utf8) + [0x0A])
+            let ack = try JSONParser.parse(#require(subscriber.readLine()))
+            _ = try #require(ack["result"]?["subscription"]?.stringValue)
+            let publisher = try LineSocket(path: path)
+            let data = #"{ "a" : [1, 2.50, -3e2] , "s" : "tab\there \"q\" é", "u": "\u00e9" }"#
+            publisher.write(
+                Array(
+                    #"{"jsonrpc":"2.0","id":7,"method":"publish","params":{"event_type":"pp.one","data":\#(data)}}"#
+                        .utf8)
+                    + [0x0A])
+            let receipt = try JSONParser.parse(#require(publisher.readLine()))
+            #expect(receipt["id"] == 7)
+            #expect(receipt["result"]?["subscribers"] == 1)
+            let line = try #require(subscriber.readLine())
+            let event = try JSONParser.parse(line)
+            #expect(event["params"]?["event"]?["data"] == (try JSONParser.parse(data)))
+            // Forwarded compact: the client's spaces are gone, its numbers and escapes kept.
+            let text = String(decoding: line, as: UTF8.self)
+            #expect(text.contains(#""data":{"a":[1,2.50,-3e2],"s":"tab\there \"q\" é","u":"é"}"#))
         }
     }
 }

@@ -23,7 +23,9 @@ import TradewireTesting
         }
         let (_, daemonHelp) = try runCommand(Self.binary("tradewired"), ["--help"])
         // Every numeric flag documents its range.
-        for flag in ["--history-capacity", "--max-message-bytes", "--max-connections", "--interval", "--seed"] {
+        for flag in [
+            "--history-capacity", "--max-message-bytes", "--max-connections", "--interval", "--seed", "--threads",
+        ] {
             #expect(daemonHelp.contains(flag))
         }
         #expect(daemonHelp.contains("1...10000000") && daemonHelp.contains("1...67108864"))
