@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Socket benchmarks, measured side by side in one run: tradewired (release) with the Swift load
 # generator and with tw-bench (C), then Redis on a Unix socket with redis-benchmark.
-# Usage: scripts/bench-socket.sh RELEASE_DIR
+# Usage: scripts/bench-socket.sh RELEASE_DIR [BENCHMARKS_RELEASE_DIR]
+# (the second: where TradewireBenchmarks is, the nested package's; Benchmarks/.build/release by default)
 set -euo pipefail
-release=${1:?usage: bench-socket.sh RELEASE_DIR}
+release=${1:?usage: bench-socket.sh RELEASE_DIR [BENCHMARKS_RELEASE_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
+bench_release=${2:-$root/Benchmarks/.build/release}
 work=$(mktemp -d /tmp/twbench.XXXXXX)
 daemon_pid=""; redis_pid=""; sub_pid=""
 cleanup() {
@@ -22,7 +24,7 @@ daemon_pid=$!
 for _ in $(seq 1 300); do grep -q "listening on" "$work/daemon.log" 2>/dev/null && break; sleep 0.1; done
 
 echo
-"$release/TradewireBenchmarks" socket --socket "$sock"
+"$bench_release/TradewireBenchmarks" socket --socket "$sock"
 
 echo
 echo "tradewired over its socket (tw-bench, C + jansson)"
