@@ -84,14 +84,15 @@ enum BusPublishMetrics {
 
     /// The checked metrics, compared at p90 with the value stored in Thresholds/*.json
     /// (raw values per iteration: `publishesPerIteration` publishes).
-    /// - wall clock: up to +90 % passes, as identical code measured up to 1.6× apart at p90
-    ///   on this shared 2-core machine; a 2× slowdown (+100 %) fails. (So would a 10× speed-up,
-    ///   −90 %, which `make bench-check` lets pass with a reminder to refresh.)
+    /// - wall clock: up to +75 % passes, a 2× slowdown (+100 %) fails. Identical code measured
+    ///   up to 2.2× apart at p90 on this shared 2-core machine, so `make bench-check` measures
+    ///   again when only wall clock failed, and the second run decides. (Over 4× faster, beyond
+    ///   −75 %, fails too, which `make bench-check` lets pass with a reminder to refresh.)
     /// - allocations: deterministic, so exact on one-publish iterations and within 0.1 per
     ///   publish on 1000-publish ones (Δ 100 in raw counts).
     static func tolerances(publishesPerIteration: Int) -> [BenchmarkMetric: BenchmarkThresholds] {
         [
-            .wallClock: .init(relative: [.p90: 90]),
+            .wallClock: .init(relative: [.p90: 75]),
             .mallocCountTotal: .init(absolute: [.p90: publishesPerIteration / 10]),
         ]
     }
