@@ -2,11 +2,14 @@
 #   make run    build and start the daemon in the foreground (simulated data, paper broker, loop on)
 #   make test   install what is missing, build, run every test (Swift, Python, C, shell)
 #   make bench  release build, then the benchmark table (in-process, socket, Redis side by side)
+#   make bench-check  the in-process publish benchmarks against Benchmarks/Thresholds (regressions fail)
 #   make install  release build of tradewired and tradewire into $(PREFIX)/bin (PREFIX=/usr/local)
 
 SWIFT        ?= swift
 BUILD_DIR    := .build/debug
 RELEASE_DIR  := .build/release
+## The nested benchmark package (Benchmarks/Package.swift) builds apart from the root one.
+BENCH_RELEASE_DIR := Benchmarks/.build/release
 SOCKET       ?=
 PREFIX       ?= /usr/local
 BINDIR       ?= $(PREFIX)/bin
@@ -88,17 +91,30 @@ test-shell:
 
 ## Benchmarks are not tests: numbers go in the table, never in assertions.
 bench: bench-deps
-	$(SWIFT) build -c release --product TradewireBenchmarks
+	$(SWIFT) build -c release --package-path Benchmarks --product TradewireBenchmarks
 	$(SWIFT) build -c release --product tradewired
 	$(MAKE) -C clients/c all
-	$(RELEASE_DIR)/TradewireBenchmarks in-process
+	cd Benchmarks && $(SWIFT) package benchmark --no-progress
+	$(BENCH_RELEASE_DIR)/TradewireBenchmarks iterations
 	bash scripts/bench-socket.sh $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-stages.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-journal.py $(CURDIR)/$(RELEASE_DIR)
 	bash scripts/bench-consumer.sh $(CURDIR)/$(RELEASE_DIR)
-	$(RELEASE_DIR)/TradewireBenchmarks metrics-cost
+	$(BENCH_RELEASE_DIR)/TradewireBenchmarks metrics-cost
 	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-redis.py $(CURDIR)/$(RELEASE_DIR)
+
+.PHONY: bench-check bench-thresholds
+## The in-process publish benchmarks (ordo-one/benchmark, release build) against the stored
+## thresholds in Benchmarks/Thresholds: exits non-zero when one is slower or allocates more
+## than its tolerance allows (Benchmarks/README.md). Not part of `make test`.
+bench-check:
+	SWIFT=$(SWIFT) bash scripts/bench-check.sh
+
+## After a deliberate change (on a quiet machine): runs the suite 3 times and stores its p90
+## wall clock (median of the runs) and allocations as the new thresholds; commit Benchmarks/Thresholds.
+bench-thresholds:
+	SWIFT=$(SWIFT) bash scripts/bench-thresholds.sh
 
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults,
 ## and the dashboard on http://$(HTTP) (HTTP=127.0.0.1:PORT to move it; HTTP= to leave it off).
@@ -132,5 +148,5 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/tradewired $(DESTDIR)$(BINDIR)/tradewire
 
 clean:
-	rm -rf .build
+	rm -rf .build Benchmarks/.build Benchmarks/.benchmarkBaselines
 	$(MAKE) -C clients/c clean

@@ -134,17 +134,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "TradewireBenchmarks",
-            dependencies: [
-                "TradewireJSON", "TradewireBus", "TradewireTrading", "TradewirePipeline", "TradewireClient",
-                "TradewireTesting", "TradewireRPC",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
-            path: "Benchmarks/TradewireBenchmarks"
-        ),
         .testTarget(name: "TradewireJSONTests", dependencies: ["TradewireJSON"]),
         .testTarget(
             name: "TradewireBusTests",

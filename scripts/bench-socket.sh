@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Socket benchmarks: tradewired (release) with the Swift load generator and with tw-bench (C).
 # Redis is set beside it, shape for shape, by scripts/bench-redis.py (also part of make bench).
-# Usage: scripts/bench-socket.sh RELEASE_DIR
+# Usage: scripts/bench-socket.sh RELEASE_DIR [BENCHMARKS_RELEASE_DIR]
+# (the second: where TradewireBenchmarks is, the nested package's; Benchmarks/.build/release by default)
 set -euo pipefail
-release=${1:?usage: bench-socket.sh RELEASE_DIR}
+release=${1:?usage: bench-socket.sh RELEASE_DIR [BENCHMARKS_RELEASE_DIR]}
 root=$(cd "$(dirname "$0")/.." && pwd)
+bench_release=${2:-$root/Benchmarks/.build/release}
 work=$(mktemp -d /tmp/twbench.XXXXXX)
 daemon_pid=""
 cleanup() {
@@ -23,7 +25,7 @@ daemon_pid=$!
 for _ in $(seq 1 300); do grep -q "listening on" "$work/daemon.log" 2>/dev/null && break; sleep 0.1; done
 
 echo
-"$release/TradewireBenchmarks" socket --socket "$sock"
+"$bench_release/TradewireBenchmarks" socket --socket "$sock"
 
 echo
 echo "tradewired over its socket (tw-bench, C + jansson)"

@@ -9,7 +9,9 @@
 2. Iteration latency (run_pipeline, client side, median and p99) with a no-op `after` group
    on each of the five stages, against none.
 
-Usage: scripts/bench-stages.py RELEASE_DIR [--iterations N]
+Usage: scripts/bench-stages.py RELEASE_DIR [BENCHMARKS_RELEASE_DIR] [--iterations N]
+(BENCHMARKS_RELEASE_DIR holds TradewireBenchmarks, built by the nested package in Benchmarks/;
+Benchmarks/.build/release by default)
 """
 from __future__ import annotations
 
@@ -121,6 +123,7 @@ def p99(values: list[float]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("release")
+    ap.add_argument("benchmarks", nargs="?", default=str(ROOT / "Benchmarks" / ".build" / "release"))
     ap.add_argument("--iterations", type=int, default=300)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="twstage.")
@@ -137,7 +140,7 @@ def main() -> int:
                               capture_output=True, text=True, check=True).stdout
         ping_p50 = float(ping.split("p50_us=")[1].split()[0])
         print(f"ping round trip p50 (tw-bench, same run): {ping_p50:.1f} µs")
-        codec_out = subprocess.run([os.path.join(args.release, "TradewireBenchmarks"), "stage-codec", "5", "100"],
+        codec_out = subprocess.run([os.path.join(args.benchmarks, "TradewireBenchmarks"), "stage-codec", "5", "100"],
                                    capture_output=True, text=True, check=True).stdout
         codec = {}
         for line in codec_out.splitlines():
