@@ -14,6 +14,10 @@ final class WakeupBatch: @unchecked Sendable {
     private var pending: [Outbox] = []
     private var tasks: [(eventLoop: any EventLoop, task: @Sendable () -> Void)] = []
     private var open = false
+    /// True while this thread drains outboxes at the end of a burst: a burst started by one
+    /// of those drains (held input resumed) wakes its outboxes with tasks, so drains never
+    /// nest more than one deep, however many connections are on the loop.
+    private var drainingInline = false
 
     /// Runs `body` with a batch open on this thread, then wakes what it collected.
     static func collect(_ body: () -> Void) {
@@ -33,7 +37,10 @@ final class WakeupBatch: @unchecked Sendable {
         batch.pending.removeAll(keepingCapacity: true)
         // Outboxes of this thread's own event loop drain now (their bytes leave in this loop
         // iteration, not the next); the others get one task each.
-        for outbox in woken { outbox.wake(inline: true) }
+        let inline = !batch.drainingInline
+        batch.drainingInline = true
+        for outbox in woken { outbox.wake(inline: inline) }
+        batch.drainingInline = !inline
         let tasks = batch.tasks
         batch.tasks.removeAll(keepingCapacity: true)
         flush(tasks)
