@@ -157,6 +157,8 @@ public struct JSONParser {
             let value: JSONValue
             switch role {
             case .root where key == rawPath?.outer:
+                // A repeated outer member replaces the earlier one, and what was kept from it.
+                raw = nil
                 value = try parseValue(depth: depth, role: .outer)
             case .outer where key == rawPath?.inner:
                 raw = compactValue(depth: depth)
