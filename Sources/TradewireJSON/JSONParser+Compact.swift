@@ -14,6 +14,9 @@ extension JSONParser {
             index = start
             return nil
         }
+        // The reservation was the rest of the line: when other members follow the value (a
+        // large `metadata`), keep an exact copy rather than the whole reservation with the event.
+        if out.capacity > 2 * out.count + 256 { return RawJSON(compact: out.withUnsafeBufferPointer { Array($0) }) }
         return RawJSON(compact: out)
     }
 

@@ -140,3 +140,14 @@ import Testing
         }
     }
 }
+
+@Suite struct RawJSONMemoryTests {
+    @Test func keptBytesDoNotHoldTheRestOfTheLine() throws {
+        let padding = String(repeating: "x", count: 100_000)
+        let text = #"{"params":{"data":[1,2],"metadata":{"pad":"\#(padding)"}}}"#
+        let (_, raw) = try JSONParser.parse(Array(text.utf8), keepingRaw: ("params", "data"))
+        let kept = try #require(raw)
+        #expect(kept.bytes == Array("[1,2]".utf8))
+        #expect(kept.bytes.capacity < 1024)
+    }
+}
