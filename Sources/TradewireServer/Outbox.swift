@@ -96,21 +96,20 @@ final class Outbox: Sendable {
 
     /// Queues a response or notification line (never dropped).
     func enqueue(line: [UInt8]) {
-        let schedule: Bool = state.withLock { state in
-            guard !state.closed else { return false }
-            state.items.append(.line(line))
-            state.bytes += line.count + 1
-            return Self.claimFlush(&state)
-        }
-        if schedule { scheduleDrain() }
+        enqueueNeverDropped(.line(line), size: line.count + 1)
     }
 
     /// Queues a success response to request `id` (never dropped): `{"jsonrpc":"2.0","id":…,"result":…}`.
     func enqueue(response id: JSONValue, result: [UInt8]) {
         let size = Self.responseOverhead + id.estimatedJSONBytes + result.count
+        enqueueNeverDropped(.response(id: id, result: result, size: size), size: size)
+    }
+
+    /// Queues an item that is never dropped (it counts against the budget all the same).
+    private func enqueueNeverDropped(_ item: Item, size: Int) {
         let schedule: Bool = state.withLock { state in
             guard !state.closed else { return false }
-            state.items.append(.response(id: id, result: result, size: size))
+            state.items.append(item)
             state.bytes += size
             return Self.claimFlush(&state)
         }
@@ -154,13 +153,7 @@ final class Outbox: Sendable {
     /// `max_in_flight` bounds what it has out, and it skips a member over budget.
     func enqueue(delivery event: Event, prefix: DeliveryPrefix, attempt: Int) {
         let size = event.knownOrEstimatedJSONBytes + prefix.bytes.count + 16
-        let schedule: Bool = state.withLock { state in
-            guard !state.closed else { return false }
-            state.items.append(.delivery(prefix: prefix, event, attempt: attempt, size: size))
-            state.bytes += size
-            return Self.claimFlush(&state)
-        }
-        if schedule { scheduleDrain() }
+        enqueueNeverDropped(.delivery(prefix: prefix, event, attempt: attempt, size: size), size: size)
     }
 
     /// Reports a replay gap (`since_seq` older than history): `count` null.
