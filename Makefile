@@ -18,6 +18,8 @@ APT_PACKAGES := libjansson-dev libsqlite3-dev pkg-config socat netcat-openbsd jq
 APT_PACKAGES += chromium chromium-driver
 ## The benchmark harness's smoke test (clients/c/tests/bench_smoke.py) runs a redis-server.
 APT_PACKAGES += redis-server
+## The cluster's tests start private PostgreSQL servers (scripts/pg-server.sh).
+APT_PACKAGES += postgresql
 BENCH_APT    := redis-server redis-tools
 
 .PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \

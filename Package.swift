@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "TradewireTesting", targets: ["TradewireTesting"]),
         .library(name: "TradewireJournal", targets: ["TradewireJournal"]),
         .library(name: "TradewireHTTP", targets: ["TradewireHTTP"]),
+        .library(name: "TradewireCluster", targets: ["TradewireCluster"]),
         .executable(name: "tradewired", targets: ["tradewired"]),
         .executable(name: "tradewire", targets: ["tradewire"]),
     ],
@@ -30,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "TradewireJSON"),
@@ -67,6 +69,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "TradewireCluster",
+            dependencies: [
+                "TradewireBus", "TradewireJSON",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .target(name: "TradewireRPC", dependencies: ["TradewireJSON"]),
@@ -144,6 +156,14 @@ let package = Package(
             name: "TradewireJournalTests",
             dependencies: [
                 "TradewireJournal", "TradewireBus", "TradewireJSON", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "TradewireClusterTests",
+            dependencies: [
+                "TradewireCluster", "TradewireBus", "TradewireJSON",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

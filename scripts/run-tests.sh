@@ -63,7 +63,7 @@ $(( $(grep -Eo '[0-9]+ failed' <<<"$line" | grep -Eo '[0-9]+' || echo 0) + $(gre
 # the chaos run are left out of that second pass: they choose their storage themselves).
 journal_only='JournalCLITests|JournalReadingTests|SQLiteJournalTests|JournalRecoveryTests|JournalProcessTests'
 journal_only+='|RecoveryProcessTests|ConsumerProcessTests|JournaledBusTests|JournalFoldTests|LedgerTests|DataDirectoryTests|StageChaosTests'
-journal_only+='|KillSwitchProcessTests'
+journal_only+='|KillSwitchProcessTests|TradewireClusterTests'
 run swift env TW_TEST_STORAGE=journal "$swift_bin" test --skip-build --no-parallel
 run python env TW_TEST_STORAGE=journal TRADEWIRED="$daemon" clients/python/run-tests.sh
 run c env TW_TEST_STORAGE=journal TRADEWIRED="$daemon" make -s -C clients/c test valgrind

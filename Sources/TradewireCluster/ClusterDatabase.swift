@@ -1,0 +1,92 @@
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// The cluster's connection pool (PostgresNIO's `PostgresClient`, kept running by a task of
+/// its own), and the deadline every statement runs under: a blackholed link fails a call
+/// in time instead of hanging it.
+public final class ClusterDatabase: Sendable {
+    public let info: ClusterConnectionInfo
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Mutex<Task<Void, Never>?>
+
+    /// Connects lazily: the first statement opens the first connection.
+    public init(info: ClusterConnectionInfo, logger: Logger) {
+        self.info = info
+        self.logger = logger
+        let client = PostgresClient(configuration: info.clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        self.runner = Mutex(Task { await client.run() })
+    }
+
+    /// Closes every connection (statements still running fail).
+    public func close() {
+        let task = runner.withLock { task in
+            defer { task = nil }
+            return task
+        }
+        task?.cancel()
+    }
+
+    deinit { close() }
+
+    /// Runs `body` on a pooled connection, failing with `.unavailable` after `timeout`.
+    public func withConnection<Result: Sendable>(
+        _ action: String, timeout: Duration = .seconds(5),
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
+    ) async throws(ClusterError) -> Result {
+        let client = self.client
+        do {
+            return try await Deadline.run(timeout, action: action) {
+                try await client.withConnection { connection in try await body(connection) }
+            }
+        } catch {
+            throw ClusterError.from(error, while: action)
+        }
+    }
+
+    /// Runs one statement and collects its rows.
+    public func query(_ query: PostgresQuery, _ action: String, timeout: Duration = .seconds(5))
+        async throws(ClusterError)
+        -> [PostgresRow]
+    {
+        let logger = self.logger
+        return try await withConnection(action, timeout: timeout) { connection in
+            try await connection.query(query, logger: logger).collect()
+        }
+    }
+}
+
+/// Races work against a clock without waiting for the work to notice cancellation (a query
+/// on a blackholed socket may never return): the caller gets `.unavailable` at the deadline
+/// and the work is cancelled and left to finish on its own.
+enum Deadline {
+    static func run<Result: Sendable>(
+        _ timeout: Duration, action: String, _ work: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let box = Mutex<CheckedContinuation<Result, any Error>?>(nil)
+        let resume: @Sendable (Swift.Result<Result, any Error>) -> Void = { result in
+            box.withLock { continuation in
+                continuation?.resume(with: result)
+                continuation = nil
+            }
+        }
+        var tasks: [Task<Void, Never>] = []
+        defer { for task in tasks { task.cancel() } }
+        return try await withCheckedThrowingContinuation { continuation in
+            box.withLock { $0 = continuation }
+            tasks.append(
+                Task {
+                    do { resume(.success(try await work())) } catch { resume(.failure(error)) }
+                })
+            tasks.append(
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    resume(
+                        .failure(
+                            ClusterError(.unavailable, "\(action): no answer from the cluster database in \(timeout)")))
+                })
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import PostgresNIO
+
+/// A node as `tw_nodes` records it.
+public struct ClusterNode: Sendable, Equatable {
+    public var nodeID: String
+    public var lastSeen: Date
+    /// The newest seq the node delivered (its lag is the journal's newest seq minus this).
+    public var deliveredSeq: Int
+    /// True when the node stopped cleanly.
+    public var stopped: Bool
+    /// True when it was seen within the liveness window.
+    public var live: Bool
+}
+
+/// The nodes of a cluster: registration (a node id is unique among live nodes), heartbeats
+/// with each node's delivery position, and the listing `tradewire cluster` shows.
+public struct ClusterNodes: Sendable {
+    public let database: ClusterDatabase
+    public let nodeID: String
+    /// This run of the node (a restart is a new incarnation of the same id).
+    public let incarnation: String
+    /// A node not seen for this long is not live (3 missed heartbeats of 2 s).
+    public static let livenessWindow: Duration = .seconds(6)
+
+    public init(database: ClusterDatabase, nodeID: String, incarnation: String = UUID().uuidString) {
+        self.database = database
+        self.nodeID = nodeID
+        self.incarnation = incarnation
+    }
+
+    /// Registers this node; `.duplicateNode` when another live incarnation holds the id.
+    public func register() async throws(ClusterError) {
+        let node = nodeID
+        let incarnation = self.incarnation
+        let window = Double(Self.livenessWindow.components.seconds)
+        let rows = try await database.query(
+            """
+            INSERT INTO tw_nodes (node_id, incarnation, started_at, last_seen, delivered_seq, stopped)
+            VALUES (\(node), \(incarnation), clock_timestamp(), clock_timestamp(), 0, false)
+            ON CONFLICT (node_id) DO UPDATE SET incarnation = excluded.incarnation, started_at = excluded.started_at,
+                last_seen = excluded.last_seen, stopped = false
+            WHERE tw_nodes.stopped OR tw_nodes.incarnation = excluded.incarnation
+                OR tw_nodes.last_seen < clock_timestamp() - make_interval(secs => \(window))
+            RETURNING node_id
+            """, "registering node \(node)")
+        guard !rows.isEmpty else {
+            throw ClusterError(
+                .duplicateNode,
+                "node id '\(node)' is already used by a live node of this cluster (choose another --node-id)")
+        }
+    }
+
+    /// Records that this node is alive and how far it delivered.
+    public func heartbeat(deliveredSeq: Int) async throws(ClusterError) {
+        let node = nodeID
+        let incarnation = self.incarnation
+        _ = try await database.query(
+            """
+            UPDATE tw_nodes SET last_seen = clock_timestamp(), delivered_seq = \(deliveredSeq)
+            WHERE node_id = \(node) AND incarnation = \(incarnation)
+            """, "heartbeat of node \(node)", timeout: .seconds(2))
+    }
+
+    /// Marks this node stopped (a clean stop).
+    public func deregister() async throws(ClusterError) {
+        let node = nodeID
+        let incarnation = self.incarnation
+        _ = try await database.query(
+            "UPDATE tw_nodes SET stopped = true WHERE node_id = \(node) AND incarnation = \(incarnation)",
+            "deregistering node \(node)", timeout: .seconds(2))
+    }
+
+    /// Every node the cluster knows, by id.
+    public func list() async throws(ClusterError) -> [ClusterNode] {
+        let window = Double(Self.livenessWindow.components.seconds)
+        let rows = try await database.query(
+            """
+            SELECT node_id, extract(epoch FROM last_seen)::float8, delivered_seq, stopped,
+                (NOT stopped AND last_seen > clock_timestamp() - make_interval(secs => \(window)))
+            FROM tw_nodes ORDER BY node_id
+            """, "listing nodes")
+        do {
+            return try rows.map { row in
+                let (id, seen, delivered, stopped, live) = try row.decode((String, Double, Int, Bool, Bool).self)
+                return ClusterNode(
+                    nodeID: id, lastSeen: Date(timeIntervalSince1970: seen), deliveredSeq: delivered, stopped: stopped,
+                    live: live)
+            }
+        } catch {
+            throw ClusterError(.database, "listing nodes: unexpected row (\(error))")
+        }
+    }
+}
