@@ -130,7 +130,7 @@ let package = Package(
             name: "tradewired",
             dependencies: [
                 "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus", "TradewireJournal",
-                "TradewireHTTP",
+                "TradewireHTTP", "TradewireCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -147,6 +147,14 @@ public struct HistoryRecord: Sendable {
     public let event: Event
     /// Client subscriptions that matched when the event was published.
     public let subscriberCount: Int
+    /// The cluster node that accepted the publish (nil outside a cluster).
+    public let node: String?
+
+    public init(event: Event, subscriberCount: Int, node: String? = nil) {
+        self.event = event
+        self.subscriberCount = subscriberCount
+        self.node = node
+    }
 
     /// The record object of PROTOCOL §3 (the event's keys plus `subscriber_count` and
     /// `data_type`); `includeData: false` leaves the `data` key out.
@@ -163,6 +171,7 @@ public struct HistoryRecord: Sendable {
         writer.field("metadata", event.metadata)
         writer.field("subscriber_count", subscriberCount)
         writer.field("data_type", event.payload.jsonTypeName)
+        if let node { writer.field("node", node) }
         writer.endObject()
     }
 

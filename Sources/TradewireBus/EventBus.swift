@@ -25,6 +25,10 @@ public final class EventBus: Sendable {
     private let clock: @Sendable () -> Date
     /// Capture before dispatch: set when the bus has a journal (nil: ephemeral).
     private let writer: JournalWriter?
+    /// True when the journal assigns seqs (a cluster): publishes wait for the tail.
+    private let sequenced: Bool
+    /// Wraps each delivery the sequencing journal's tail hands over.
+    private let deliveryScope: @Sendable (() -> Void) -> Void
 
     private struct State {
         var nextSeq = 1
@@ -50,6 +54,9 @@ public final class EventBus: Sendable {
         var delivered = 0
         var handlerErrors = 0
         var publishedByType: [String: Int] = [:]
+        /// A sequencing journal's batches appended by this bus and not yet delivered back,
+        /// by batch key (bounded by the writer's queue: at most one batch is in flight).
+        var pendingBatches: [String: [JournalWriter.Entry]] = [:]
 
         mutating func cache(_ type: String, _ found: [Subscriber]) {
             let cost = found.count + 1
@@ -92,7 +99,7 @@ public final class EventBus: Sendable {
         logger: Logger = Logger(label: "tradewire.bus"),
         clock: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.init(historyCapacity: historyCapacity, logger: logger, clock: clock, journal: nil, firstSeq: 1)
+        self.init(historyCapacity: historyCapacity, logger: logger, clock: clock, storage: .ephemeral, firstSeq: 1)
     }
 
     /// A bus that keeps every event in `journal` before anyone sees it: seq continues after
@@ -109,12 +116,35 @@ public final class EventBus: Sendable {
         let newest = try journal.newestSeq()
         return EventBus(
             historyCapacity: historyCapacity, logger: logger, clock: clock,
-            journal: (journal, dispatchScope), firstSeq: newest + 1)
+            storage: .journal(journal, dispatchScope), firstSeq: newest + 1)
+    }
+
+    /// A bus on a journal that assigns seqs (a cluster's shared journal): publishes are
+    /// appended in batches and acknowledged once the journal's tail delivered them back;
+    /// every event, this bus's and other publishers', is delivered in seq order through
+    /// ``deliverSequenced(_:)``, starting after `newestSeq`. Call ``close()`` before dropping it.
+    ///
+    /// In-process async handlers run for this bus's own publishes only (their publisher
+    /// awaits them); events from elsewhere reach client subscriptions, synchronous handlers
+    /// and history.
+    public static func sequenced(
+        by journal: any SequencingJournal, after newestSeq: Int, historyCapacity: Int = EventBus.defaultHistoryCapacity,
+        logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() },
+        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() }
+    ) -> EventBus {
+        EventBus(
+            historyCapacity: historyCapacity, logger: logger, clock: clock,
+            storage: .sequencing(journal, dispatchScope), firstSeq: newestSeq + 1)
+    }
+
+    private enum Storage {
+        case ephemeral
+        case journal(any EventJournal, @Sendable (() -> Void) -> Void)
+        case sequencing(any SequencingJournal, @Sendable (() -> Void) -> Void)
     }
 
     private init(
-        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date,
-        journal: (journal: any EventJournal, scope: @Sendable (() -> Void) -> Void)?, firstSeq: Int
+        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, storage: Storage, firstSeq: Int
     ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
@@ -125,15 +155,28 @@ public final class EventBus: Sendable {
         self.state = state
         self.logger = logger
         self.clock = clock
-        if let journal {
-            let box = BusBox()
-            self.writer = JournalWriter(journal: journal.journal, logger: logger, dispatchScope: journal.scope) {
-                batch in box.bus?.dispatch(batch)
-            }
-            box.bus = self
-        } else {
+        let box = BusBox()
+        switch storage {
+        case .ephemeral:
             self.writer = nil
+            self.sequenced = false
+            self.deliveryScope = { $0() }
+        case .journal(let journal, let scope):
+            self.writer = JournalWriter(sink: .journal(journal), logger: logger, dispatchScope: scope) { batch in
+                box.bus?.dispatch(batch)
+            }
+            self.sequenced = false
+            self.deliveryScope = scope
+        case .sequencing(let journal, let scope):
+            let sink = JournalWriter.Sink.sequencing(
+                journal,
+                register: { key, batch in box.bus?.register(key, batch) },
+                abandon: { key, reason in box.bus?.abandon(key, reason: reason) })
+            self.writer = JournalWriter(sink: sink, logger: logger, dispatchScope: scope) { _ in }
+            self.sequenced = true
+            self.deliveryScope = scope
         }
+        box.bus = self
     }
 
     /// Commits and delivers every event still waiting for the journal, then stops its
@@ -334,9 +377,11 @@ public final class EventBus: Sendable {
         if let writer {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery
             // and history happen once the event's batch is in the journal.
+            let sequenced = self.sequenced
             return state.withLock { state in
+                // A sequencing journal gives the seq when the batch commits (0 until then).
                 let event = Event(
-                    seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON,
+                    seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON,
                     payload: payload, metadata: metadata)
                 let ticket = DispatchTicket()
                 guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket)) else {
@@ -344,7 +389,7 @@ public final class EventBus: Sendable {
                     return PublishedEvent(
                         event: event, dispatch: .done(DispatchOutcome(clientSubscribers: 0, pending: [])), bus: self)
                 }
-                state.nextSeq += 1
+                if !sequenced { state.nextSeq += 1 }
                 return PublishedEvent(event: event, dispatch: .pending(ticket), bus: self)
             }
         }
@@ -397,8 +442,67 @@ public final class EventBus: Sendable {
         for (entry, outcome) in zip(batch, outcomes) { entry.ticket.complete(outcome) }
     }
 
+    /// Delivers events a sequencing journal committed, in seq order (its tail calls this).
+    /// A seq at or below the newest delivered is a duplicate and is ignored; one beyond the
+    /// next is a gap: nothing from there on is delivered (the tail must hand the missing
+    /// seq over first). Returns the newest seq delivered.
+    @discardableResult
+    public func deliverSequenced(_ deliveries: [SequencedDelivery]) -> Int {
+        var completions: [(DispatchTicket, DispatchOutcome)] = []
+        var newest = 0
+        deliveryScope {
+            newest = state.withLock { state in
+                for delivery in deliveries {
+                    let seq = delivery.event.seq
+                    if seq <= state.dispatchedSeq { continue }
+                    guard seq == state.dispatchedSeq + 1 else {
+                        logger.error(
+                            "bus.sequenced.gap", metadata: ["expected.seq": "\(state.dispatchedSeq + 1)", "event.seq": "\(seq)"])
+                        break
+                    }
+                    var event = delivery.event
+                    var ticket: DispatchTicket?
+                    if let batch = state.pendingBatches[delivery.batchKey], delivery.index < batch.count {
+                        let published = batch[delivery.index]
+                        event = Event(
+                            seq: seq, type: published.event.type, timestamp: published.event.timestamp,
+                            timestampJSON: published.event.timestampJSON, payload: published.event.payload,
+                            metadata: published.event.metadata)
+                        ticket = published.ticket
+                        if delivery.index == batch.count - 1 { state.pendingBatches[delivery.batchKey] = nil }
+                    }
+                    state.nextSeq = seq + 1
+                    var outcome = deliver(event, to: state.matching(event.type), &state, node: delivery.node)
+                    outcome.event = event
+                    if let ticket {
+                        completions.append((ticket, outcome))
+                    }
+                }
+                return state.dispatchedSeq
+            }
+            for (ticket, outcome) in completions { ticket.complete(outcome) }
+        }
+        return newest
+    }
+
+    /// The writer's batch, registered under its key before the append.
+    fileprivate func register(_ key: String, _ batch: [JournalWriter.Entry]) {
+        state.withLock { $0.pendingBatches[key] = batch }
+    }
+
+    /// The writer gave a batch up: its publishers learn the journal is unavailable. (Should
+    /// the append have committed after all, the tail delivers those events like any other's.)
+    fileprivate func abandon(_ key: String, reason: String) {
+        let batch = state.withLock { $0.pendingBatches.removeValue(forKey: key) } ?? []
+        for entry in batch {
+            entry.ticket.complete(DispatchOutcome(clientSubscribers: 0, pending: [], failure: reason))
+        }
+    }
+
     /// Runs synchronous handlers, records history and counts (under the lock).
-    private func deliver(_ event: Event, to matched: [Subscriber], _ state: inout State) -> DispatchOutcome {
+    private func deliver(
+        _ event: Event, to matched: [Subscriber], _ state: inout State, node: String? = nil
+    ) -> DispatchOutcome {
         let type = event.type
         state.dispatchedSeq = event.seq
         var clients = 0
@@ -419,7 +523,7 @@ public final class EventBus: Sendable {
         }
         state.delivered += matched.count
         if state.history.count == state.historyCapacity { state.history.removeFirst() }
-        state.history.append(HistoryRecord(event: event, subscriberCount: clients))
+        state.history.append(HistoryRecord(event: event, subscriberCount: clients, node: node))
         state.published += 1
         if let index = state.publishedByType.index(forKey: type) {
             state.publishedByType.values[index] += 1
@@ -501,9 +605,23 @@ public struct PublishedEvent: Sendable {
         case pending(DispatchTicket)
     }
 
-    public let event: Event
+    /// The event as published, before a sequencing journal gave it its seq.
+    private let published: Event
     let dispatch: Dispatch
     fileprivate let bus: EventBus
+
+    init(event: Event, dispatch: Dispatch, bus: EventBus) {
+        self.published = event
+        self.dispatch = dispatch
+        self.bus = bus
+    }
+
+    /// The event: with its seq once dispatched (a sequencing journal's seq is 0 until then).
+    public var event: Event { outcome?.event ?? published }
+
+    /// Set when the event was not stored: a sequencing journal could not be reached (the
+    /// publisher is answered `cluster_unavailable`).
+    public var failure: String? { outcome?.failure }
 
     private var outcome: DispatchOutcome? {
         switch dispatch {

@@ -46,6 +46,9 @@ public struct ClusterRecord: Sendable, Equatable {
     public var node: String
     /// The leader's epoch for a leader append, nil for a client publish.
     public var epoch: Int?
+    /// The batch it was appended in, and its place there (-1 once the batch key was pruned).
+    public var batchKey: String = ""
+    public var indexInBatch: Int = -1
 }
 
 /// The shared journal on PostgreSQL (PROTOCOL §13): one seq space for every node.
@@ -114,10 +117,22 @@ public final class ClusterJournal: Sendable {
         let limit = max(1, min(limit, 10_000))
         let rows = try await database.query(
             """
-            SELECT seq, event_type, ts_us, data, metadata, data_type, node_id, epoch FROM tw_events
-            WHERE seq > \(afterSeq) ORDER BY seq LIMIT \(limit)
+            SELECT e.seq, e.event_type, e.ts_us, e.data, e.metadata, e.data_type, e.node_id, e.epoch, e.batch_key,
+                coalesce(e.seq - b.first_seq, -1)
+            FROM tw_events e LEFT JOIN tw_batches b ON b.node_id = e.node_id AND b.batch_key = e.batch_key
+            WHERE e.seq > \(afterSeq) ORDER BY e.seq LIMIT \(limit)
             """, "reading events after seq \(afterSeq)")
-        return try Self.records(rows)
+        do {
+            return try rows.map { row in
+                let (seq, type, micros, data, metadata, dataType, node, epoch, key, index) = try row.decode(
+                    (Int, String, Int64, String, String, String, String, Int?, String, Int).self)
+                return ClusterRecord(
+                    record: Self.record(seq, type, micros, data, metadata, dataType), node: node, epoch: epoch,
+                    batchKey: key, indexInBatch: index)
+            }
+        } catch {
+            throw ClusterError(.database, "reading events: unexpected row (\(error))")
+        }
     }
 
     /// Records matching `query` (PROTOCOL §3 patterns), oldest first.
@@ -199,15 +214,21 @@ public final class ClusterJournal: Sendable {
         return like
     }
 
+    private static func record(
+        _ seq: Int, _ type: String, _ micros: Int64, _ data: String, _ metadata: String, _ dataType: String
+    ) -> JournalRecord {
+        JournalRecord(
+            seq: seq, type: type, timestamp: Date(timeIntervalSince1970: Double(micros) / 1_000_000),
+            data: Array(data.utf8), metadata: Array(metadata.utf8), dataType: dataType, subscriberCount: 0)
+    }
+
     private static func records(_ rows: [PostgresRow]) throws(ClusterError) -> [ClusterRecord] {
         do {
             return try rows.map { row in
                 let (seq, type, micros, data, metadata, dataType, node, epoch) = try row.decode(
                     (Int, String, Int64, String, String, String, String, Int?).self)
-                let record = JournalRecord(
-                    seq: seq, type: type, timestamp: Date(timeIntervalSince1970: Double(micros) / 1_000_000),
-                    data: Array(data.utf8), metadata: Array(metadata.utf8), dataType: dataType, subscriberCount: 0)
-                return ClusterRecord(record: record, node: node, epoch: epoch)
+                return ClusterRecord(
+                    record: record(seq, type, micros, data, metadata, dataType), node: node, epoch: epoch)
             }
         } catch {
             throw ClusterError(.database, "reading events: unexpected row (\(error))")

@@ -109,6 +109,14 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             details: ["iteration_id": JSONValue(iterationID)])
     }
 
+    /// The cluster's database cannot be reached: nothing was recorded or acknowledged
+    /// (PROTOCOL §13).
+    public static func clusterUnavailable(_ detail: String) -> RPCError {
+        RPCError(
+            code: -32003, message: "The cluster database cannot be reached; nothing was recorded (\(detail))",
+            type: "cluster_unavailable")
+    }
+
     /// `ack`/`nak` for a consumer this connection is not subscribed with (PROTOCOL §11).
     public static func unknownConsumer(_ name: String) -> RPCError {
         RPCError(

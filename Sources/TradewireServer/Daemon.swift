@@ -27,6 +27,19 @@ public final class Daemon: Sendable {
     let dispatcher: RPCDispatcher<RequestContext>
     let discoverDocument: [UInt8]
     private let shutdownHook = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let clusterHooks = Mutex<(status: @Sendable () -> JSONValue, isLeader: @Sendable () -> Bool)?>(nil)
+
+    /// Makes this daemon a cluster node: `status` is `get_status.cluster`, and `isLeader`
+    /// gates trading (only the leader runs non-dry iterations).
+    public func setCluster(status: @escaping @Sendable () -> JSONValue, isLeader: @escaping @Sendable () -> Bool) {
+        clusterHooks.withLock { $0 = (status, isLeader) }
+    }
+
+    /// `get_status.cluster` (null outside a cluster).
+    public var clusterStatus: JSONValue { clusterHooks.withLock { $0 }?.status() ?? .null }
+
+    /// False on a cluster node that does not lead (true outside a cluster).
+    public var mayTrade: Bool { clusterHooks.withLock { $0 }?.isLeader() ?? true }
 
     /// - Parameter stages: the registry the orchestrator was built with (its
     ///   ``StageHandlerSource``).

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TradewireBus
+import TradewireCluster
 import TradewireHTTP
 import TradewireJournal
 import TradewirePipeline
@@ -76,6 +77,18 @@ struct Tradewired: AsyncParsableCommand {
             "Keep everything in memory (no journal: a restart starts from nothing), even when TRADEWIRE_DATA_DIR is set."
     )
     var ephemeral = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Join a cluster on PostgreSQL: a URI (postgresql://user@host:5432/db) or key=value string (host=/run/postgresql dbname=tw). Default: TRADEWIRE_CLUSTER.",
+            valueName: "conninfo"))
+    var cluster: String?
+
+    @Option(
+        name: .customLong("node-id"),
+        help: "This node's id in the cluster (letters, digits, . _ -; at most 64), unique among live nodes. Default: the host name."
+    )
+    var nodeID: String?
 
     @Option(help: "Journal durability: normal (survives a crash of the daemon) or full (also a power loss).")
     var fsync: String = "normal"
@@ -177,6 +190,11 @@ struct Tradewired: AsyncParsableCommand {
         if httpAllowRemote && http == nil { throw ValidationError("--http-allow-remote needs --http ADDR:PORT") }
         guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
         if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
+        if cluster != nil && dataDir != nil {
+            throw ValidationError("a cluster node keeps its events in the cluster database: give --cluster or --data-dir, not both")
+        }
+        if let cluster { _ = try Self.clusterInfo(cluster) }
+        if let nodeID { _ = try Self.validNodeID(nodeID) }
         if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir must not be empty") }
         _ = try Self.integer(retainEvents, "--retain-events", 1...1_000_000_000_000)
         _ = try Self.integer(retainDays, "--retain-days", 1...36_500)
@@ -298,8 +316,23 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.inheritedSocket = inherited
 
         let busLogger = Logger(label: "tradewire.bus")
+        let clusterText = cluster ?? environment["TRADEWIRE_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 }
+        var member: ClusterMember?
+        var clusterStart = 0
+        if let clusterText {
+            let info = try Self.clusterInfo(clusterText)
+            let id = try Self.validNodeID(nodeID ?? ProcessInfo.processInfo.hostName)
+            let joining = ClusterMember(info: info, nodeID: id, logger: Logger(label: "tradewire.cluster"))
+            do {
+                clusterStart = try await joining.join()
+            } catch {
+                joining.journal.database.close()
+                throw StartupError(message: error.message, exitCode: error.kind == .duplicateNode ? 2 : 1)
+            }
+            member = joining
+        }
         var journal: SQLiteJournal?
-        if !ephemeral {
+        if !ephemeral && member == nil {
             guard let directory = DataDirectory.resolve(explicit: dataDir, environment: environment) else {
                 throw StartupError(
                     message:
@@ -319,7 +352,11 @@ struct Tradewired: AsyncParsableCommand {
             maximumEvents: try Self.integer(retainEvents, "--retain-events", 1...1_000_000_000_000),
             maximumDays: try Self.integer(retainDays, "--retain-days", 1...36_500))
         let bus: EventBus
-        if let journal {
+        if let member {
+            bus = EventBus.sequenced(
+                by: member.sequencer(), after: clusterStart, historyCapacity: settings.historyCapacity, logger: busLogger,
+                dispatchScope: { ServerDispatch.batchingWakeups($0) })
+        } else if let journal {
             do {
                 bus = try EventBus.journaled(
                     journal, historyCapacity: settings.historyCapacity, logger: busLogger,
@@ -424,7 +461,28 @@ struct Tradewired: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         daemon.onShutdownRequest { _ in Task { await group.triggerGracefulShutdown() } }
-        if loop {
+        var membership: Task<Void, Never>?
+        if let member {
+            // Only the leader trades: the loop runs while this node leads, and stops the
+            // moment it does not (PROTOCOL §13).
+            daemon.setCluster(status: { member.statusJSON }, isLeader: { member.elector.leadership.isLeader })
+            let startLoop = loop
+            membership = Task {
+                await member.run(bus: bus, after: clusterStart) { leadership in
+                    logger.notice(
+                        "cluster.leadership.changed",
+                        metadata: [
+                            "cluster.leader": "\(leadership.leader ?? "none")", "cluster.epoch": "\(leadership.epoch)",
+                            "cluster.is_leader": "\(leadership.isLeader)",
+                        ])
+                    if leadership.isLeader {
+                        if startLoop { _ = await daemon.pipeline.loop.start() }
+                    } else {
+                        _ = await daemon.pipeline.loop.stop()
+                    }
+                }
+            }
+        } else if loop {
             _ = await daemon.pipeline.startLoop()
         } else if await daemon.pipeline.resumeLoop() {
             logger.notice("pipeline.loop.resumed")
@@ -438,9 +496,28 @@ struct Tradewired: AsyncParsableCommand {
         // Everything published before the stop is committed and delivered, the consumers'
         // positions are saved, then the data dir is released.
         bus.close()
+        membership?.cancel()
+        await membership?.value
         daemon.consumers.close()
         journal?.close()
         logger.info("daemon.stopped")
+    }
+
+    /// `--cluster`'s connection string, or a usage error naming what is wrong.
+    static func clusterInfo(_ text: String) throws -> ClusterConnectionInfo {
+        do { return try ClusterConnectionInfo(parsing: text) } catch { throw ValidationError(error.message) }
+    }
+
+    /// A node id: 1…64 of letters, digits, `.`, `_` and `-`.
+    static func validNodeID(_ id: String) throws -> String {
+        let allowed = id.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7a) || byte == 0x2e || byte == 0x5f
+                || byte == 0x2d
+        }
+        guard (1...64).contains(id.utf8.count), allowed else {
+            throw ValidationError("--node-id must be 1…64 letters, digits, '.', '_' or '-', got '\(id)'")
+        }
+        return id
     }
 
     /// Applies the journal's retention every second, oldest events first (in chunks, so

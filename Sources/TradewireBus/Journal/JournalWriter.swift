@@ -10,8 +10,10 @@ import Synchronization
 ///
 /// One thread writes. It takes everything queued (at most ``maximumBatch`` events) as one
 /// transaction, so batches grow by themselves under load and a lone event commits at once.
-/// A failed append is retried (with a pause) until it succeeds or the bus closes: an event
-/// that was given a seq is never skipped.
+/// A failed append to a local journal is retried (with a pause) until it succeeds or the
+/// bus closes: an event that was given a seq is never skipped. A sequencing journal (a
+/// cluster's) assigns the seqs itself: its batch is retried under the same key for
+/// ``SequencingJournal/giveUpAfter``, then its publishers are told it is unavailable.
 final class JournalWriter: @unchecked Sendable {
     /// Largest batch per transaction.
     static let maximumBatch = 1000
@@ -21,8 +23,22 @@ final class JournalWriter: @unchecked Sendable {
         let ticket: DispatchTicket
     }
 
-    private let journal: any EventJournal
+    /// Where batches go.
+    enum Sink {
+        /// A local journal: seqs assigned by the bus, dispatch right after the commit.
+        case journal(any EventJournal)
+        /// A journal that assigns seqs (a cluster's): the batch is registered with the bus
+        /// under its key first, and delivered when the journal's tail hands it over.
+        case sequencing(
+            any SequencingJournal, register: @Sendable (String, [Entry]) -> Void,
+            abandon: @Sendable (String, String) -> Void)
+    }
+
+    private let sink: Sink
     private let logger: Logger
+    /// This writer's batch keys: `<start token>-<counter>` (unique across restarts).
+    private let keyPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private var batchCounter = 0
     /// Delivers one committed event (under the bus's lock) and completes its ticket.
     private let dispatch: @Sendable ([Entry]) -> Void
     /// Wraps each batch's dispatch (the daemon coalesces event-loop wake-ups with it).
@@ -35,10 +51,10 @@ final class JournalWriter: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
 
     init(
-        journal: any EventJournal, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
+        sink: Sink, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
         dispatch: @escaping @Sendable ([Entry]) -> Void
     ) {
-        self.journal = journal
+        self.sink = sink
         self.logger = logger
         self.dispatch = dispatch
         self.dispatchScope = dispatchScope
@@ -87,6 +103,45 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Entry]) {
+        switch sink {
+        case .journal(let journal): commit(batch, to: journal)
+        case .sequencing(let journal, let register, let abandon):
+            batchCounter += 1
+            let key = "\(keyPrefix)-\(batchCounter)"
+            register(key, batch)
+            commit(batch, key: key, to: journal, abandon: abandon)
+        }
+    }
+
+    private func commit(
+        _ batch: [Entry], key: String, to journal: any SequencingJournal, abandon: @Sendable (String, String) -> Void
+    ) {
+        let events = batch.map(\.event)
+        let started = ContinuousClock.now
+        var attempt = 0
+        while true {
+            do {
+                let stopwatch = MetricsStopwatch()
+                try journal.append(events, batchKey: key)
+                stopwatch.record(into: BusMetrics.journalCommit)
+                return
+            } catch {
+                attempt += 1
+                logger.error(
+                    "journal.append.failed",
+                    metadata: [
+                        "error": "\(error)", "attempt": "\(attempt)", "batch.key": "\(key)", "batch.count": "\(batch.count)",
+                    ])
+                if ContinuousClock.now - started >= journal.giveUpAfter {
+                    abandon(key, "\(error)")
+                    return
+                }
+                Thread.sleep(forTimeInterval: min(0.5, 0.01 * Double(1 << min(attempt, 6))))
+            }
+        }
+    }
+
+    private func commit(_ batch: [Entry], to journal: any EventJournal) {
         let records = batch.map { entry in
             let event = entry.event
             return JournalRecord(
@@ -170,4 +225,9 @@ public final class DispatchTicket: Sendable {
 struct DispatchOutcome: Sendable {
     let clientSubscribers: Int
     let pending: [@Sendable (Event) async throws -> Void]
+    /// The event as delivered, when it differs from the one published (a sequencing journal
+    /// gave it its seq).
+    var event: Event? = nil
+    /// Why the event was not stored (a sequencing journal that could not be reached).
+    var failure: String? = nil
 }

@@ -179,6 +179,10 @@ enum DaemonMethods {
         // in-process handlers finished.
         return .later { complete in
             published.whenDispatched { hasPendingHandlers in
+                if let failure = published.failure {
+                    complete(.failure(.clusterUnavailable(failure)))
+                    return
+                }
                 guard hasPendingHandlers else {
                     stopwatch.record(into: publishSeconds)
                     complete(.success(receiptBytes(published)))
@@ -233,6 +237,10 @@ enum DaemonMethods {
             return replay(replayOf, params: params, pipeline: pipeline)
         }
         let request = params.request
+        // Only the cluster's leader trades (PROTOCOL §13); dry runs run anywhere.
+        if !request.dryRun && !context.daemon.mayTrade {
+            throw .clusterUnavailable("this node does not lead the cluster; run it on the leader (get_status.cluster.leader)")
+        }
         return .deferred {
             do {
                 let result = try await orchestrator.run(request)
@@ -404,6 +412,9 @@ enum DaemonMethods {
 
     static func startLoop(_ params: StartLoopParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let pipeline = context.daemon.pipeline
+        if !context.daemon.mayTrade {
+            throw .clusterUnavailable("this node does not lead the cluster; the loop runs on the leader")
+        }
         return .deferred {
             let status = await pipeline.startLoop(intervalSeconds: params.intervalSeconds, symbols: params.symbols)
             let result: JSONValue = [
@@ -448,6 +459,7 @@ enum DaemonMethods {
                 "stages": daemon.stages.status(),
                 "instance_id": JSONValue(daemon.instanceID),
                 "journal": journalStatus(daemon),
+                "cluster": daemon.clusterStatus,
                 "trading_state": daemon.pipeline.agents.tradingSwitch.current.jsonValue,
             ]
             return result
