@@ -457,7 +457,8 @@ public final class EventBus: Sendable {
                     if seq <= state.dispatchedSeq { continue }
                     guard seq == state.dispatchedSeq + 1 else {
                         logger.error(
-                            "bus.sequenced.gap", metadata: ["expected.seq": "\(state.dispatchedSeq + 1)", "event.seq": "\(seq)"])
+                            "bus.sequenced.gap",
+                            metadata: ["expected.seq": "\(state.dispatchedSeq + 1)", "event.seq": "\(seq)"])
                         break
                     }
                     var event = delivery.event

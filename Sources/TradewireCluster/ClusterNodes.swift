@@ -29,8 +29,27 @@ public struct ClusterNodes: Sendable {
         self.incarnation = incarnation
     }
 
-    /// Registers this node; `.duplicateNode` when another live incarnation holds the id.
+    /// Registers this node. When the id's record looks live, waits (up to the liveness
+    /// window) to tell a crashed predecessor, whose heartbeat has stopped, from a live twin,
+    /// whose heartbeat goes on: `.duplicateNode` for the twin.
     public func register() async throws(ClusterError) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.livenessWindow + .seconds(1)
+        var firstSeen: Double?
+        while true {
+            if try await tryRegister() { return }
+            let seen = try await lastSeen()
+            if let firstSeen, let seen, seen > firstSeen { break }  // it heartbeats: a live twin
+            if firstSeen == nil { firstSeen = seen }
+            guard clock.now < deadline else { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        throw ClusterError(
+            .duplicateNode,
+            "node id '\(nodeID)' is already used by a live node of this cluster (choose another --node-id)")
+    }
+
+    private func tryRegister() async throws(ClusterError) -> Bool {
         let node = nodeID
         let incarnation = self.incarnation
         let window = Double(Self.livenessWindow.components.seconds)
@@ -44,11 +63,15 @@ public struct ClusterNodes: Sendable {
                 OR tw_nodes.last_seen < clock_timestamp() - make_interval(secs => \(window))
             RETURNING node_id
             """, "registering node \(node)")
-        guard !rows.isEmpty else {
-            throw ClusterError(
-                .duplicateNode,
-                "node id '\(node)' is already used by a live node of this cluster (choose another --node-id)")
-        }
+        return !rows.isEmpty
+    }
+
+    private func lastSeen() async throws(ClusterError) -> Double? {
+        let node = nodeID
+        let rows = try await database.query(
+            "SELECT extract(epoch FROM last_seen)::float8 FROM tw_nodes WHERE node_id = \(node)", "reading node \(node)"
+        )
+        return try? rows.first?.decode(Double.self)
     }
 
     /// Records that this node is alive and how far it delivered.

@@ -86,7 +86,8 @@ struct Tradewired: AsyncParsableCommand {
 
     @Option(
         name: .customLong("node-id"),
-        help: "This node's id in the cluster (letters, digits, . _ -; at most 64), unique among live nodes. Default: the host name."
+        help:
+            "This node's id in the cluster (letters, digits, . _ -; at most 64), unique among live nodes. Default: the host name."
     )
     var nodeID: String?
 
@@ -191,7 +192,8 @@ struct Tradewired: AsyncParsableCommand {
         guard JournalSync(rawValue: fsync) != nil else { throw ValidationError("--fsync must be normal or full") }
         if ephemeral && dataDir != nil { throw ValidationError("give --data-dir or --ephemeral, not both") }
         if cluster != nil && dataDir != nil {
-            throw ValidationError("a cluster node keeps its events in the cluster database: give --cluster or --data-dir, not both")
+            throw ValidationError(
+                "a cluster node keeps its events in the cluster database: give --cluster or --data-dir, not both")
         }
         if let cluster { _ = try Self.clusterInfo(cluster) }
         if let nodeID { _ = try Self.validNodeID(nodeID) }
@@ -354,7 +356,8 @@ struct Tradewired: AsyncParsableCommand {
         let bus: EventBus
         if let member {
             bus = EventBus.sequenced(
-                by: member.sequencer(), after: clusterStart, historyCapacity: settings.historyCapacity, logger: busLogger,
+                by: member.sequencer(), after: clusterStart, historyCapacity: settings.historyCapacity,
+                logger: busLogger,
                 dispatchScope: { ServerDispatch.batchingWakeups($0) })
         } else if let journal {
             do {
@@ -511,7 +514,8 @@ struct Tradewired: AsyncParsableCommand {
     /// A node id: 1…64 of letters, digits, `.`, `_` and `-`.
     static func validNodeID(_ id: String) throws -> String {
         let allowed = id.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7a) || byte == 0x2e || byte == 0x5f
+            (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7a) || byte == 0x2e
+                || byte == 0x5f
                 || byte == 0x2d
         }
         guard (1...64).contains(id.utf8.count), allowed else {

@@ -6,13 +6,20 @@ import TradewireCluster
 
 @Suite(.serialized)
 struct ClusterNodesTests {
-    @Test func aLiveNodeIDIsUniqueAndFreedByAStop() async throws {
+    @Test func aLiveNodeIDIsUniqueAndFreedByAStopOrACrash() async throws {
         try await withPostgres { server in
             let database = server.database()
             defer { database.close() }
             try await ClusterJournal(database: database, nodeID: "a", logger: Logger(label: "t")).migrate()
             let first = ClusterNodes(database: database, nodeID: "host-1")
             try await first.register()
+            // A live twin: its heartbeat goes on while the newcomer waits.
+            let heartbeats = Task {
+                while !Task.isCancelled {
+                    try? await first.heartbeat(deliveredSeq: 42)
+                    try? await Task.sleep(for: .milliseconds(300))
+                }
+            }
             let twin = ClusterNodes(database: database, nodeID: "host-1")
             do {
                 try await twin.register()
@@ -20,14 +27,22 @@ struct ClusterNodesTests {
             } catch let error as ClusterError {
                 #expect(error.kind == .duplicateNode)
             }
-            try await first.heartbeat(deliveredSeq: 42)
+            heartbeats.cancel()
+            _ = await heartbeats.value
             let listed = try await first.list()
             #expect(listed.map(\.nodeID) == ["host-1"])
             #expect(listed[0].deliveredSeq == 42 && listed[0].live)
             try await first.deregister()
             #expect(try await first.list()[0].live == false)
-            try await twin.register()  // a restart after a clean stop
+            try await twin.register()  // a restart after a clean stop: at once
             #expect(try await twin.list()[0].live)
+            // A crash (no heartbeat, no deregistration): the restart waits out the window.
+            let clock = ContinuousClock()
+            let restarted = clock.now
+            let third = ClusterNodes(database: database, nodeID: "host-1")
+            try await third.register()
+            let waited = clock.now - restarted
+            #expect(waited > .seconds(3) && waited < .seconds(9), "waited \(waited)")
         }
     }
 

@@ -130,7 +130,8 @@ final class JournalWriter: @unchecked Sendable {
                 logger.error(
                     "journal.append.failed",
                     metadata: [
-                        "error": "\(error)", "attempt": "\(attempt)", "batch.key": "\(key)", "batch.count": "\(batch.count)",
+                        "error": "\(error)", "attempt": "\(attempt)", "batch.key": "\(key)",
+                        "batch.count": "\(batch.count)",
                     ])
                 if ContinuousClock.now - started >= journal.giveUpAfter {
                     abandon(key, "\(error)")

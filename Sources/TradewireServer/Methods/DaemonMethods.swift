@@ -239,7 +239,8 @@ enum DaemonMethods {
         let request = params.request
         // Only the cluster's leader trades (PROTOCOL §13); dry runs run anywhere.
         if !request.dryRun && !context.daemon.mayTrade {
-            throw .clusterUnavailable("this node does not lead the cluster; run it on the leader (get_status.cluster.leader)")
+            throw .clusterUnavailable(
+                "this node does not lead the cluster; run it on the leader (get_status.cluster.leader)")
         }
         return .deferred {
             do {

@@ -1,0 +1,218 @@
+"""Several daemons on one PostgreSQL (PROTOCOL §13), as processes.
+
+Each test starts its own PostgreSQL (``scripts/pg-server.sh``: a private data dir,
+socket directory and port; stopped at the end, and by the script's watchdog should
+pytest die) and real ``tradewired --cluster`` nodes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from typing import Dict, Iterator, List
+
+import pytest
+
+from support import REPO_ROOT, DaemonFactory, wait_until
+from tradewire import Client
+from tradewire.errors import RPCError
+
+pytestmark = pytest.mark.journal_only  # the nodes choose their storage (the cluster's)
+
+PG_SERVER = str(REPO_ROOT / "scripts" / "pg-server.sh")
+
+
+class Postgres:
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="twpg-", dir="/tmp")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.conninfo = f"host={self.dir} port={self.port} user=postgres dbname=postgres"
+
+    def start(self) -> None:
+        subprocess.run([PG_SERVER, "start", self.dir, str(self.port), str(os.getpid())], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        subprocess.run([PG_SERVER, "stop", self.dir], check=False)
+
+    def sql(self, query: str) -> str:
+        out = subprocess.run(["psql", "-X", "-q", "-At", "-h", self.dir, "-p", str(self.port), "-U", "postgres",
+                              "-c", query], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    pg = Postgres()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(pg.dir, ignore_errors=True)
+
+
+def node(factory: DaemonFactory, pg: Postgres, name: str, socket_path: str = None):
+    return factory.start(socket_path=socket_path, extra=["--ephemeral", "--cluster", pg.conninfo, "--node-id", name])
+
+
+def status(sock: str) -> Dict:
+    with Client(sock, timeout=10) as c:
+        return c.call("get_status")["cluster"]
+
+
+def test_three_nodes_publishing_see_one_gapless_order(daemon_factory: DaemonFactory, postgres: Postgres) -> None:
+    nodes = [node(daemon_factory, postgres, f"n{i}") for i in range(3)]
+    per_node = 120
+    total = 3 * per_node
+    received: List[List[Dict]] = [[] for _ in nodes]
+    subscribed = threading.Barrier(len(nodes) + 1)
+
+    def listen(i: int) -> None:
+        with Client(nodes[i].socket_path, timeout=30) as c:
+            sub = c.subscribe("cl.*")
+            subscribed.wait()
+            for event in sub:
+                received[i].append(event)
+                if len(received[i]) == total:
+                    return
+
+    listeners = [threading.Thread(target=listen, args=(i,), daemon=True) for i in range(len(nodes))]
+    for t in listeners:
+        t.start()
+    subscribed.wait(timeout=30)
+    acks: List[List[int]] = [[] for _ in nodes]
+
+    def publish(i: int) -> None:
+        with Client(nodes[i].socket_path, timeout=30) as c:
+            for n in range(per_node):
+                acks[i].append(c.publish(f"cl.n{i}", {"node": i, "n": n})["seq"])
+
+    publishers = [threading.Thread(target=publish, args=(i,)) for i in range(len(nodes))]
+    for t in publishers:
+        t.start()
+    for t in publishers:
+        t.join(60)
+    for t in listeners:
+        t.join(60)
+    orders = [[e["seq"] for e in r] for r in received]
+    for i, order in enumerate(orders):
+        assert order == list(range(1, total + 1)), f"node n{i} delivered {order[:20]}…"
+    types = [[(e["seq"], e["event_type"], e["data"]["n"]) for e in r] for r in received]
+    assert types[0] == types[1] == types[2], "every node delivers the same events in the same order"
+    for i in range(len(nodes)):
+        mine = [e["data"]["n"] for e in received[0] if e["data"]["node"] == i]
+        assert mine == list(range(per_node)), f"publisher n{i}'s order"
+        assert acks[i] == sorted(acks[i]) and len(set(acks[i])) == per_node
+    assert postgres.sql("SELECT count(*) || ' ' || max(seq) FROM tw_events") == f"{total} {total}"
+    with Client(nodes[1].socket_path) as c:
+        history = c.call("get_event_history", {"limit": 5})["events"]
+    assert all(h["node"] in ("n0", "n1", "n2") for h in history)
+
+
+def test_a_node_killed_mid_batch_leaves_nothing_partial_or_doubled(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    victim = node(daemon_factory, postgres, "victim")
+    other = node(daemon_factory, postgres, "other")
+    acked: List[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def hammer(k: int) -> None:
+        try:
+            with Client(victim.socket_path, timeout=10) as c:
+                while not stop.is_set():
+                    token = f"{k}-{uuid.uuid4().hex[:12]}"
+                    c.publish("kill.test", {"token": token})
+                    with lock:
+                        acked.append(token)
+        except Exception:
+            return  # the daemon died under us
+
+    threads = [threading.Thread(target=hammer, args=(k,), daemon=True) for k in range(6)]
+    for t in threads:
+        t.start()
+    wait_until(lambda: len(acked) >= 200, timeout=30, what="200 acknowledged publishes")
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(15)
+    # Restarted under the same id (it waits out the dead incarnation's heartbeat window).
+    restarted = node(daemon_factory, postgres, "victim", socket_path=daemon_factory.socket_path())
+    with Client(restarted.socket_path, timeout=20) as c:
+        c.publish("kill.test", {"token": "after-restart"})
+    count, newest, distinct = postgres.sql(
+        "SELECT count(*) || ' ' || max(seq) || ' ' || count(DISTINCT data::json->>'token') FROM tw_events"
+    ).split()
+    assert count == newest, "seq is exactly 1..N: nothing partial left a hole"
+    assert count == distinct, "no publish stored twice"
+    stored = set(postgres.sql("SELECT data::json->>'token' FROM tw_events").split())
+    missing = [t for t in acked if t not in stored]
+    assert not missing, f"{len(missing)} acknowledged publishes are not in PostgreSQL"
+    assert "after-restart" in stored
+    wait_until(lambda: status(other.socket_path)["lag_events"] == 0, timeout=10, what="the other node caught up")
+
+
+def test_the_leader_crashes_and_another_takes_over_with_a_new_epoch(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    nodes = {name: node(daemon_factory, postgres, name) for name in ("a", "b")}
+    first = wait_until(lambda: status(nodes["a"].socket_path)["leader"], timeout=15, what="a leader")
+    epoch = status(nodes["a"].socket_path)["epoch"]
+    survivor = "b" if first == "a" else "a"
+    with Client(nodes[survivor].socket_path) as c:
+        with pytest.raises(RPCError) as refused:
+            c.call("run_pipeline", {"symbols": ["AAPL"]})
+        assert refused.value.code == -32003
+        assert c.call("run_pipeline", {"symbols": ["AAPL"], "dry_run": True})["dry_run"] is True
+    crashed_at = time.monotonic()
+    nodes[first].proc.send_signal(signal.SIGKILL)
+    nodes[first].proc.wait(10)
+    wait_until(lambda: status(nodes[survivor].socket_path)["leader"] == survivor, timeout=12, what="a new leader")
+    took = time.monotonic() - crashed_at
+    assert took < 10, f"failover after a crash took {took:.1f} s"
+    assert status(nodes[survivor].socket_path)["epoch"] == epoch + 1
+    # A clean stop hands over at once.
+    third = node(daemon_factory, postgres, "c")
+    wait_until(lambda: status(third.socket_path)["leader"] == survivor, timeout=10, what="c sees the leader")
+    stopped_at = time.monotonic()
+    nodes[survivor].stop()
+    wait_until(lambda: status(third.socket_path)["leader"] == "c", timeout=5, what="c leads")
+    assert time.monotonic() - stopped_at < 1.5 + 1  # 1 s by the protocol, plus the daemon's own stop
+
+
+def test_publishes_fail_cleanly_while_the_database_is_down_and_resume(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    n = node(daemon_factory, postgres, "solo")
+    with Client(n.socket_path, timeout=30) as c:
+        assert c.publish("db.test", {"i": 1})["seq"] == 1
+        postgres.stop()
+        started = time.monotonic()
+        with pytest.raises(RPCError) as unavailable:
+            c.publish("db.test", {"i": 2})
+        assert unavailable.value.code == -32003
+        assert unavailable.value.type == "cluster_unavailable"
+        assert time.monotonic() - started < 15
+        assert [e["seq"] for e in c.call("get_event_history", {})["events"]] == [1], "history stays readable"
+        postgres.start()
+        seq = wait_until(lambda: _try_publish(c), timeout=30, what="publishing again")
+        assert seq >= 2
+    assert postgres.sql("SELECT count(*) FROM tw_events WHERE data::json->>'i' = '2'") in ("0", "1")
+
+
+def _try_publish(c: Client):
+    try:
+        return c.publish("db.test", {"i": 3})["seq"]
+    except RPCError:
+        return None
