@@ -29,6 +29,8 @@ public final class EventBus: Sendable {
     private let sequenced: Bool
     /// Wraps each delivery the sequencing journal's tail hands over.
     private let deliveryScope: @Sendable (() -> Void) -> Void
+    /// A sequencing journal's fence for a publish (a leader epoch, or nil).
+    private let fencing: @Sendable (_ type: String, _ metadata: JSONObject) -> Int?
 
     private struct State {
         var nextSeq = 1
@@ -127,14 +129,19 @@ public final class EventBus: Sendable {
     /// In-process async handlers run for this bus's own publishes only (their publisher
     /// awaits them); events from elsewhere reach client subscriptions, synchronous handlers
     /// and history.
+    ///
+    /// `fencing` gives, at publish time, the leader epoch a publish must be fenced with
+    /// (nil: none): such a publish is refused, and its publisher told, once that epoch no
+    /// longer holds the lease.
     public static func sequenced(
         by journal: any SequencingJournal, after newestSeq: Int, historyCapacity: Int = EventBus.defaultHistoryCapacity,
         logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() },
-        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() }
+        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() },
+        fencing: @escaping @Sendable (_ type: String, _ metadata: JSONObject) -> Int? = { _, _ in nil }
     ) -> EventBus {
         EventBus(
             historyCapacity: historyCapacity, logger: logger, clock: clock,
-            storage: .sequencing(journal, dispatchScope), firstSeq: newestSeq + 1)
+            storage: .sequencing(journal, dispatchScope), firstSeq: newestSeq + 1, fencing: fencing)
     }
 
     private enum Storage {
@@ -144,7 +151,8 @@ public final class EventBus: Sendable {
     }
 
     private init(
-        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, storage: Storage, firstSeq: Int
+        historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, storage: Storage, firstSeq: Int,
+        fencing: @escaping @Sendable (String, JSONObject) -> Int? = { _, _ in nil }
     ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
@@ -155,6 +163,7 @@ public final class EventBus: Sendable {
         self.state = state
         self.logger = logger
         self.clock = clock
+        self.fencing = fencing
         let box = BusBox()
         switch storage {
         case .ephemeral:
@@ -378,13 +387,14 @@ public final class EventBus: Sendable {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery
             // and history happen once the event's batch is in the journal.
             let sequenced = self.sequenced
+            let fence = sequenced ? fencing(type, metadata) : nil
             return state.withLock { state in
                 // A sequencing journal gives the seq when the batch commits (0 until then).
                 let event = Event(
                     seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON,
                     payload: payload, metadata: metadata)
                 let ticket = DispatchTicket()
-                guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket)) else {
+                guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket, fence: fence)) else {
                     logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
                     return PublishedEvent(
                         event: event, dispatch: .done(DispatchOutcome(clientSubscribers: 0, pending: [])), bus: self)

@@ -46,6 +46,24 @@ public final class ClusterMember: Sendable {
         return newest
     }
 
+    /// The epoch this node last led under (nil: it never led): a non-dry iteration's events
+    /// are fenced with it, so an iteration that outlives its leadership cannot append.
+    public var lastLedEpoch: Int? { lastLed.withLock { $0 } }
+    private let lastLed = Mutex<Int?>(nil)
+
+    /// The fence for a publish: pipeline iterations' events (metadata `iteration_id`, not a
+    /// dry run) carry the epoch this node last led under; everything else none. A node that
+    /// never led fences them with epoch 0, which never holds the lease.
+    public func fence(type: String, metadata: JSONObject) -> Int? {
+        guard metadata["iteration_id"] != nil, metadata["dry_run"]?.boolValue != true else { return nil }
+        return lastLedEpoch ?? 0
+    }
+
+    /// Remembers the epoch this node leads under (call on every leadership change).
+    func noteLeadership(_ leadership: Leadership) {
+        if leadership.isLeader { lastLed.withLock { $0 = leadership.epoch } }
+    }
+
     /// The bus's side of the shared journal.
     public func sequencer(giveUpAfter: Duration = .seconds(5)) -> any SequencingJournal {
         ClusterSequencer(journal: journal, giveUpAfter: giveUpAfter) { [weak self] in self?.tail?.wake() }
@@ -71,7 +89,12 @@ public final class ClusterMember: Sendable {
                         })
                 }
             }
-            group.addTask { await self.elector.run(onChange: onLeadershipChange) }
+            group.addTask {
+                await self.elector.run { leadership in
+                    self.noteLeadership(leadership)
+                    await onLeadershipChange(leadership)
+                }
+            }
             group.addTask { await self.heartbeats(tail) }
             await group.next()
             group.cancelAll()
@@ -135,7 +158,7 @@ struct ClusterSequencer: SequencingJournal {
     let giveUpAfter: Duration
     let committed: @Sendable () -> Void
 
-    func append(_ events: [Event], batchKey: String) throws {
+    func append(_ events: [Event], batchKey: String, fence: Int?) throws {
         let drafts = events.map { event in
             EventDraft(
                 type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
@@ -147,7 +170,7 @@ struct ClusterSequencer: SequencingJournal {
         Task {
             let outcome: Result<AppendReceipt, ClusterError>
             do throws(ClusterError) {
-                outcome = .success(try await journal.append(drafts, batchKey: batchKey))
+                outcome = .success(try await journal.append(drafts, batchKey: batchKey, epoch: fence))
             } catch {
                 outcome = .failure(error)
             }
@@ -157,6 +180,7 @@ struct ClusterSequencer: SequencingJournal {
         done.wait()
         switch result.withLock({ $0 }) {
         case .success?: committed()
+        case .failure(let error)? where error.kind == .fenced: throw SequencingRefusal(error.message)
         case .failure(let error)?: throw error
         case nil: throw ClusterError(.unavailable, "append: no result")
         }

@@ -358,7 +358,8 @@ struct Tradewired: AsyncParsableCommand {
             bus = EventBus.sequenced(
                 by: member.sequencer(), after: clusterStart, historyCapacity: settings.historyCapacity,
                 logger: busLogger,
-                dispatchScope: { ServerDispatch.batchingWakeups($0) })
+                dispatchScope: { ServerDispatch.batchingWakeups($0) },
+                fencing: { type, metadata in member.fence(type: type, metadata: metadata) })
         } else if let journal {
             do {
                 bus = try EventBus.journaled(

@@ -21,6 +21,8 @@ final class JournalWriter: @unchecked Sendable {
     struct Entry {
         let event: Event
         let ticket: DispatchTicket
+        /// The leader epoch a sequencing journal must fence this event with (nil: none).
+        var fence: Int? = nil
     }
 
     /// Where batches go.
@@ -94,7 +96,10 @@ final class JournalWriter: @unchecked Sendable {
                 stopped.signal()
                 return
             }
-            let count = min(queue.count, Self.maximumBatch)
+            // A batch shares one fence (a leader's epoch, or none): the journal checks it once.
+            let fence = queue[0].fence
+            var count = 1
+            while count < min(queue.count, Self.maximumBatch) && queue[count].fence == fence { count += 1 }
             let batch = Array(queue.prefix(count))
             queue.removeFirst(count)
             condition.unlock()
@@ -122,8 +127,15 @@ final class JournalWriter: @unchecked Sendable {
         while true {
             do {
                 let stopwatch = MetricsStopwatch()
-                try journal.append(events, batchKey: key)
+                try journal.append(events, batchKey: key, fence: batch[0].fence)
                 stopwatch.record(into: BusMetrics.journalCommit)
+                return
+            } catch let refusal as SequencingRefusal {
+                // Refused for good (a fenced epoch): retrying cannot help.
+                logger.warning(
+                    "journal.append.refused",
+                    metadata: ["error": "\(refusal)", "batch.key": "\(key)", "batch.count": "\(batch.count)"])
+                abandon(key, refusal.message)
                 return
             } catch {
                 attempt += 1

@@ -10,8 +10,10 @@ import Foundation
 public protocol SequencingJournal: Sendable {
     /// Stores `events` (their `seq` is ignored) as one batch with consecutive seqs. Called
     /// from the bus's writer thread, one batch at a time; it may block. After any failure
-    /// the same batch is retried under the same `batchKey`: a key is applied at most once.
-    func append(_ events: [Event], batchKey: String) throws
+    /// but a ``SequencingRefusal`` the same batch is retried under the same `batchKey`: a
+    /// key is applied at most once. `fence`, when set, is the leader epoch the batch was
+    /// published under: refused (``SequencingRefusal``) once that epoch no longer leads.
+    func append(_ events: [Event], batchKey: String, fence: Int?) throws
 
     /// How long a batch is retried before its publishers are told the journal is unavailable.
     var giveUpAfter: Duration { get }
@@ -35,4 +37,11 @@ public struct SequencedDelivery: Sendable {
         self.batchKey = batchKey
         self.index = index
     }
+}
+
+/// A sequencing journal's final no (a fenced epoch): the batch is not retried.
+public struct SequencingRefusal: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

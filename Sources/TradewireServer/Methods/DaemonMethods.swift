@@ -158,6 +158,10 @@ enum DaemonMethods {
         }
         let stopwatch = MetricsStopwatch()
         if let pipelineEvent = PipelineEvent.named(params.type) {
+            // A client-started iteration trades: only on the cluster's leader (PROTOCOL §13).
+            if !daemon.mayTrade {
+                throw .clusterUnavailable("this node does not lead the cluster; publish pipeline events to the leader")
+            }
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
                 throw .invalidParams([error])

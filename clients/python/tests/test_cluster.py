@@ -175,6 +175,11 @@ def test_the_leader_crashes_and_another_takes_over_with_a_new_epoch(
             c.call("run_pipeline", {"symbols": ["AAPL"]})
         assert refused.value.code == -32003
         assert c.call("run_pipeline", {"symbols": ["AAPL"], "dry_run": True})["dry_run"] is True
+    with Client(nodes[first].socket_path, timeout=30) as c:
+        assert c.call("run_pipeline", {"symbols": ["AAPL"]})["dry_run"] is False
+    # The leader's iteration appended fenced by its epoch; the dry run's events carry none.
+    assert int(postgres.sql(f"SELECT count(*) FROM tw_events WHERE epoch = {epoch} AND node_id = '{first}'")) > 0
+    assert postgres.sql(f"SELECT count(*) FROM tw_events WHERE epoch IS NOT NULL AND node_id = '{survivor}'") == "0"
     crashed_at = time.monotonic()
     nodes[first].proc.send_signal(signal.SIGKILL)
     nodes[first].proc.wait(10)
