@@ -22,6 +22,11 @@ public enum MetricName {
     public static let consumerPending = "tradewire_consumer_pending"
     public static let consumerLag = "tradewire_consumer_lag"
     public static let consumerDeadLetters = "tradewire_consumer_dead_letters"
+    public static let clusterLag = "tradewire_cluster_lag_events"
+    public static let clusterLeader = "tradewire_cluster_leader"
+    public static let clusterEpoch = "tradewire_cluster_epoch"
+    public static let clusterConnected = "tradewire_cluster_connected"
+    public static let clusterNodes = "tradewire_cluster_nodes"
 }
 
 /// The metrics the bus records itself.

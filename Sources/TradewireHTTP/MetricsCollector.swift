@@ -1,6 +1,7 @@
 import Prometheus
 import Synchronization
 import TradewireBus
+import TradewireJSON
 import TradewirePipeline
 import TradewireServer
 import TradewireTrading
@@ -75,6 +76,19 @@ final class MetricsCollector: Sendable {
         }
     }
 
+    /// The cluster's gauges (only on a cluster node: registered on first use).
+    private func collectCluster() {
+        let cluster = daemon.clusterStatus
+        guard !cluster.isNull else { return }
+        let node = cluster["node_id"]?.stringValue
+        gauge(MetricName.clusterLag).set(Double(cluster["lag_events"]?.intValue ?? 0))
+        let leads = node != nil && cluster["leader"]?.stringValue == node
+        gauge(MetricName.clusterLeader).set(leads ? 1.0 : 0.0)
+        gauge(MetricName.clusterEpoch).set(Double(cluster["epoch"]?.intValue ?? 0))
+        gauge(MetricName.clusterConnected).set(cluster["state"]?.stringValue == "connected" ? 1.0 : 0.0)
+        gauge(MetricName.clusterNodes).set(Double(cluster["nodes"]?.arrayValue?.count ?? 0))
+    }
+
     /// The text exposition, every collected value read now.
     func scrape() async -> [UInt8] {
         let stats = daemon.bus.statistics()
@@ -108,6 +122,7 @@ final class MetricsCollector: Sendable {
             gauge(MetricName.equity).set(equity.isFinite ? equity : 0)
             gauge(MetricName.tradingState).set(Double(state))
             gauge(MetricName.eventStreams).set(Double(streams.count))
+            collectCluster()
             return registry.emitToBuffer()
         }
     }

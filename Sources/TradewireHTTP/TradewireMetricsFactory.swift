@@ -42,6 +42,11 @@ public struct TradewireMetricsFactory: MetricsFactory {
         MetricName.consumerPending: "Events a durable consumer has out and not acknowledged, by consumer.",
         MetricName.consumerLag: "The newest seq minus a durable consumer's position, by consumer.",
         MetricName.consumerDeadLetters: "Dead letters a durable consumer holds, by consumer.",
+        MetricName.clusterLag: "Events in the cluster's shared journal this node has not delivered yet.",
+        MetricName.clusterLeader: "1 while this node leads the cluster, else 0.",
+        MetricName.clusterEpoch: "The cluster's leader epoch as this node last saw it.",
+        MetricName.clusterConnected: "1 while this node reaches the cluster database, else 0.",
+        MetricName.clusterNodes: "Live nodes of the cluster (seen within 6 s).",
     ]
 
     /// Histogram buckets, in seconds, per metric: publishes and commits take microseconds to

@@ -34,7 +34,7 @@ struct Tradewire: AsyncParsableCommand {
             Run.self, Loop.self, ServeStage.self, Stages.self, Call.self, Discover.self, Shutdown.self, Journal.self,
             Portfolio.self, Replay.self,
             Halt.self, Reduce.self, Resume.self,
-            Consume.self, Consumers.self, DeadLetters.self,
+            Consume.self, Consumers.self, DeadLetters.self, Cluster.self,
         ])
 
     /// Parses by hand so that usage errors exit 2 (ArgumentParser's default is 64) and

@@ -499,12 +499,27 @@ struct Tradewired: AsyncParsableCommand {
         _ = await pruning?.value
         // Everything published before the stop is committed and delivered, the consumers'
         // positions are saved, then the data dir is released.
-        bus.close()
+        if membership != nil { _ = await daemon.pipeline.loop.stop() }
+        // Off the cooperative pool: a cluster's writer thread waits on tasks that need it.
+        await Self.offThePool { bus.close() }
         membership?.cancel()
         await membership?.value
         daemon.consumers.close()
         journal?.close()
         logger.info("daemon.stopped")
+    }
+
+    /// Runs blocking work on a thread of its own and waits for it without holding one of
+    /// Swift concurrency's few threads.
+    static func offThePool(_ work: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread {
+                work()
+                done.resume()
+            }
+            thread.name = "tradewire.close"
+            thread.start()
+        }
     }
 
     /// `--cluster`'s connection string, or a usage error naming what is wrong.

@@ -221,3 +221,39 @@ def _try_publish(c: Client):
         return c.publish("db.test", {"i": 3})["seq"]
     except RPCError:
         return None
+
+
+def test_operators_see_the_cluster_in_the_cli_and_in_metrics(
+    daemon_factory: DaemonFactory, postgres: Postgres, tradewired_bin
+) -> None:
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    a = daemon_factory.start(extra=["--ephemeral", "--cluster", postgres.conninfo, "--node-id", "ops-a"], http=True)
+    b = node(daemon_factory, postgres, "ops-b")
+    wait_until(lambda: len(status(a.socket_path)["nodes"]) == 2 and status(a.socket_path)["leader"],
+               timeout=15, what="both nodes seen, a leader elected")
+    cli = str(tradewired_bin.parent / "tradewire")
+    human = subprocess.run([cli, "--socket", b.socket_path, "cluster"], capture_output=True, text=True, timeout=30)
+    assert human.returncode == 0, human.stderr
+    assert "ops-a" in human.stdout and "ops-b" in human.stdout and "epoch" in human.stdout
+    raw = subprocess.run([cli, "--socket", b.socket_path, "cluster", "--json"], capture_output=True, text=True,
+                         timeout=30)
+    import json
+    cluster = json.loads(raw.stdout)
+    assert cluster["node_id"] == "ops-b" and cluster["state"] == "connected"
+    assert {n["node_id"] for n in cluster["nodes"]} == {"ops-a", "ops-b"}
+
+    r = requests.get(a.http_url() + "/metrics", timeout=10)
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    value = lambda name: families[name].samples[0].value  # noqa: E731
+    assert value("tradewire_cluster_connected") == 1
+    assert value("tradewire_cluster_nodes") == 2
+    assert value("tradewire_cluster_epoch") >= 1
+    assert value("tradewire_cluster_leader") == (1 if cluster["leader"] == "ops-a" else 0)
+    assert value("tradewire_cluster_lag_events") == 0
+
+    # Outside a cluster the command says so (exit 1).
+    solo = daemon_factory.start(extra=["--ephemeral"])
+    outside = subprocess.run([cli, "--socket", solo.socket_path, "cluster"], capture_output=True, text=True, timeout=30)
+    assert outside.returncode == 1 and "not in a cluster" in outside.stderr
