@@ -257,3 +257,120 @@ def test_operators_see_the_cluster_in_the_cli_and_in_metrics(
     solo = daemon_factory.start(extra=["--ephemeral"])
     outside = subprocess.run([cli, "--socket", solo.socket_path, "cluster"], capture_output=True, text=True, timeout=30)
     assert outside.returncode == 1 and "not in a cluster" in outside.stderr
+
+
+class Proxy:
+    """A TCP proxy between a node and PostgreSQL that can pass, slow, blackhole (stop
+    forwarding, sockets left open) or half-open (drop the upstream side silently) the link."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.mode = "pass"
+        self.delay = 0.0
+        self.pairs: List[tuple] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self.pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self.closed:
+                data = source.recv(65536)
+                if not data:
+                    break
+                while self.mode in ("blackhole", "half-open") and not self.closed:
+                    time.sleep(0.05)  # held: nothing moves, nothing is closed
+                if self.delay:
+                    time.sleep(self.delay)
+                sink.sendall(data)
+        except OSError:
+            pass
+
+    def half_open(self) -> None:
+        """The database side goes away without the node hearing of it."""
+        self.mode = "half-open"
+        for _, server in self.pairs:
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        for a, b in self.pairs:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+@pytest.mark.parametrize("failure", ["blackhole", "half-open"])
+def test_a_leader_cut_off_from_the_database_steps_down_and_comes_back_a_follower(
+    daemon_factory: DaemonFactory, postgres: Postgres, failure: str
+) -> None:
+    proxy = Proxy(postgres.port)
+    try:
+        via_proxy = f"host=127.0.0.1 port={proxy.port} user=postgres dbname=postgres"
+        a = daemon_factory.start(extra=["--ephemeral", "--cluster", via_proxy, "--node-id", "cut"])
+        wait_until(lambda: status(a.socket_path)["leader"] == "cut", timeout=15, what="the proxied node leads")
+        b = node(daemon_factory, postgres, "direct")
+        wait_until(lambda: status(b.socket_path)["leader"] == "cut", timeout=10, what="the other node sees the leader")
+        epoch = status(b.socket_path)["epoch"]
+        # A slow link (150 ms each way per chunk) is not a failure: the leader keeps its lease.
+        proxy.delay = 0.15
+        time.sleep(5)
+        assert status(a.socket_path)["leader"] == "cut" and status(b.socket_path)["epoch"] == epoch
+        proxy.delay = 0.0
+        cut_at = time.monotonic()
+        if failure == "blackhole":
+            proxy.mode = "blackhole"
+        else:
+            proxy.half_open()
+        # The cut-off leader steps down on its own clock, before its lease can expire…
+        wait_until(lambda: status(a.socket_path)["leader"] != "cut", timeout=8, what="the cut-off leader steps down")
+        stepped_down = time.monotonic() - cut_at
+        # …and the other node takes over with the next epoch within the bound.
+        wait_until(lambda: status(b.socket_path)["leader"] == "direct", timeout=12, what="the other node leads")
+        assert time.monotonic() - cut_at < 10
+        assert status(b.socket_path)["epoch"] == epoch + 1
+        assert stepped_down < 6, f"stepped down after {stepped_down:.1f} s"
+        with Client(a.socket_path, timeout=30) as c:
+            with pytest.raises(RPCError) as refused:
+                c.call("run_pipeline", {"symbols": ["AAPL"]})
+            assert refused.value.code == -32003
+            with pytest.raises(RPCError) as unavailable:
+                c.publish("cut.test", {"during": True})
+            assert unavailable.value.code == -32003
+        # Healed: it follows the new leader and delivers what it missed.
+        proxy.mode = "pass"
+        with Client(b.socket_path) as c:
+            seq = c.publish("cut.after", {"healed": True})["seq"]
+        wait_until(lambda: status(a.socket_path)["state"] == "connected" and status(a.socket_path)["leader"] == "direct",
+                   timeout=20, what="the healed node follows")
+        with Client(a.socket_path, timeout=20) as c:
+            wait_until(lambda: any(e["seq"] == seq for e in c.call("get_event_history", {})["events"]), timeout=20,
+                       what="the healed node delivered what it missed")
+        assert status(a.socket_path)["epoch"] == epoch + 1
+    finally:
+        proxy.close()
