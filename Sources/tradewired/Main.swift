@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import TradewireBus
 import TradewireCluster
 import TradewireHTTP
+import TradewireJSON
 import TradewireJournal
 import TradewirePipeline
 import TradewireRPC
@@ -469,7 +471,14 @@ struct Tradewired: AsyncParsableCommand {
         if let member {
             // Only the leader trades: the loop runs while this node leads, and stops the
             // moment it does not (PROTOCOL §13).
-            daemon.setCluster(status: { member.statusJSON }, isLeader: { member.elector.leadership.isLeader })
+            // A new leader trades once its book is the shared journal's (`readyEpoch`).
+            let readyEpoch = Mutex<Int?>(nil)
+            daemon.setCluster(
+                status: { member.statusJSON },
+                isLeader: {
+                    let leadership = member.elector.leadership
+                    return leadership.isLeader && readyEpoch.withLock { $0 } == leadership.epoch
+                })
             let startLoop = loop
             membership = Task {
                 await member.run(bus: bus, after: clusterStart) { leadership in
@@ -479,11 +488,23 @@ struct Tradewired: AsyncParsableCommand {
                             "cluster.leader": "\(leadership.leader ?? "none")", "cluster.epoch": "\(leadership.epoch)",
                             "cluster.is_leader": "\(leadership.isLeader)",
                         ])
-                    if leadership.isLeader {
-                        if startLoop { _ = await daemon.pipeline.loop.start() }
-                    } else {
+                    guard leadership.isLeader else {
+                        readyEpoch.withLock { $0 = nil }
                         _ = await daemon.pipeline.loop.stop()
+                        return
                     }
+                    guard readyEpoch.withLock({ $0 }) != leadership.epoch else { return }
+                    do {
+                        try await Self.takeOver(
+                            member.journal, daemon: daemon, tradingState: tradingState, startingCash: startingCash,
+                            logger: logger)
+                    } catch {
+                        // Without the book there is no trading: stay leader-in-name, refuse trades.
+                        logger.error("cluster.takeover.failed", metadata: ["error": "\(error)"])
+                        return
+                    }
+                    readyEpoch.withLock { $0 = leadership.epoch }
+                    if startLoop { _ = await daemon.pipeline.loop.start() }
                 }
             }
         } else if loop {
@@ -507,6 +528,40 @@ struct Tradewired: AsyncParsableCommand {
         daemon.consumers.close()
         journal?.close()
         logger.info("daemon.stopped")
+    }
+
+    /// A new leader's book: the whole shared journal folded (oldest first) into the agents,
+    /// the kill switch's state with it; iterations the old leader left open are aborted.
+    static func takeOver(
+        _ journal: ClusterJournal, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
+        logger: Logger
+    ) async throws {
+        let started = ContinuousClock.now
+        var fold = JournalFold(startingCash: startingCash)
+        var closes: [String: Double] = [:]
+        var cursor = 0
+        while true {
+            let page = try await journal.read(after: cursor, limit: 1000)
+            for record in page {
+                fold.apply(record.record)
+                PipelineRecovery.noteCloses(record.record, into: &closes)
+                cursor = record.record.seq
+            }
+            if page.count < 1000 { break }
+        }
+        let held = Set(fold.ledger.positions.keys)
+        let pipeline = daemon.pipeline
+        let aborted = await PipelineRecovery.restore(
+            fold, closes: closes.filter { held.contains($0.key) }, bus: pipeline.bus, agents: pipeline.agents,
+            orchestrator: pipeline.orchestrator, loop: pipeline.loop, logger: logger)
+        _ = tradingState.restore(recovered: fold.tradingState)
+        logger.notice(
+            "cluster.takeover.book_restored",
+            metadata: [
+                "recovery.as_of_seq": "\(fold.asOfSeq)", "recovery.orders": "\(fold.ledger.orders)",
+                "recovery.aborted": "\(aborted.count)",
+                "recovery.seconds": "\((ContinuousClock.now - started).inSeconds)",
+            ])
     }
 
     /// Runs blocking work on a thread of its own and waits for it without holding one of

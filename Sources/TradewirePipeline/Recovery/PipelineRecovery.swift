@@ -100,8 +100,34 @@ public enum PipelineRecovery {
     ) async throws -> RecoveryReport {
         let started = ContinuousClock.now
         let (fold, checkpointSeq, folded) = try Self.fold(journal, startingCash: startingCash)
+        let closes = try latestCloses(journal, symbols: Set(fold.ledger.positions.keys))
+        let aborted = await restore(
+            fold, closes: closes, bus: bus, agents: agents, orchestrator: orchestrator, loop: loop, logger: logger)
+        let elapsed = ContinuousClock.now - started
+        let report = RecoveryReport(
+            recordsFolded: folded, checkpointSeq: checkpointSeq, asOfSeq: fold.asOfSeq, orders: fold.ledger.orders,
+            lastIteration: fold.lastIteration, aborted: aborted, unreadable: fold.unreadable,
+            seconds: elapsed.inSeconds, tradingState: fold.tradingState)
+        logger.info(
+            "recovery.done",
+            metadata: [
+                "recovery.records": "\(report.recordsFolded)", "recovery.checkpoint_seq": "\(checkpointSeq)",
+                "recovery.as_of_seq": "\(report.asOfSeq)", "recovery.orders": "\(report.orders)",
+                "recovery.last_iteration": "\(report.lastIteration)", "recovery.aborted": "\(aborted.count)",
+                "recovery.unreadable": "\(report.unreadable)", "recovery.seconds": "\(report.seconds)",
+            ])
+        return report
+    }
+    /// Puts a fold into the agents: the broker's books marked at `closes`, the risk budget,
+    /// the audit log, the iteration numbering and the loop's counts; publishes
+    /// `iteration_aborted` for every iteration the fold found open. Returns their ids.
+    /// (`recover` does this at start; a cluster's new leader at a takeover.)
+    public static func restore(
+        _ fold: JournalFold, closes: [String: Double], bus: EventBus, agents: TradingAgents,
+        orchestrator: any Orchestrator, loop: PipelineLoop, logger: Logger
+    ) async -> [String] {
         await agents.broker.restore(fold.ledger)
-        await agents.broker.mark(try latestCloses(journal, symbols: Set(fold.ledger.positions.keys)))
+        await agents.broker.mark(closes)
         agents.riskBudget.restore(day: fold.budget.day, committed: fold.budget.committed)
         agents.auditLog.removeAll()
         for summary in fold.summaries { agents.auditLog.append(summary) }
@@ -130,19 +156,19 @@ public enum PipelineRecovery {
                     "stage": "\(iteration.lastStage.rawValue)",
                 ])
         }
-        let elapsed = ContinuousClock.now - started
-        let report = RecoveryReport(
-            recordsFolded: folded, checkpointSeq: checkpointSeq, asOfSeq: fold.asOfSeq, orders: fold.ledger.orders,
-            lastIteration: fold.lastIteration, aborted: aborted, unreadable: fold.unreadable,
-            seconds: elapsed.inSeconds, tradingState: fold.tradingState)
-        logger.info(
-            "recovery.done",
-            metadata: [
-                "recovery.records": "\(report.recordsFolded)", "recovery.checkpoint_seq": "\(checkpointSeq)",
-                "recovery.as_of_seq": "\(report.asOfSeq)", "recovery.orders": "\(report.orders)",
-                "recovery.last_iteration": "\(report.lastIteration)", "recovery.aborted": "\(aborted.count)",
-                "recovery.unreadable": "\(report.unreadable)", "recovery.seconds": "\(report.seconds)",
-            ])
-        return report
+        return aborted
+    }
+
+    /// Notes, from a `data_ready` record, the last close of each symbol in `symbols` it has
+    /// (a fold of a record stream keeps the newest: apply records oldest first).
+    public static func noteCloses(
+        _ record: JournalRecord, symbols: Set<String>? = nil, into closes: inout [String: Double]
+    ) {
+        guard record.type == PipelineEvent.dataReady.rawValue,
+            let data = try? JSONParser.parse(record.data).objectValue
+        else { return }
+        for member in data.members where symbols?.contains(member.key) ?? true {
+            if let close = member.value["bars"]?.arrayValue?.last?["close"]?.doubleValue { closes[member.key] = close }
+        }
     }
 }

@@ -374,3 +374,37 @@ def test_a_leader_cut_off_from_the_database_steps_down_and_comes_back_a_follower
         assert status(a.socket_path)["epoch"] == epoch + 1
     finally:
         proxy.close()
+
+
+def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    a = node(daemon_factory, postgres, "book-a")
+    wait_until(lambda: status(a.socket_path)["leader"] == "book-a", timeout=15, what="a leads")
+    b = node(daemon_factory, postgres, "book-b")
+    buy = [{"id": "buy", "symbol": "AAPL", "action": "BUY", "strategy_name": "manual", "confidence": 1}]
+    with Client(a.socket_path, timeout=30) as c:
+        assert c.publish("validated_ready", buy)["executed"] == 1
+        before = c.call("get_portfolio")
+    with Client(b.socket_path, timeout=30) as c:
+        # A follower neither trades nor starts iterations.
+        with pytest.raises(RPCError) as refused:
+            c.publish("validated_ready", buy)
+        assert refused.value.code == -32003
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    wait_until(lambda: status(b.socket_path)["leader"] == "book-b", timeout=12, what="b leads")
+
+    def book(p: Dict) -> Dict:
+        kept = lambda pos: {k: v for k, v in pos.items() if not any(w in k for w in ("price", "value", "pnl", "mark"))}  # noqa: E731
+        return {"cash": p["cash"], "orders": p["orders"], "positions": [kept(pos) for pos in p["positions"]]}
+
+    with Client(b.socket_path, timeout=30) as c:
+        after = wait_until(lambda: c.call("get_portfolio") if c.call("get_portfolio")["orders"] == 1 else None,
+                           timeout=10, what="b's book restored")
+        assert book(after) == book(before)
+        assert after["positions"] and after["positions"][0]["symbol"] == "AAPL"
+        # …and b trades on from there: a sell of what a bought.
+        sell = [dict(buy[0], id="sell", action="SELL")]
+        assert c.publish("validated_ready", sell)["executed"] == 1
+        assert c.call("get_portfolio")["orders"] == 2
