@@ -92,6 +92,12 @@ test-shell:
 	TRADEWIRED=$(CURDIR)/$(BUILD_DIR)/tradewired bash clients/shell/test.sh
 
 ## Benchmarks are not tests: numbers go in the table, never in assertions.
+## bench-cluster alone: the cluster on PostgreSQL beside one daemon on SQLite.
+bench-cluster: deps
+	$(SWIFT) build -c release --product tradewired
+	$(MAKE) -C clients/c all
+	python3 scripts/bench-cluster.py $(CURDIR)/$(RELEASE_DIR)
+
 bench: bench-deps
 	$(SWIFT) build -c release --package-path Benchmarks --product TradewireBenchmarks
 	$(SWIFT) build -c release --product tradewired
@@ -104,9 +110,10 @@ bench: bench-deps
 	bash scripts/bench-consumer.sh $(CURDIR)/$(RELEASE_DIR)
 	$(BENCH_RELEASE_DIR)/TradewireBenchmarks metrics-cost
 	python3 scripts/bench-http.py $(CURDIR)/$(RELEASE_DIR)
+	python3 scripts/bench-cluster.py $(CURDIR)/$(RELEASE_DIR)
 	python3 scripts/bench-redis.py $(CURDIR)/$(RELEASE_DIR)
 
-.PHONY: bench-check bench-thresholds
+.PHONY: bench-check bench-thresholds bench-cluster
 ## The in-process publish benchmarks (ordo-one/benchmark, release build) against the stored
 ## thresholds in Benchmarks/Thresholds: exits non-zero when one is slower or allocates more
 ## than its tolerance allows (Benchmarks/README.md). Not part of `make test`.

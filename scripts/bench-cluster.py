@@ -7,7 +7,9 @@ Starts a private PostgreSQL (scripts/pg-server.sh) and release `tradewired` node
 measures, each the median of --rounds runs:
 - appended events/s: `clients/c/tw-bench publish` (64 in flight, 100-byte payloads, one
   subscriber on the publisher's node) against each publishing node at once, the publish
-  rates summed; 1, 2 and 3 nodes publishing, and one daemon on its SQLite journal;
+  rates summed; 1, 2 and 3 nodes publishing, and one daemon on its SQLite journal; then
+  512 in flight (a commit is the database's fsync: throughput is events per commit, so
+  deeper pipelines make bigger batches);
 - publish -> subscriber latency, p50 and p99: one publish at a time (Python client, 1 ms
   apart), the subscriber on the same node and on another node;
 - failover: a follower reports itself leader after the leader's clean stop (SIGTERM) and
@@ -76,8 +78,8 @@ class Node:
                 self.proc.wait(5)
 
 
-def tw_bench(sock: str, count: int) -> Dict[str, float]:
-    out = subprocess.run([TW_BENCH, "--socket", sock, "publish", "--count", str(count), "--inflight", "64",
+def tw_bench(sock: str, count: int, inflight: int) -> Dict[str, float]:
+    out = subprocess.run([TW_BENCH, "--socket", sock, "publish", "--count", str(count), "--inflight", str(inflight),
                           "--size", "100", "--timeout", "60"], capture_output=True, text=True, timeout=300)
     fields = dict(re.findall(r"(\w+)=([\d.]+)", out.stdout))
     if out.returncode != 0 or "publish_per_s" not in fields:
@@ -85,9 +87,9 @@ def tw_bench(sock: str, count: int) -> Dict[str, float]:
     return {k: float(v) for k, v in fields.items()}
 
 
-def appended_per_s(socks: List[str], count: int) -> float:
+def appended_per_s(socks: List[str], count: int, inflight: int = 64) -> float:
     results: List[Dict[str, float]] = []
-    threads = [threading.Thread(target=lambda s=s: results.append(tw_bench(s, count))) for s in socks]
+    threads = [threading.Thread(target=lambda s=s: results.append(tw_bench(s, count, inflight))) for s in socks]
     for t in threads:
         t.start()
     for t in threads:
@@ -182,6 +184,7 @@ def main() -> None:
         if not os.access(tool, os.X_OK):
             raise SystemExit(f"{tool} is missing (swift build -c release; make -C clients/c)")
     root = tempfile.mkdtemp(prefix="twbc-", dir="/tmp")
+    os.chmod(root, 0o755)  # PostgreSQL runs as its own user and must reach root/pg
     pg = Postgres(root)
     rows: Dict[str, List[float]] = {}
     try:
@@ -192,6 +195,8 @@ def main() -> None:
             try:
                 rows.setdefault("single node, SQLite journal: appended/s", []).append(
                     appended_per_s([single.sock], args.count))
+                rows.setdefault("single node, SQLite, 512 in flight: appended/s", []).append(
+                    appended_per_s([single.sock], args.count, 512))
                 lat = latency(single.sock, single.sock, args.samples)
                 rows.setdefault("single node: latency p50 ms", []).append(percentile(lat, 50))
                 rows.setdefault("single node: latency p99 ms", []).append(percentile(lat, 99))
@@ -203,6 +208,9 @@ def main() -> None:
                 for k in (1, 2, 3):
                     rows.setdefault(f"cluster, {k} node(s) publishing: appended/s", []).append(
                         appended_per_s([n.sock for n in nodes[:k]], args.count))
+                for k in (1, 3):
+                    rows.setdefault(f"cluster, {k} node(s), 512 in flight: appended/s", []).append(
+                        appended_per_s([n.sock for n in nodes[:k]], args.count, 512))
                 same = latency(nodes[0].sock, nodes[0].sock, args.samples)
                 cross = latency(nodes[0].sock, nodes[1].sock, args.samples)
                 rows.setdefault("cluster, same node: latency p50 ms", []).append(percentile(same, 50))
@@ -219,10 +227,10 @@ def main() -> None:
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
     print(f"\ncluster benchmark (median of {args.rounds}; PostgreSQL {PG_VERSION()}; {os.cpu_count()} cores)")
-    print(f"{'measure':<48} {'median':>10}   runs")
+    print(f"{'measure':<52} {'median':>10}   runs")
     for name, values in rows.items():
         fmt = (lambda v: f"{v:,.0f}") if "/s" in name else (lambda v: f"{v:.2f}")
-        print(f"{name:<48} {fmt(statistics.median(values)):>10}   {', '.join(fmt(v) for v in values)}")
+        print(f"{name:<52} {fmt(statistics.median(values)):>10}   {', '.join(fmt(v) for v in values)}")
     print(f"holes in the shared journal's seq (count - max): {gaps}")
 
 

@@ -35,7 +35,13 @@ postmaster_pid() { head -1 "$dir/data/postmaster.pid" 2>/dev/null || true; }
 
 prepare() {
     mkdir -p "$dir"
-    if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; fi
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$dir"
+        if ! runuser -u postgres -- test -x "$dir"; then
+            echo "pg-server: the postgres user cannot reach $dir (a parent directory is private: chmod o+x it)" >&2
+            exit 1
+        fi
+    fi
     chmod 700 "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         if [ -n "${PG_TEMPLATE:-}" ] && [ -f "$PG_TEMPLATE/PG_VERSION" ]; then

@@ -471,15 +471,17 @@ struct Tradewired: AsyncParsableCommand {
         if let member {
             // Only the leader trades: the loop runs while this node leads, and stops the
             // moment it does not (PROTOCOL §13).
-            // A new leader trades once its book is the shared journal's (`readyEpoch`).
-            let readyEpoch = Mutex<Int?>(nil)
+            // A new leader trades once its book is the shared journal's (`takeover.ready`).
+            let takeover = ClusterTakeover()
             daemon.setCluster(
                 status: { member.statusJSON },
                 isLeader: {
                     let leadership = member.elector.leadership
-                    return leadership.isLeader && readyEpoch.withLock { $0 } == leadership.epoch
+                    return leadership.isLeader && takeover.ready.withLock { $0 } == leadership.epoch
                 })
             let startLoop = loop
+            // The takeover runs beside the elector (a fold of a long journal takes seconds,
+            // and the lease must go on being renewed meanwhile); losing the lead cancels it.
             membership = Task {
                 await member.run(bus: bus, after: clusterStart) { leadership in
                     logger.notice(
@@ -489,23 +491,29 @@ struct Tradewired: AsyncParsableCommand {
                             "cluster.is_leader": "\(leadership.isLeader)",
                         ])
                     guard leadership.isLeader else {
-                        readyEpoch.withLock { $0 = nil }
+                        takeover.task.withLock { $0 }?.cancel()
+                        takeover.ready.withLock { $0 = nil }
                         _ = await daemon.pipeline.loop.stop()
                         return
                     }
-                    guard readyEpoch.withLock({ $0 }) != leadership.epoch else { return }
-                    do {
-                        try await Self.takeOver(
-                            member.journal, daemon: daemon, tradingState: tradingState, startingCash: startingCash,
-                            logger: logger)
-                    } catch {
-                        // Without the book there is no trading: stay leader-in-name, refuse trades.
-                        logger.error("cluster.takeover.failed", metadata: ["error": "\(error)"])
-                        return
+                    guard takeover.ready.withLock({ $0 }) != leadership.epoch else { return }
+                    let task = Task {
+                        do {
+                            try await Self.takeOver(
+                                member.journal, daemon: daemon, tradingState: tradingState,
+                                startingCash: startingCash, logger: logger)
+                        } catch {
+                            // Without the book there is no trading: leader in name, trades refused.
+                            logger.error("cluster.takeover.failed", metadata: ["error": "\(error)"])
+                            return
+                        }
+                        guard !Task.isCancelled, member.elector.leadership == leadership else { return }
+                        takeover.ready.withLock { $0 = leadership.epoch }
+                        if startLoop { _ = await daemon.pipeline.loop.start() }
                     }
-                    readyEpoch.withLock { $0 = leadership.epoch }
-                    if startLoop { _ = await daemon.pipeline.loop.start() }
+                    takeover.task.withLock { $0 = task }
                 }
+                takeover.task.withLock { $0 }?.cancel()
             }
         } else if loop {
             _ = await daemon.pipeline.startLoop()
@@ -541,6 +549,7 @@ struct Tradewired: AsyncParsableCommand {
         var closes: [String: Double] = [:]
         var cursor = 0
         while true {
+            try Task.checkCancellation()
             let page = try await journal.read(after: cursor, limit: 1000)
             for record in page {
                 fold.apply(record.record)
@@ -671,4 +680,11 @@ struct Tradewired: AsyncParsableCommand {
         else { return nil }
         return 3
     }
+}
+
+/// A cluster node's takeover: the epoch whose book is restored (trading waits for it), and
+/// the fold in progress.
+final class ClusterTakeover: Sendable {
+    let ready = Mutex<Int?>(nil)
+    let task = Mutex<Task<Void, Never>?>(nil)
 }

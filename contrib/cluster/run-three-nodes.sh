@@ -21,6 +21,7 @@ daemon=${TRADEWIRED:-$root/.build/debug/tradewired}
 [ -x "$daemon" ] || { echo "no daemon at $daemon: run 'swift build' (or set TRADEWIRED)" >&2; exit 2; }
 dir=${1:-$(mktemp -d /tmp/twcluster-XXXXXX)}
 mkdir -p "$dir"
+chmod 755 "$dir"  # PostgreSQL runs as its own user and must reach DIR/pg
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 pids=()

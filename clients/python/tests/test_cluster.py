@@ -408,3 +408,24 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
         sell = [dict(buy[0], id="sell", action="SELL")]
         assert c.publish("validated_ready", sell)["executed"] == 1
         assert c.call("get_portfolio")["orders"] == 2
+
+
+def test_a_second_live_node_with_the_same_id_exits_2(
+    daemon_factory: DaemonFactory, postgres: Postgres, tradewired_bin
+) -> None:
+    node(daemon_factory, postgres, "twin")
+    sock = daemon_factory.socket_path()
+    started = time.monotonic()
+    twin = subprocess.run(
+        [str(tradewired_bin), "--socket", sock, "--ephemeral", "--cluster", postgres.conninfo, "--node-id", "twin"],
+        capture_output=True, text=True, timeout=60)
+    assert twin.returncode == 2, twin.stderr
+    assert "already used by a live node" in twin.stderr
+    assert time.monotonic() - started < 15
+    both = subprocess.run(
+        [str(tradewired_bin), "--socket", sock, "--data-dir", "/tmp/x", "--cluster", postgres.conninfo],
+        capture_output=True, text=True, timeout=30)
+    assert both.returncode == 2 and "not both" in both.stderr
+    bad = subprocess.run([str(tradewired_bin), "--socket", sock, "--cluster", "host=x port=99999"],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "port" in bad.stderr
