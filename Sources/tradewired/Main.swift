@@ -545,19 +545,15 @@ struct Tradewired: AsyncParsableCommand {
         logger: Logger
     ) async throws {
         let started = ContinuousClock.now
-        var fold = JournalFold(startingCash: startingCash)
-        var closes: [String: Double] = [:]
-        var cursor = 0
+        var folding = SharedJournalFold(startingCash: startingCash)
         while true {
-            try Task.checkCancellation()
-            let page = try await journal.read(after: cursor, limit: 1000)
-            for record in page {
-                fold.apply(record.record)
-                PipelineRecovery.noteCloses(record.record, into: &closes)
-                cursor = record.record.seq
-            }
+            if Task.isCancelled { throw CancellationError() }
+            let page = try await journal.read(after: folding.cursor, limit: 1000)
+            folding.apply(page)
             if page.count < 1000 { break }
         }
+        let fold = folding.fold
+        let closes = folding.closes
         let held = Set(fold.ledger.positions.keys)
         let pipeline = daemon.pipeline
         let aborted = await PipelineRecovery.restore(
@@ -687,4 +683,22 @@ struct Tradewired: AsyncParsableCommand {
 final class ClusterTakeover: Sendable {
     let ready = Mutex<Int?>(nil)
     let task = Mutex<Task<Void, Never>?>(nil)
+}
+
+/// The fold of a cluster's shared journal, page by page (synchronous: the pages are read
+/// by the caller).
+struct SharedJournalFold {
+    var fold: JournalFold
+    var closes: [String: Double] = [:]
+    var cursor = 0
+
+    init(startingCash: Money) { fold = JournalFold(startingCash: startingCash) }
+
+    mutating func apply(_ page: [ClusterRecord]) {
+        for record in page {
+            fold.apply(record.record)
+            PipelineRecovery.noteCloses(record.record, into: &closes)
+            cursor = record.record.seq
+        }
+    }
 }
