@@ -396,8 +396,10 @@ public final class EventBus: Sendable {
                 let ticket = DispatchTicket()
                 guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket, fence: fence)) else {
                     logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
-                    return PublishedEvent(
-                        event: event, dispatch: .done(DispatchOutcome(clientSubscribers: 0, pending: [])), bus: self)
+                    // A sequencing journal never gave this event a seq: its publisher is told.
+                    let outcome = DispatchOutcome(
+                        clientSubscribers: 0, pending: [], failure: sequenced ? "the daemon is stopping" : nil)
+                    return PublishedEvent(event: event, dispatch: .done(outcome), bus: self)
                 }
                 if !sequenced { state.nextSeq += 1 }
                 return PublishedEvent(event: event, dispatch: .pending(ticket), bus: self)

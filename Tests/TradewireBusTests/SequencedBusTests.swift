@@ -141,6 +141,14 @@ import TradewireJSON
         #expect(journal.stored.isEmpty)
     }
 
+    @Test func aPublishAfterCloseIsAFailureNotSeqZero() async throws {
+        let bus = EventBus.sequenced(by: MemoryJournal(), after: 0)
+        bus.close()
+        let late = bus.publishRecording("x", payload: JSONValue(1))
+        #expect(late.isDispatched)
+        #expect(late.failure != nil)
+    }
+
     @Test func aGapIsNeverDeliveredPastAndDuplicatesAreIgnored() throws {
         let journal = MemoryJournal()
         let bus = EventBus.sequenced(by: journal, after: 10)

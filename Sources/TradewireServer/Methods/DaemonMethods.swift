@@ -175,6 +175,7 @@ enum DaemonMethods {
             }
         }
         let published = daemon.bus.publishRecording(params.type, payload: params.payload, metadata: params.metadata)
+        if let failure = published.failure { throw .clusterUnavailable(failure) }
         if published.isDispatched && !published.hasPendingHandlers {
             stopwatch.record(into: publishSeconds)
             return .success(receiptBytes(published))
