@@ -146,9 +146,6 @@ public final class ClusterMember: Sendable {
             "nodes": .array(nodes),
         ]
     }
-
-    /// This node's lag, for `/metrics`.
-    public var lagEvents: Int { max(0, state.withLock { $0.newestSeq } - (tail?.deliveredSeq ?? 0)) }
 }
 
 /// Appends the bus's batches through the cluster journal from the bus's writer thread

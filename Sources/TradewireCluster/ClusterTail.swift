@@ -22,6 +22,8 @@ public final class ClusterTail: Sendable {
         var delivered: Int
         var gaps = 0
         var notifications = 0
+        /// True while reads fail (an outage is logged once).
+        var failing = false
         var wake: AsyncStream<Void>.Continuation?
     }
 
@@ -79,9 +81,15 @@ public final class ClusterTail: Sendable {
             let after = deliveredSeq
             let page: [ClusterRecord]
             do { page = try await journal.read(after: after, limit: pageSize) } catch {
-                logger.warning(
-                    "cluster.tail.read_failed", metadata: ["error": "\(error)", "tail.after_seq": "\(after)"])
+                // Logged once per outage, not at every poll.
+                if !setFailing(true) {
+                    logger.warning(
+                        "cluster.tail.read_failed", metadata: ["error": "\(error)", "tail.after_seq": "\(after)"])
+                }
                 return
+            }
+            if setFailing(false) {
+                logger.notice("cluster.tail.reading_again", metadata: ["tail.after_seq": "\(after)"])
             }
             guard let first = page.first else { return }
             // Consecutive from the cursor, or nothing: a hole is never skipped.
@@ -103,6 +111,14 @@ public final class ClusterTail: Sendable {
             await deliver(records)
             state.withLock { $0.delivered = records[records.count - 1].record.seq }
             if run < page.count || page.count < pageSize { return }
+        }
+    }
+
+    /// Sets whether reads fail; returns what it was.
+    private func setFailing(_ failing: Bool) -> Bool {
+        state.withLock { state in
+            defer { state.failing = failing }
+            return state.failing
         }
     }
 
