@@ -185,7 +185,11 @@ def main() -> None:
             raise SystemExit(f"{tool} is missing (swift build -c release; make -C clients/c)")
     root = tempfile.mkdtemp(prefix="twbc-", dir="/tmp")
     os.chmod(root, 0o755)  # PostgreSQL runs as its own user and must reach root/pg
-    pg = Postgres(root)
+    try:
+        pg = Postgres(root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     rows: Dict[str, List[float]] = {}
     try:
         for r in range(args.rounds):
