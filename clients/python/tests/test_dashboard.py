@@ -96,6 +96,17 @@ def viewport(driver: WebDriver, width: int, height: int) -> None:
         driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
 
 
+def click(driver: WebDriver, selector: str, what: str) -> None:
+    """Clicks the element `selector` finds, again if the page re-rendered it between the
+    find and the click (the tables are redrawn as events arrive)."""
+
+    def attempt(d: WebDriver) -> bool:
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait(driver, attempt, what=f"a click on {what}")
+
+
 def wait(driver: WebDriver, pred: Callable[[WebDriver], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     def attempt(d: WebDriver) -> Any:
         try:
@@ -160,7 +171,7 @@ def looks_and_fits(dashboard: Daemon, browser: WebDriver, last: Dict[str, Any], 
     base = dashboard.http_url()
     row = f'#iterations tr[data-id="{last["iteration_id"]}"]'
     wait(browser, lambda d: present(d, row), what="the last iteration's row")
-    browser.find_element(By.CSS_SELECTOR, row).click()
+    click(browser, row, "the last iteration's row")
     wait(browser, lambda d: present(d, "#decisions tbody tr[data-symbol]"), what="its decisions")
     wait(browser, lambda d: present(d, '#tail .ev[data-type="dashboard.hello"]'), what="the event in the tail")
     wait(browser, lambda d: present(d, '.group[data-group="limits"]'), what="the risk group")
@@ -230,7 +241,7 @@ def test_an_iteration_shows_its_decisions_and_the_book_its_equity(dashboard: Dae
         assert cells[3:8] == [str(len(run["signals"])), str(len(run["approved_signals"])),
                               str(len(run["rejected_signals"])),
                               str(sum(1 for r in run["execution_results"] if r["executed"])), str(len(run["errors"]))]
-        browser.find_element(By.CSS_SELECTOR, row).click()
+        click(browser, row, "the iteration's row")
         wait(browser, lambda d: len(decision_rows(d)) == len(run["signals"]), what="the iteration's decisions")
         decided = decision_rows(browser)
         for signal in run["approved_signals"]:
