@@ -320,11 +320,17 @@ struct Tradewired: AsyncParsableCommand {
         serverConfiguration.inheritedSocket = inherited
 
         let busLogger = Logger(label: "tradewire.bus")
-        let clusterText = cluster ?? environment["TRADEWIRE_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 }
+        // TRADEWIRE_CLUSTER is a default: an explicit --data-dir or --ephemeral runs alone.
+        let clusterText =
+            cluster
+            ?? (ephemeral || dataDir != nil ? nil : environment["TRADEWIRE_CLUSTER"].flatMap { $0.isEmpty ? nil : $0 })
         var member: ClusterMember?
         var clusterStart = 0
         if let clusterText {
-            let info = try Self.clusterInfo(clusterText)
+            let info: ClusterConnectionInfo
+            do { info = try ClusterConnectionInfo(parsing: clusterText) } catch {
+                throw StartupError(message: (cluster == nil ? "TRADEWIRE_CLUSTER: " : "") + error.message, exitCode: 2)
+            }
             let id = try Self.validNodeID(nodeID ?? ProcessInfo.processInfo.hostName)
             let joining = ClusterMember(info: info, nodeID: id, logger: Logger(label: "tradewire.cluster"))
             do {
