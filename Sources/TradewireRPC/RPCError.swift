@@ -117,6 +117,13 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             type: "cluster_unavailable")
     }
 
+    /// A trading call on a cluster node that does not lead (or whose book is still being
+    /// restored): -32003 as §13 has no code of its own for it, with a message that says so.
+    public static func notLeader(_ detail: String) -> RPCError {
+        RPCError(
+            code: -32003, message: "This node does not lead the cluster: \(detail)", type: "cluster_unavailable")
+    }
+
     /// `ack`/`nak` for a consumer this connection is not subscribed with (PROTOCOL §11).
     public static func unknownConsumer(_ name: String) -> RPCError {
         RPCError(

@@ -160,7 +160,7 @@ enum DaemonMethods {
         if let pipelineEvent = PipelineEvent.named(params.type) {
             // A client-started iteration trades: only on the cluster's leader (PROTOCOL §13).
             if !daemon.mayTrade {
-                throw .clusterUnavailable("this node does not lead the cluster; publish pipeline events to the leader")
+                throw .notLeader("publish pipeline events to the leader (get_status.cluster.leader)")
             }
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {
@@ -244,8 +244,7 @@ enum DaemonMethods {
         let request = params.request
         // Only the cluster's leader trades (PROTOCOL §13); dry runs run anywhere.
         if !request.dryRun && !context.daemon.mayTrade {
-            throw .clusterUnavailable(
-                "this node does not lead the cluster; run it on the leader (get_status.cluster.leader)")
+            throw .notLeader("run it on the leader (get_status.cluster.leader), or as a dry run here")
         }
         return .deferred {
             do {
@@ -419,7 +418,7 @@ enum DaemonMethods {
     static func startLoop(_ params: StartLoopParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         let pipeline = context.daemon.pipeline
         if !context.daemon.mayTrade {
-            throw .clusterUnavailable("this node does not lead the cluster; the loop runs on the leader")
+            throw .notLeader("the loop runs on the leader")
         }
         return .deferred {
             let status = await pipeline.startLoop(intervalSeconds: params.intervalSeconds, symbols: params.symbols)
