@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import Synchronization
+import TradewireJSON
 
 /// Who leads: the lease row as one node sees it.
 public struct Leadership: Sendable, Equatable {
@@ -37,7 +38,7 @@ public struct ClusterLease: Sendable {
         async throws(ClusterError)
         -> Int?
     {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        let seconds = duration.inSeconds
         let mine = Int64(epoch ?? -1)
         let node = nodeID
         let rows = try await database.query(

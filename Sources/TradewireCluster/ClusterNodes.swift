@@ -1,5 +1,6 @@
 import Foundation
 import PostgresNIO
+import TradewireJSON
 
 /// A node as `tw_nodes` records it.
 public struct ClusterNode: Sendable, Equatable {
@@ -52,7 +53,7 @@ public struct ClusterNodes: Sendable {
     private func tryRegister() async throws(ClusterError) -> Bool {
         let node = nodeID
         let incarnation = self.incarnation
-        let window = Double(Self.livenessWindow.components.seconds)
+        let window = Self.livenessWindow.inSeconds
         let rows = try await database.query(
             """
             INSERT INTO tw_nodes (node_id, incarnation, started_at, last_seen, delivered_seq, stopped)
@@ -96,7 +97,7 @@ public struct ClusterNodes: Sendable {
 
     /// Every node the cluster knows, by id.
     public func list() async throws(ClusterError) -> [ClusterNode] {
-        let window = Double(Self.livenessWindow.components.seconds)
+        let window = Self.livenessWindow.inSeconds
         let rows = try await database.query(
             """
             SELECT node_id, extract(epoch FROM last_seen)::float8, delivered_seq, stopped,

@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import Testing
 import TradewireCluster
+import TradewireJSON
 
 @Suite(.serialized)
 struct ClusterNodesTests {
@@ -66,7 +67,7 @@ struct ClusterNodesTests {
                 }
                 let elapsed = clock.now - start
                 return Double(batches)
-                    / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                    / elapsed.inSeconds
             }
             _ = try await rate("warm", batches: 100)
             let before = try await rate("before", batches: 600)

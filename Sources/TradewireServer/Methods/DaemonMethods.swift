@@ -206,14 +206,16 @@ enum DaemonMethods {
     /// `completed` and the run's counts (`signals`, `approved`, `rejected`, `executed`) and
     /// `errors` (PROTOCOL §9).
     private static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
+        // Read once: a journaled publish's event sits behind its ticket's lock.
+        let event = published.event
         var writer = JSONWriter(reservingCapacity: 96)
         writer.beginObject()
         writer.plainKey("seq")
-        writer.write(published.event.seq)
+        writer.write(event.seq)
         writer.plainKey("event_type")
-        writer.write(published.event.type)
+        writer.write(event.type)
         writer.plainKey("timestamp")
-        writer.writeRaw(published.event.timestampJSON)
+        writer.writeRaw(event.timestampJSON)
         writer.plainKey("subscribers")
         writer.write(published.clientSubscribers)
         if let iteration {
