@@ -16,6 +16,10 @@ public struct ClusterError: Error, Sendable, CustomStringConvertible, Equatable 
         case duplicateNode
         /// The database refused a statement.
         case database
+        /// A call handed to another node got no answer before its deadline.
+        case timedOut
+        /// Too many handed-off calls wait already: nothing was recorded.
+        case overloaded
     }
 
     public var kind: Kind

@@ -12,6 +12,8 @@ public final class ClusterMember: Sendable {
     public let journal: ClusterJournal
     public let nodes: ClusterNodes
     public let elector: LeaderElector
+    /// Calls handed to the leader (a follower's non-dry `run_pipeline`).
+    public let calls: ClusterCalls
     private let logger: Logger
     private let state = Mutex(Snapshot())
     private let tailBox = Mutex<ClusterTail?>(nil)
@@ -30,6 +32,7 @@ public final class ClusterMember: Sendable {
         self.journal = ClusterJournal(database: database, nodeID: nodeID, logger: logger)
         self.nodes = ClusterNodes(database: database, nodeID: nodeID)
         self.elector = LeaderElector(lease: ClusterLease(database: database, nodeID: nodeID), logger: logger)
+        self.calls = ClusterCalls(database: database, nodeID: nodeID, logger: logger)
     }
 
     /// Migrates the schema, registers this node (`.duplicateNode` when its id is live
@@ -96,6 +99,7 @@ public final class ClusterMember: Sendable {
                 }
             }
             group.addTask { await self.heartbeats(tail) }
+            group.addTask { await self.calls.listen() }
             await group.next()
             group.cancelAll()
         }

@@ -12,6 +12,7 @@ import PostgresNIO
 /// - `tw_lease`: one row, the leader's lease (holder, epoch, expiry by the database clock).
 /// - `tw_nodes`: every node's heartbeat and delivery position (lag).
 /// - `tw_state`: named state documents (book checkpoints, loop settings).
+/// - `tw_calls`: calls handed to the node that can answer them (``ClusterCalls``).
 public enum ClusterSchema {
     /// The newest schema version this build knows.
     public static var version: Int { migrations.count }
@@ -108,7 +109,41 @@ public enum ClusterSchema {
             END
             $$
             """,
-        ]
+        ],
+        // 2: calls handed to another node (a follower's run_pipeline to the leader).
+        [
+            """
+            CREATE TABLE tw_calls (
+                id bigserial PRIMARY KEY,
+                kind text NOT NULL,
+                from_node text NOT NULL,
+                params text NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                deadline_at timestamptz NOT NULL,
+                claimed_by text,
+                claimed_epoch bigint,
+                claimed_at timestamptz,
+                reply text,
+                is_error boolean,
+                done_at timestamptz
+            )
+            """,
+            "CREATE INDEX tw_calls_waiting ON tw_calls (kind, id) WHERE claimed_by IS NULL",
+            "CREATE INDEX tw_calls_open ON tw_calls (id) WHERE done_at IS NULL",
+            // A new call wakes the nodes that serve it; an answer wakes the caller.
+            """
+            CREATE FUNCTION tw_calls_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_notify('tw_calls', NEW.id::text);
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER tw_calls_changed AFTER INSERT OR UPDATE OF done_at ON tw_calls
+                FOR EACH ROW EXECUTE FUNCTION tw_calls_notify()
+            """,
+        ],
     ]
 
     /// Creates or upgrades the schema; refuses a database whose schema is newer.

@@ -124,6 +124,25 @@ public struct RPCError: Error, Sendable, Equatable, CustomStringConvertible {
             code: -32003, message: "This node does not lead the cluster: \(detail)", type: "cluster_unavailable")
     }
 
+    /// A `run_pipeline` handed to the cluster's leader that got no answer in time: -32011
+    /// like any pipeline timeout, without an iteration when none started (PROTOCOL §13).
+    public static func handOffTimedOut(_ detail: String) -> RPCError {
+        RPCError(
+            code: -32011, message: "Pipeline timeout: \(detail)", type: "pipeline_timeout",
+            details: ["iteration": .null, "iteration_id": .null, "stage": .null])
+    }
+
+    /// Too many `run_pipeline` calls wait for the cluster's leader already: nothing was recorded.
+    public static func handOffOverloaded(_ detail: String) -> RPCError {
+        RPCError(code: -32001, message: "Too many runs wait for the leader: \(detail)", type: "overloaded")
+    }
+
+    /// A handed-over `run_pipeline` whose leader was lost while running it (its iteration
+    /// was aborted by the next leader, and never runs again).
+    public static func leaderLost(_ detail: String) -> RPCError {
+        RPCError(code: -32003, message: "The cluster's leader was lost: \(detail)", type: "cluster_unavailable")
+    }
+
     /// `ack`/`nak` for a consumer this connection is not subscribed with (PROTOCOL §11).
     public static func unknownConsumer(_ name: String) -> RPCError {
         RPCError(
@@ -157,4 +176,16 @@ extension RPCError: RPCErrorConvertible {
 
 extension JSONDecodingError: RPCErrorConvertible {
     public var rpcError: RPCError { .invalidParams([self]) }
+}
+
+extension RPCError {
+    /// Reads an error object back (one another node answered): nil when `json` is not
+    /// `{"code": int, "message": string, "data"?: {"type": string, ...}}`.
+    public init?(json: JSONValue) {
+        guard let code = json["code"]?.intValue, let message = json["message"]?.stringValue else { return nil }
+        var details = json["data"]?.objectValue ?? [:]
+        let type = details["type"]?.stringValue ?? "error"
+        details["type"] = nil
+        self.init(code: code, message: message, type: type, details: details)
+    }
 }

@@ -27,12 +27,11 @@ public final class Daemon: Sendable {
     let dispatcher: RPCDispatcher<RequestContext>
     let discoverDocument: [UInt8]
     private let shutdownHook = Mutex<(@Sendable (String) -> Void)?>(nil)
-    private let clusterHooks = Mutex<(status: @Sendable () -> JSONValue, isLeader: @Sendable () -> Bool)?>(nil)
+    private let clusterHooks = Mutex<ClusterHooks?>(nil)
 
-    /// Makes this daemon a cluster node: `status` is `get_status.cluster`, and `isLeader`
-    /// gates trading (only the leader runs non-dry iterations).
-    public func setCluster(status: @escaping @Sendable () -> JSONValue, isLeader: @escaping @Sendable () -> Bool) {
-        clusterHooks.withLock { $0 = (status, isLeader) }
+    /// Makes this daemon a cluster node (PROTOCOL §13).
+    public func setCluster(_ hooks: ClusterHooks) {
+        clusterHooks.withLock { $0 = hooks }
     }
 
     /// `get_status.cluster` (null outside a cluster).
@@ -40,6 +39,12 @@ public final class Daemon: Sendable {
 
     /// False on a cluster node that does not lead (true outside a cluster).
     public var mayTrade: Bool { clusterHooks.withLock { $0 }?.isLeader() ?? true }
+
+    /// How a node that does not trade hands a non-dry `run_pipeline` to the leader (nil
+    /// outside a cluster).
+    var handOff: (@Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>)? {
+        clusterHooks.withLock { $0 }?.handOff
+    }
 
     /// - Parameter stages: the registry the orchestrator was built with (its
     ///   ``StageHandlerSource``).

@@ -478,49 +478,11 @@ struct Tradewired: AsyncParsableCommand {
             // Only the leader trades: the loop runs while this node leads, and stops the
             // moment it does not (PROTOCOL §13).
             // A new leader trades once its book is the shared journal's (`takeover.ready`).
-            let takeover = ClusterTakeover()
-            daemon.setCluster(
-                status: { member.statusJSON },
-                isLeader: {
-                    let leadership = member.elector.leadership
-                    return leadership.isLeader && takeover.ready.withLock { $0 } == leadership.epoch
-                })
-            let startLoop = loop
-            // The takeover runs beside the elector (a fold of a long journal takes seconds,
-            // and the lease must go on being renewed meanwhile); losing the lead cancels it.
-            membership = Task {
-                await member.run(bus: bus, after: clusterStart) { leadership in
-                    logger.notice(
-                        "cluster.leadership.changed",
-                        metadata: [
-                            "cluster.leader": "\(leadership.leader ?? "none")", "cluster.epoch": "\(leadership.epoch)",
-                            "cluster.is_leader": "\(leadership.isLeader)",
-                        ])
-                    guard leadership.isLeader else {
-                        takeover.task.withLock { $0 }?.cancel()
-                        takeover.ready.withLock { $0 = nil }
-                        _ = await daemon.pipeline.loop.stop()
-                        return
-                    }
-                    guard takeover.ready.withLock({ $0 }) != leadership.epoch else { return }
-                    let task = Task {
-                        do {
-                            try await Self.takeOver(
-                                member.journal, daemon: daemon, tradingState: tradingState,
-                                startingCash: startingCash, logger: logger)
-                        } catch {
-                            // Without the book there is no trading: leader in name, trades refused.
-                            logger.error("cluster.takeover.failed", metadata: ["error": "\(error)"])
-                            return
-                        }
-                        guard !Task.isCancelled, member.elector.leadership == leadership else { return }
-                        takeover.ready.withLock { $0 = leadership.epoch }
-                        if startLoop { _ = await daemon.pipeline.loop.start() }
-                    }
-                    takeover.task.withLock { $0 = task }
-                }
-                takeover.task.withLock { $0 }?.cancel()
-            }
+            let wiring = ClusterWiring(
+                member: member, daemon: daemon, tradingState: tradingState, startingCash: startingCash,
+                defaultTimeout: timeout, startLoop: loop, logger: logger)
+            wiring.install()
+            membership = Task { await wiring.run(bus: bus, after: clusterStart) }
         } else if loop {
             _ = await daemon.pipeline.startLoop()
         } else if await daemon.pipeline.resumeLoop() {
@@ -542,37 +504,6 @@ struct Tradewired: AsyncParsableCommand {
         daemon.consumers.close()
         journal?.close()
         logger.info("daemon.stopped")
-    }
-
-    /// A new leader's book: the whole shared journal folded (oldest first) into the agents,
-    /// the kill switch's state with it; iterations the old leader left open are aborted.
-    static func takeOver(
-        _ journal: ClusterJournal, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
-        logger: Logger
-    ) async throws {
-        let started = ContinuousClock.now
-        var folding = SharedJournalFold(startingCash: startingCash)
-        while true {
-            if Task.isCancelled { throw CancellationError() }
-            let page = try await journal.read(after: folding.cursor, limit: 1000)
-            folding.apply(page)
-            if page.count < 1000 { break }
-        }
-        let fold = folding.fold
-        let closes = folding.closes
-        let held = Set(fold.ledger.positions.keys)
-        let pipeline = daemon.pipeline
-        let aborted = await PipelineRecovery.restore(
-            fold, closes: closes.filter { held.contains($0.key) }, bus: pipeline.bus, agents: pipeline.agents,
-            orchestrator: pipeline.orchestrator, loop: pipeline.loop, logger: logger)
-        _ = tradingState.restore(recovered: fold.tradingState)
-        logger.notice(
-            "cluster.takeover.book_restored",
-            metadata: [
-                "recovery.as_of_seq": "\(fold.asOfSeq)", "recovery.orders": "\(fold.ledger.orders)",
-                "recovery.aborted": "\(aborted.count)",
-                "recovery.seconds": "\((ContinuousClock.now - started).inSeconds)",
-            ])
     }
 
     /// Runs blocking work on a thread of its own and waits for it without holding one of
@@ -681,30 +612,5 @@ struct Tradewired: AsyncParsableCommand {
             let count = environment["LISTEN_FDS"].flatMap(Int.init), count >= 1
         else { return nil }
         return 3
-    }
-}
-
-/// A cluster node's takeover: the epoch whose book is restored (trading waits for it), and
-/// the fold in progress.
-final class ClusterTakeover: Sendable {
-    let ready = Mutex<Int?>(nil)
-    let task = Mutex<Task<Void, Never>?>(nil)
-}
-
-/// The fold of a cluster's shared journal, page by page (synchronous: the pages are read
-/// by the caller).
-struct SharedJournalFold {
-    var fold: JournalFold
-    var closes: [String: Double] = [:]
-    var cursor = 0
-
-    init(startingCash: Money) { fold = JournalFold(startingCash: startingCash) }
-
-    mutating func apply(_ page: [ClusterRecord]) {
-        for record in page {
-            fold.apply(record.record)
-            PipelineRecovery.noteCloses(record.record, into: &closes)
-            cursor = record.record.seq
-        }
     }
 }

@@ -244,9 +244,21 @@ enum DaemonMethods {
             return replay(replayOf, params: params, pipeline: pipeline)
         }
         let request = params.request
-        // Only the cluster's leader trades (PROTOCOL §13); dry runs run anywhere.
+        // Only the cluster's leader trades (PROTOCOL §13): elsewhere a non-dry run is handed
+        // to the leader through the database and answered when it finishes. Dry runs run
+        // anywhere.
         if !request.dryRun && !context.daemon.mayTrade {
-            throw .notLeader("run it on the leader (get_status.cluster.leader), or as a dry run here")
+            guard let handOff = context.daemon.handOff else {
+                throw .notLeader("run it on the leader (get_status.cluster.leader), or as a dry run here")
+            }
+            let sent = JSONWriter.string(JSONValue.object(params.sent))
+            let timeout = request.timeout
+            return .deferred {
+                switch await handOff(sent, timeout) {
+                case .success(let bytes): .success(bytes)
+                case .failure(let error): .failure(error)
+                }
+            }
         }
         return .deferred {
             do {
@@ -257,6 +269,42 @@ enum DaemonMethods {
             } catch {
                 return .failure(error.rpcError)
             }
+        }
+    }
+
+    /// A non-dry `run_pipeline` another cluster node handed to this one (the leader): run
+    /// under what is left of the caller's deadline, answered with the result's JSON or the
+    /// error object's JSON (`isError`).
+    static func runHandedOff(params text: String, remaining: Duration, daemon: Daemon) async -> (
+        json: String, isError: Bool
+    ) {
+        func failure(_ error: RPCError) -> (json: String, isError: Bool) {
+            (JSONWriter.string(error.json), true)
+        }
+        let params: RunPipelineParams
+        do {
+            guard case .object(let object) = try JSONParser.parse(text) else {
+                return failure(.invalidParams(path: "", "handed-over params are not an object"))
+            }
+            params = try RunPipelineParams(from: ParamReader(object))
+        } catch let error as RPCError {
+            return failure(error)
+        } catch {
+            return failure(.invalidParams(path: "", "handed-over params: \(error)"))
+        }
+        guard daemon.mayTrade else {
+            return failure(.notLeader("it lost the lead before running the handed-over call"))
+        }
+        var request = params.request
+        request.dryRun = false
+        request.timeout = remaining
+        do {
+            let result = try await daemon.pipeline.orchestrator.run(request)
+            var writer = JSONWriter(reservingCapacity: 4096)
+            result.encodeJSON(to: &writer, includeMarketData: params.includeMarketData)
+            return (String(decoding: writer.bytes, as: UTF8.self), false)
+        } catch {
+            return failure(error.rpcError)
         }
     }
 

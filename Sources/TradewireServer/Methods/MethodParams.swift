@@ -171,8 +171,11 @@ struct RunPipelineParams: MethodParameters {
     var includeMarketData: Bool
     /// The recorded iteration to replay.
     var replay: String?
+    /// The params as sent (a follower hands them to the leader as they are).
+    var sent: JSONObject
 
     init(from params: ParamReader) throws(RPCError) {
+        sent = params.reader.object
         var symbols: [String]?
         if let parsed = try params(Self.symbols) {
             guard !parsed.isEmpty else { throw .invalidParams(path: "/symbols", "must not be empty") }

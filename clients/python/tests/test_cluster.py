@@ -170,10 +170,12 @@ def test_the_leader_crashes_and_another_takes_over_with_a_new_epoch(
     first = wait_until(lambda: status(nodes["a"].socket_path)["leader"], timeout=15, what="a leader")
     epoch = status(nodes["a"].socket_path)["epoch"]
     survivor = "b" if first == "a" else "a"
-    with Client(nodes[survivor].socket_path) as c:
+    with Client(nodes[survivor].socket_path, timeout=30) as c:
+        # A follower neither runs the loop nor trades itself: its non-dry run goes to the leader.
         with pytest.raises(RPCError) as refused:
-            c.call("run_pipeline", {"symbols": ["AAPL"]})
+            c.call("start_loop", {})
         assert refused.value.code == -32003
+        assert c.call("run_pipeline", {"symbols": ["AAPL"]})["dry_run"] is False
         assert c.call("run_pipeline", {"symbols": ["AAPL"], "dry_run": True})["dry_run"] is True
     with Client(nodes[first].socket_path, timeout=30) as c:
         assert c.call("run_pipeline", {"symbols": ["AAPL"]})["dry_run"] is False
@@ -194,6 +196,88 @@ def test_the_leader_crashes_and_another_takes_over_with_a_new_epoch(
     nodes[survivor].stop()
     wait_until(lambda: status(third.socket_path)["leader"] == "c", timeout=5, what="c leads")
     assert time.monotonic() - stopped_at < 1.5 + 1  # 1 s by the protocol, plus the daemon's own stop
+
+
+def test_a_followers_run_pipeline_is_handed_to_the_leader_and_answered_there(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    a = node(daemon_factory, postgres, "run-a")
+    wait_until(lambda: status(a.socket_path)["leader"] == "run-a", timeout=15, what="a leads")
+    epoch = status(a.socket_path)["epoch"]
+    b = node(daemon_factory, postgres, "run-b")
+    wait_until(lambda: status(b.socket_path)["leader"] == "run-a", timeout=10, what="b follows a")
+    with Client(b.socket_path, timeout=60) as c:
+        result = c.call("run_pipeline", {"symbols": ["aapl", "MSFT"], "include_market_data": True})
+        # The leader's answer, whole: its iteration, the params as sent (market data in full).
+        assert result["dry_run"] is False
+        assert result["symbols"] == ["AAPL", "MSFT"]
+        assert isinstance(result["market_data"]["AAPL"]["bars"], list)
+        iteration_id = result["iteration_id"]
+        # Several at once, each answered with its own iteration.
+        ids = set()
+        lock = threading.Lock()
+
+        def run(symbol: str) -> None:
+            with Client(b.socket_path, timeout=60) as own:
+                got = own.call("run_pipeline", {"symbols": [symbol]})
+                assert got["symbols"] == [symbol]
+                with lock:
+                    ids.add(got["iteration_id"])
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in ("AAPL", "MSFT", "GOOGL", "AMZN")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(90)
+        assert len(ids) == 4 and iteration_id not in ids
+        # Bad params are refused where they are sent, before anything is handed over.
+        with pytest.raises(RPCError) as bad:
+            c.call("run_pipeline", {"symbols": ["AAPL"], "timeout_ms": 0})
+        assert bad.value.code == -32602
+        # A deadline that runs out travels back as the leader's (or the hand-over's) timeout.
+        with pytest.raises(RPCError) as late:
+            c.call("run_pipeline", {"symbols": ["AAPL"], "timeout_ms": 1})
+        assert late.value.code == -32011 and late.value.data["type"] == "pipeline_timeout"
+        assert c.call("get_stats")["pipeline"]["runs"] == 0  # b ran nothing itself
+    # It ran on the leader, fenced with the leader's epoch; nothing is left in tw_calls.
+    where = f"metadata LIKE '%{iteration_id}%'"
+    assert postgres.sql(f"SELECT string_agg(DISTINCT node_id || ':' || epoch, ',') FROM tw_events WHERE {where}") \
+        == f"run-a:{epoch}"
+    with Client(a.socket_path, timeout=30) as c:
+        assert c.call("get_stats")["pipeline"]["runs"] >= 5
+    wait_until(lambda: postgres.sql("SELECT count(*) FROM tw_calls") == "0", timeout=10, what="tw_calls emptied")
+
+    # The leader dies while it runs a handed-over iteration (held in a risk group whose only
+    # member never answers): the next leader aborts the iteration and answers the caller.
+    stuck = Client(a.socket_path, timeout=30)
+    stuck.call("register_stage", {"stage": "risk", "name": "silent", "timeout_ms": 60000})
+    outcome: Dict = {}
+
+    def run_held() -> None:
+        with Client(b.socket_path, timeout=90) as own:
+            try:
+                outcome["result"] = own.call("run_pipeline", {"symbols": ["AAPL"], "timeout_ms": 60000})
+            except RPCError as error:
+                outcome["error"] = error
+
+    caller = threading.Thread(target=run_held)
+    caller.start()
+    wait_until(lambda: postgres.sql("SELECT count(*) FROM tw_calls WHERE claimed_by = 'run-a'") == "1", timeout=10,
+               what="a took the call")
+    time.sleep(0.5)  # into the risk stage
+    killed_at = time.monotonic()
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    caller.join(60)
+    stuck.close()
+    assert "error" in outcome, outcome
+    assert outcome["error"].code == -32003 and "leader was lost" in outcome["error"].message
+    assert time.monotonic() - killed_at < 15
+    with Client(b.socket_path, timeout=30) as c:
+        aborted = c.call("get_event_history", {"event_type": "iteration_aborted"})["events"]
+        assert aborted and aborted[-1]["data"]["reason"]
+        # The call is answered, never run again: b, leading now, ran nothing of it.
+        assert c.call("get_stats")["pipeline"]["runs"] == 0
 
 
 def test_publishes_fail_cleanly_while_the_database_is_down_and_resume(

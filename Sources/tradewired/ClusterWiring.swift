@@ -1,0 +1,186 @@
+import Foundation
+import Logging
+import Synchronization
+import TradewireBus
+import TradewireCluster
+import TradewireJSON
+import TradewirePipeline
+import TradewireRPC
+import TradewireServer
+import TradewireTrading
+
+/// A cluster node's daemon (PROTOCOL §13): only the leader trades. The loop runs while
+/// this node leads and stops the moment it does not; a new leader trades once its book is
+/// the shared journal's (``ready``), and then serves the `run_pipeline` calls other nodes
+/// hand it through the database.
+final class ClusterWiring: Sendable {
+    let member: ClusterMember
+    let daemon: Daemon
+    let tradingState: TradingStateController
+    let startingCash: Money
+    /// A handed-over `run_pipeline` without `timeout_ms` gets this deadline.
+    let defaultTimeout: Duration
+    let startLoop: Bool
+    let logger: Logger
+    /// The epoch whose book is restored (trading waits for it).
+    private let ready = Mutex<Int?>(nil)
+    /// The takeover in progress, then the serving of handed-over calls.
+    private let leading = Mutex<Task<Void, Never>?>(nil)
+
+    init(
+        member: ClusterMember, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
+        defaultTimeout: Duration, startLoop: Bool, logger: Logger
+    ) {
+        self.member = member
+        self.daemon = daemon
+        self.tradingState = tradingState
+        self.startingCash = startingCash
+        self.defaultTimeout = defaultTimeout
+        self.startLoop = startLoop
+        self.logger = logger
+    }
+
+    /// Makes the daemon a cluster node (before it serves its first request).
+    func install() {
+        daemon.setCluster(
+            ClusterHooks(
+                status: { [member] in member.statusJSON },
+                isLeader: { [self] in mayTrade },
+                handOff: { [self] params, timeout in await handOff(params, timeout: timeout ?? defaultTimeout) }))
+    }
+
+    /// True while this node leads and its book is the shared journal's.
+    var mayTrade: Bool {
+        let leadership = member.elector.leadership
+        return leadership.isLeader && ready.withLock { $0 } == leadership.epoch
+    }
+
+    /// Follows the cluster until cancelled.
+    func run(bus: EventBus, after start: Int) async {
+        await member.run(bus: bus, after: start) { leadership in await self.leadershipChanged(leadership) }
+        leading.withLock { $0 }?.cancel()
+    }
+
+    private func leadershipChanged(_ leadership: Leadership) async {
+        logger.notice(
+            "cluster.leadership.changed",
+            metadata: [
+                "cluster.leader": "\(leadership.leader ?? "none")", "cluster.epoch": "\(leadership.epoch)",
+                "cluster.is_leader": "\(leadership.isLeader)",
+            ])
+        guard leadership.isLeader else {
+            leading.withLock { $0 }?.cancel()
+            ready.withLock { $0 = nil }
+            _ = await daemon.pipeline.loop.stop()
+            return
+        }
+        guard ready.withLock({ $0 }) != leadership.epoch else { return }
+        // The takeover runs beside the elector (a fold of a long journal takes seconds, and
+        // the lease must go on being renewed meanwhile); losing the lead cancels it.
+        let task = Task { await self.lead(leadership) }
+        leading.withLock { $0 = task }
+    }
+
+    /// A new leader's work: restore the book, answer the calls its predecessor left
+    /// unanswered, start the loop, then serve handed-over calls until the lead is lost.
+    private func lead(_ leadership: Leadership) async {
+        do {
+            try await Self.takeOver(
+                member.journal, daemon: daemon, tradingState: tradingState, startingCash: startingCash, logger: logger)
+        } catch {
+            // Without the book there is no trading: leader in name, trades refused.
+            logger.error("cluster.takeover.failed", metadata: ["error": "\(error)"])
+            return
+        }
+        guard !Task.isCancelled, member.elector.leadership == leadership else { return }
+        // The takeover aborted the iterations of lost leaders; their callers hear so.
+        let lost = RPCError.leaderLost(
+            "the leader running it was lost before it answered; its iteration was aborted (see iteration_aborted)")
+        do {
+            let failed = try await member.calls.failOrphans(
+                before: leadership.epoch, reply: ClusterCallReply(json: JSONWriter.string(lost.json), isError: true))
+            if failed > 0 { logger.notice("cluster.calls.orphans_answered", metadata: ["calls.count": "\(failed)"]) }
+        } catch {
+            logger.warning("cluster.calls.orphans_unanswered", metadata: ["error": "\(error)"])
+        }
+        ready.withLock { $0 = leadership.epoch }
+        if startLoop { _ = await daemon.pipeline.loop.start() }
+        let daemon = self.daemon
+        await member.calls.serve(kind: Self.runPipelineKind, epoch: leadership.epoch) { call in
+            let answer = await daemon.runHandedOffPipeline(params: call.params, remaining: call.remaining)
+            return ClusterCallReply(json: answer.json, isError: answer.isError)
+        }
+    }
+
+    static let runPipelineKind = "run_pipeline"
+
+    /// A follower's non-dry `run_pipeline`, handed to the leader; the leader's answer as
+    /// its own.
+    private func handOff(_ params: String, timeout: Duration) async -> Result<[UInt8], RPCError> {
+        let reply: ClusterCallReply
+        do {
+            reply = try await member.calls.submit(kind: Self.runPipelineKind, params: params, timeout: timeout)
+        } catch {
+            switch error.kind {
+            case .timedOut: return .failure(.handOffTimedOut(error.message))
+            case .overloaded: return .failure(.handOffOverloaded(error.message))
+            default: return .failure(.clusterUnavailable(error.message))
+            }
+        }
+        guard reply.isError else { return .success(Array(reply.json.utf8)) }
+        guard let json = try? JSONParser.parse(reply.json), let error = RPCError(json: json) else {
+            return .failure(.internalError("the leader's answer is not an error object: \(reply.json.prefix(200))"))
+        }
+        return .failure(error)
+    }
+
+    /// A new leader's book: the whole shared journal folded (oldest first) into the agents,
+    /// the kill switch's state with it; iterations the old leader left open are aborted.
+    static func takeOver(
+        _ journal: ClusterJournal, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
+        logger: Logger
+    ) async throws {
+        let started = ContinuousClock.now
+        var folding = SharedJournalFold(startingCash: startingCash)
+        while true {
+            if Task.isCancelled { throw CancellationError() }
+            let page = try await journal.read(after: folding.cursor, limit: 1000)
+            folding.apply(page)
+            if page.count < 1000 { break }
+        }
+        let fold = folding.fold
+        let closes = folding.closes
+        let held = Set(fold.ledger.positions.keys)
+        let pipeline = daemon.pipeline
+        let aborted = await PipelineRecovery.restore(
+            fold, closes: closes.filter { held.contains($0.key) }, bus: pipeline.bus, agents: pipeline.agents,
+            orchestrator: pipeline.orchestrator, loop: pipeline.loop, logger: logger)
+        _ = tradingState.restore(recovered: fold.tradingState)
+        logger.notice(
+            "cluster.takeover.book_restored",
+            metadata: [
+                "recovery.as_of_seq": "\(fold.asOfSeq)", "recovery.orders": "\(fold.ledger.orders)",
+                "recovery.aborted": "\(aborted.count)",
+                "recovery.seconds": "\((ContinuousClock.now - started).inSeconds)",
+            ])
+    }
+
+}
+
+/// The fold of a cluster's shared journal, page by page (synchronous: the pages are read
+/// by the caller).
+struct SharedJournalFold {
+    var fold: JournalFold
+    var closes: [String: Double] = [:]
+    var cursor = 0
+
+    init(startingCash: Money) { fold = JournalFold(startingCash: startingCash) }
+
+    mutating func apply(_ page: [ClusterRecord]) {
+        for record in page {
+            fold.apply(record.record)
+            PipelineRecovery.noteCloses(record.record, into: &closes)
+            cursor = record.record.seq
+        }
+    }
+}
