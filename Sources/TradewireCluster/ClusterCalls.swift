@@ -67,16 +67,21 @@ public final class ClusterCalls: Sendable {
     /// when ``maximumOpen`` calls wait already, `.unavailable` when the database cannot be
     /// reached, `.timedOut` when no node answered: withdrawn unrun when nobody claimed it by
     /// `timeout`, or claimed and unanswered by `timeout` plus ``answerGrace``.
-    public func submit(kind: String, params: String, timeout: Duration) async throws(ClusterError) -> ClusterCallReply {
+    ///
+    /// `target`: the only node that may serve it (nil: any node serving `kind`); `grace`:
+    /// how long to wait past the deadline for a claimed call's answer.
+    public func submit(
+        kind: String, params: String, timeout: Duration, target: String? = nil, grace: Duration = answerGrace
+    ) async throws(ClusterError) -> ClusterCallReply {
         let clock = ContinuousClock()
-        let giveUp = clock.now + timeout + Self.answerGrace
+        let giveUp = clock.now + timeout + grace
         let node = nodeID
         let seconds = timeout.inSeconds
         let limit = Self.maximumOpen
         let rows = try await database.query(
             """
-            INSERT INTO tw_calls (kind, from_node, params, deadline_at)
-            SELECT \(kind), \(node), \(params), clock_timestamp() + make_interval(secs => \(seconds))
+            INSERT INTO tw_calls (kind, from_node, params, deadline_at, target_node)
+            SELECT \(kind), \(node), \(params), clock_timestamp() + make_interval(secs => \(seconds)), \(target)
             WHERE (SELECT count(*) FROM tw_calls WHERE done_at IS NULL) < \(limit)
             RETURNING id
             """, "handing \(kind) over")
@@ -204,6 +209,7 @@ public final class ClusterCalls: Sendable {
             WHERE id IN (
                 SELECT id FROM tw_calls
                 WHERE kind = \(kind) AND claimed_by IS NULL AND deadline_at > clock_timestamp()
+                    AND (target_node IS NULL OR target_node = \(node))
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             RETURNING id, kind, from_node, params,
                 (extract(epoch FROM deadline_at - clock_timestamp()) * 1000)::bigint
@@ -245,13 +251,14 @@ public final class ClusterCalls: Sendable {
         }
     }
 
-    /// Answers `reply` to every call claimed under an epoch before `epoch` and not answered:
+    /// Answers `reply` to every call of `kind` claimed under an epoch before `epoch` and not answered:
     /// its leader was lost, and the takeover aborted its iteration. Returns how many.
-    public func failOrphans(before epoch: Int, reply: ClusterCallReply) async throws(ClusterError) -> Int {
+    public func failOrphans(kind: String, before epoch: Int, reply: ClusterCallReply) async throws(ClusterError) -> Int
+    {
         let rows = try await database.query(
             """
             UPDATE tw_calls SET reply = \(reply.json), is_error = \(reply.isError), done_at = clock_timestamp()
-            WHERE done_at IS NULL AND claimed_by IS NOT NULL AND claimed_epoch < \(epoch)
+            WHERE kind = \(kind) AND done_at IS NULL AND claimed_by IS NOT NULL AND claimed_epoch < \(epoch)
             RETURNING id
             """, "failing calls of lost leaders")
         return rows.count

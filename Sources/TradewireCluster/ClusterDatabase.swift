@@ -37,9 +37,14 @@ public final class ClusterDatabase: Sendable {
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws(ClusterError) -> Result {
         let client = self.client
+        let held = HeldConnection()
         do {
-            return try await Deadline.run(timeout, action: action) {
-                try await client.withConnection { connection in try await body(connection) }
+            return try await Deadline.run(timeout, action: action, onTimeout: { held.close() }) {
+                try await client.withConnection { connection in
+                    held.hold(connection)
+                    defer { held.hold(nil) }
+                    return try await body(connection)
+                }
             }
         } catch {
             throw ClusterError.from(error, while: action)
@@ -63,7 +68,8 @@ public final class ClusterDatabase: Sendable {
 /// and the work is cancelled and left to finish on its own.
 enum Deadline {
     static func run<Result: Sendable>(
-        _ timeout: Duration, action: String, _ work: @escaping @Sendable () async throws -> Result
+        _ timeout: Duration, action: String, onTimeout: @escaping @Sendable () -> Void = {},
+        _ work: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
         let box = Mutex<CheckedContinuation<Result, any Error>?>(nil)
         let resume: @Sendable (Swift.Result<Result, any Error>) -> Void = { result in
@@ -83,10 +89,28 @@ enum Deadline {
             tasks.append(
                 Task {
                     try? await Task.sleep(for: timeout)
+                    if Task.isCancelled { return }
+                    onTimeout()
                     resume(
                         .failure(
                             ClusterError(.unavailable, "\(action): no answer from the cluster database in \(timeout)")))
                 })
         }
+    }
+}
+
+/// The connection a statement runs on, closed when its deadline passes: a query that
+/// never answers (a blackholed or half-open link) would otherwise keep its connection
+/// out of the pool for good, and enough of them starve the pool after the link heals.
+final class HeldConnection: Sendable {
+    private let connection = Mutex<PostgresConnection?>(nil)
+
+    func hold(_ connection: PostgresConnection?) {
+        self.connection.withLock { $0 = connection }
+    }
+
+    func close() {
+        guard let connection = connection.withLock({ $0 }) else { return }
+        Task { try? await connection.close() }
     }
 }

@@ -14,6 +14,8 @@ public final class ClusterMember: Sendable {
     public let elector: LeaderElector
     /// Calls handed to the leader (a follower's non-dry `run_pipeline`).
     public let calls: ClusterCalls
+    /// The remote stage groups of every node.
+    public let stageDirectory: ClusterStageDirectory
     private let logger: Logger
     private let state = Mutex(Snapshot())
     private let tailBox = Mutex<ClusterTail?>(nil)
@@ -33,6 +35,7 @@ public final class ClusterMember: Sendable {
         self.nodes = ClusterNodes(database: database, nodeID: nodeID)
         self.elector = LeaderElector(lease: ClusterLease(database: database, nodeID: nodeID), logger: logger)
         self.calls = ClusterCalls(database: database, nodeID: nodeID, logger: logger)
+        self.stageDirectory = ClusterStageDirectory(database: database, nodeID: nodeID)
     }
 
     /// Migrates the schema, registers this node (`.duplicateNode` when its id is live

@@ -13,6 +13,7 @@ import PostgresNIO
 /// - `tw_nodes`: every node's heartbeat and delivery position (lag).
 /// - `tw_state`: named state documents (book checkpoints, loop settings).
 /// - `tw_calls`: calls handed to the node that can answer them (``ClusterCalls``).
+/// - `tw_stage_groups`: each node's remote stage groups (``ClusterStageDirectory``).
 public enum ClusterSchema {
     /// The newest schema version this build knows.
     public static var version: Int { migrations.count }
@@ -142,6 +143,25 @@ public enum ClusterSchema {
             """
             CREATE TRIGGER tw_calls_changed AFTER INSERT OR UPDATE OF done_at ON tw_calls
                 FOR EACH ROW EXECUTE FUNCTION tw_calls_notify()
+            """,
+        ],
+        // 3: stage groups across nodes (a call may name the node that serves it).
+        [
+            "ALTER TABLE tw_calls ADD COLUMN target_node text",
+            """
+            CREATE TABLE tw_stage_groups (
+                node_id text NOT NULL,
+                stage text NOT NULL,
+                name text NOT NULL,
+                mode text NOT NULL,
+                timeout_ms integer NOT NULL,
+                on_failure text NOT NULL,
+                durable boolean NOT NULL,
+                members integer NOT NULL,
+                concurrency integer NOT NULL,
+                position integer NOT NULL,
+                PRIMARY KEY (node_id, stage, name)
+            )
             """,
         ],
     ]

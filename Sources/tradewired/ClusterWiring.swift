@@ -47,6 +47,9 @@ final class ClusterWiring: Sendable {
                 status: { [member] in member.statusJSON },
                 isLeader: { [self] in mayTrade },
                 handOff: { [self] params, timeout in await handOff(params, timeout: timeout ?? defaultTimeout) }))
+        daemon.stages.setPeerCaller { [self] node, params, timeout in
+            await callStage(on: node, params: params, timeout: timeout)
+        }
     }
 
     /// True while this node leads and its book is the shared journal's.
@@ -55,10 +58,90 @@ final class ClusterWiring: Sendable {
         return leadership.isLeader && ready.withLock { $0 } == leadership.epoch
     }
 
-    /// Follows the cluster until cancelled.
+    /// Follows the cluster until cancelled: the shared journal and the election, the stage
+    /// groups of every node, and the stage calls other nodes send to members connected here.
     func run(bus: EventBus, after start: Int) async {
-        await member.run(bus: bus, after: start) { leadership in await self.leadershipChanged(leadership) }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await self.member.run(bus: bus, after: start) { leadership in await self.leadershipChanged(leadership) }
+            }
+            group.addTask { await self.syncStageGroups() }
+            group.addTask {
+                let stages = self.daemon.stages
+                await self.member.calls.serve(kind: Self.stageKind, epoch: 0, concurrency: 64) { call in
+                    let answer = await stages.serveForwarded(params: call.params, remaining: call.remaining)
+                    return ClusterCallReply(json: answer.json, isError: answer.isError)
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
         leading.withLock { $0 }?.cancel()
+    }
+
+    static let stageKind = "stage"
+
+    /// Publishes this node's stage groups (when they changed, and every 10 s) and learns the
+    /// other nodes', twice a second.
+    private func syncStageGroups() async {
+        var published: [ClusterStageGroup]?
+        var publishedAt = ContinuousClock.now
+        var failing = false
+        while !Task.isCancelled {
+            let local = daemon.stages.localGroupsForCluster().enumerated().map { position, group in
+                ClusterStageGroup(
+                    nodeID: member.nodeID, stage: group.stage.rawValue, name: group.name, mode: group.mode.rawValue,
+                    timeoutMilliseconds: group.timeoutMilliseconds, onFailure: group.onFailure.rawValue,
+                    durable: group.durable, members: group.members, concurrency: group.concurrency, position: position)
+            }
+            do {
+                if local != published || ContinuousClock.now - publishedAt > .seconds(10) {
+                    try await member.stageDirectory.publish(local)
+                    published = local
+                    publishedAt = .now
+                }
+                let others = try await member.stageDirectory.others()
+                daemon.stages.setPeerGroups(others.compactMap(Self.peerGroup))
+                if failing { logger.notice("cluster.stages.syncing_again") }
+                failing = false
+            } catch {
+                if !failing { logger.warning("cluster.stages.sync_failed", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    private static func peerGroup(_ group: ClusterStageGroup) -> PeerStageGroup? {
+        guard let stage = PipelineStage(rawValue: group.stage), let mode = StageMode(rawValue: group.mode),
+            let onFailure = StageFailurePolicy(rawValue: group.onFailure)
+        else { return nil }
+        return PeerStageGroup(
+            node: group.nodeID, stage: stage, name: group.name, mode: mode,
+            timeoutMilliseconds: group.timeoutMilliseconds, onFailure: onFailure, durable: group.durable,
+            members: group.members, concurrency: group.concurrency)
+    }
+
+    /// A stage call for a member connected to `node`, through the database; the member's
+    /// result, or why there is none.
+    private func callStage(on node: String, params: String, timeout: Duration) async -> Result<JSONValue, StageFailure>
+    {
+        let reply: ClusterCallReply
+        do {
+            reply = try await member.calls.submit(
+                kind: Self.stageKind, params: params, timeout: timeout, target: node, grace: .milliseconds(250))
+        } catch {
+            if error.kind == .timedOut {
+                return .failure(StageFailure(.timeout, "node \(node) did not answer within the deadline"))
+            }
+            return .failure(StageFailure(.disconnected, "node \(node) cannot be reached: \(error.message)"))
+        }
+        guard let json = try? JSONParser.parse(reply.json) else {
+            return .failure(StageFailure(.malformed, "node \(node) answered what does not read as JSON"))
+        }
+        guard reply.isError else { return .success(json) }
+        let reason = json["reason"]?.stringValue.flatMap(StageFailureReason.init(rawValue:)) ?? .error
+        return .failure(StageFailure(reason, "on node \(node): \(json["message"]?.stringValue ?? "failed")"))
     }
 
     private func leadershipChanged(_ leadership: Leadership) async {
@@ -98,7 +181,8 @@ final class ClusterWiring: Sendable {
             "the leader running it was lost before it answered; its iteration was aborted (see iteration_aborted)")
         do {
             let failed = try await member.calls.failOrphans(
-                before: leadership.epoch, reply: ClusterCallReply(json: JSONWriter.string(lost.json), isError: true))
+                kind: Self.runPipelineKind, before: leadership.epoch,
+                reply: ClusterCallReply(json: JSONWriter.string(lost.json), isError: true))
             if failed > 0 { logger.notice("cluster.calls.orphans_answered", metadata: ["calls.count": "\(failed)"]) }
         } catch {
             logger.warning("cluster.calls.orphans_unanswered", metadata: ["error": "\(error)"])

@@ -149,7 +149,7 @@ struct ClusterCallsTests {
                 database: server.database(label: "c"), nodeID: "c", pollInterval: .milliseconds(200),
                 logger: Logger(label: "c"))
             defer { newLeader.database.close() }
-            #expect(try await newLeader.failOrphans(before: 2, reply: lost) == 1)
+            #expect(try await newLeader.failOrphans(kind: "run_pipeline", before: 2, reply: lost) == 1)
             #expect(try await caller.value == lost)
             let serving = Task {
                 await newLeader.serve(kind: "run_pipeline", epoch: 2) { _ in

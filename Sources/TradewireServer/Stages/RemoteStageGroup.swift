@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Synchronization
 import TradewireJSON
 import TradewirePipeline
 import TradewireRPC
@@ -24,7 +25,20 @@ struct RemoteStageGroup: StageHandler {
         var call = call
         call.deadline = deadline
         call.deadlineDate = Date().addingTimeInterval((deadline - start).inSeconds)
-        let result = await run(call, deadline: deadline)
+        let sent = call
+        let result = await Self.callLocalMember(
+            registry: registry, key: key, deadline: deadline, timeoutMilliseconds: options.timeoutMilliseconds,
+            localOnly: false, forwarded: { forwarded(sent) },
+            request: { id, registration in
+                request(id: id, registration: registration, call: sent)
+            }
+        ).flatMap { json -> Result<StageReply, StageFailure> in
+            do throws(JSONDecodingError) {
+                return .success(StageReply(try StageValue.decode(json, for: stage)))
+            } catch {
+                return .failure(StageFailure(.malformed, "result\(error.path): \(error.message)"))
+            }
+        }
         let elapsed = ContinuousClock.now - start
         let milliseconds =
             Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
@@ -32,12 +46,31 @@ struct RemoteStageGroup: StageHandler {
         return result
     }
 
-    private func run(_ call: StageCall, deadline: ContinuousClock.Instant) async -> Result<StageReply, StageFailure> {
+    /// Calls one member of `key` with the line `request` builds (its id, its registration),
+    /// handing the call to another member when its member disconnects. Unless `localOnly`,
+    /// a member on another cluster node may take it, sent `forwarded()`.
+    static func callLocalMember(
+        registry: StageRegistry, key: StageGroupKey, deadline: ContinuousClock.Instant, timeoutMilliseconds: Int?,
+        localOnly: Bool, forwarded: () -> String = { "" },
+        request: (_ id: String, _ registration: String) -> [UInt8]
+    ) async -> Result<JSONValue, StageFailure> {
+        let stage = key.stage
+        let name = key.name
         var handedOff = false
         while true {
             let registration: String
             let connection: ServerConnection
-            switch registry.acquire(key) {
+            switch registry.acquire(key, localOnly: localOnly) {
+            case .peer(let node):
+                defer { registry.endPeer(key, node: node) }
+                guard let caller = registry.peerCaller.withLock({ $0 }) else {
+                    return .failure(StageFailure(.noMember, "no member of \(stage.rawValue)/\(name) is connected"))
+                }
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else {
+                    return .failure(StageFailure(.timeout, "the deadline passed before the call was sent"))
+                }
+                return await caller(node, forwarded(), remaining)
             case .noMember where handedOff:
                 return .failure(
                     StageFailure(
@@ -65,7 +98,7 @@ struct RemoteStageGroup: StageHandler {
             }
             let answer = Rendezvous<StageCallAnswer>()
             let id = registry.begin(key, registration: registration, connectionID: connection.id, answer: answer)
-            let line = request(id: id, registration: registration, call: call)
+            let line = request(id, registration)
             // One hop to the member's event loop arms the deadline and queues the request.
             let eventLoop = connection.eventLoop
             eventLoop.execute {
@@ -84,15 +117,13 @@ struct RemoteStageGroup: StageHandler {
             registry.end(id, key, registration: registration, cancelled: cancelled)
             switch outcome {
             case .reply(.result(let json)):
-                do { return .success(StageReply(try StageValue.decode(json, for: stage))) } catch {
-                    return .failure(StageFailure(.malformed, "result\(error.path): \(error.message)"))
-                }
+                return .success(json)
             case .reply(.error(let code, let message)):
                 return .failure(StageFailure(.error, code.map { "\(message) (code \($0))" } ?? message))
             case .timedOut:
-                let ms = options.timeoutMilliseconds
-                return .failure(
-                    StageFailure(.timeout, "no reply from \(registration) within the deadline (timeout_ms \(ms))"))
+                let within =
+                    timeoutMilliseconds.map { "within the deadline (timeout_ms \($0))" } ?? "within the deadline"
+                return .failure(StageFailure(.timeout, "no reply from \(registration) \(within)"))
             case .cancelled:
                 return .failure(StageFailure(.timeout, "the iteration was abandoned"))
             case .tooLarge(let limit):
@@ -105,6 +136,22 @@ struct RemoteStageGroup: StageHandler {
                 return .failure(StageFailure(.disconnected, "member \(registration) disconnected during the call"))
             }
         }
+    }
+
+    /// The call for a member on another cluster node: `{"stage", "name", "mode", "call":
+    /// {…the stage.handle fields}}`.
+    private func forwarded(_ call: StageCall) -> String {
+        var writer = JSONWriter(reservingCapacity: 1024)
+        writer.beginObject()
+        writer.field("stage", stage.rawValue)
+        writer.field("name", name)
+        writer.field("mode", mode.rawValue)
+        writer.key("call")
+        writer.beginObject()
+        call.encodeFields(to: &writer)
+        writer.endObject()
+        writer.endObject()
+        return String(decoding: writer.bytes, as: UTF8.self)
     }
 
     /// `{"jsonrpc":"2.0","id":"c-…","method":"stage.handle","params":{…}}`.

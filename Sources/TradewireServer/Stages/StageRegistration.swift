@@ -64,6 +64,16 @@ struct StageGroupStatistics: Sendable {
     var durations: [Double] = []
     var nextSample = 0
 
+    /// Counts a finished call.
+    mutating func count(milliseconds: Double, failure: StageFailure?) {
+        calls += 1
+        record(milliseconds: milliseconds)
+        if let failure {
+            failures += 1
+            if failure.reason == .timeout { timeouts += 1 }
+        }
+    }
+
     mutating func record(milliseconds: Double) {
         if durations.count < Self.sampleCapacity {
             durations.append(milliseconds)

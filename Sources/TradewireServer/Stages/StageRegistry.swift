@@ -55,10 +55,17 @@ public final class StageRegistry: StageHandlerSource, Sendable {
         var cancelled: [String: StageGroupKey] = [:]
         var cancelledOrder = Deque<String>()
         var strayReplies = 0
+        /// Groups with members on other cluster nodes (``setPeerGroups(_:)``).
+        var peers: [StageGroupKey: PeerGroup] = [:]
+        /// Peer groups in the order they became known (those with no local group run after
+        /// the local ones, in this order).
+        var peerOrder: [StageGroupKey] = []
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     let logger: Logger
+    /// How calls reach members on other cluster nodes (nil outside a cluster).
+    let peerCaller = Mutex<PeerStageCaller?>(nil)
 
     public init(logger: Logger) {
         self.logger = logger
@@ -69,13 +76,29 @@ public final class StageRegistry: StageHandlerSource, Sendable {
     public func handlers(for stage: PipelineStage) -> StageHandlers {
         state.withLock { state in
             var handlers = StageHandlers()
-            for key in state.order where key.stage == stage {
-                guard let group = state.groups[key] else { continue }
-                let handler = RemoteStageGroup(registry: self, key: key, options: group.options)
-                if group.options.mode == .replace { handlers.replace = handler } else { handlers.after.append(handler) }
+            for (key, options) in Self.groupsInOrder(state) where key.stage == stage {
+                let handler = RemoteStageGroup(registry: self, key: key, options: options)
+                if options.mode == .replace {
+                    if handlers.replace == nil { handlers.replace = handler }
+                } else {
+                    handlers.after.append(handler)
+                }
             }
             return handlers
         }
+    }
+
+    /// Every group, this node's first (creation order), then those only other cluster nodes
+    /// have (in the order they became known), with their options.
+    static func groupsInOrder(_ state: State) -> [(StageGroupKey, StageGroupOptions)] {
+        var groups: [(StageGroupKey, StageGroupOptions)] = []
+        for key in state.order {
+            if let group = state.groups[key] { groups.append((key, group.options)) }
+        }
+        for key in state.peerOrder where state.groups[key] == nil {
+            if let peer = state.peers[key] { groups.append((key, peer.options)) }
+        }
+        return groups
     }
 
     // MARK: membership
@@ -313,28 +336,25 @@ public final class StageRegistry: StageHandlerSource, Sendable {
 
     enum Acquired {
         case member(registration: String, connection: ServerConnection)
+        /// A member on another cluster node (release with ``endPeer(_:node:)``).
+        case peer(node: String)
         case busy(Rendezvous<SlotWake>)
         case noMember
     }
 
     /// Takes a slot on the member with the fewest calls in flight below its concurrency
-    /// (ties in turn), or a waiter for the next change.
-    func acquire(_ key: StageGroupKey) -> Acquired {
+    /// (ties in turn), or a waiter for the next change. Unless `localOnly`, a group whose
+    /// members here are all busy (or absent) sends the call to another cluster node with
+    /// members of it.
+    func acquire(_ key: StageGroupKey, localOnly: Bool = false) -> Acquired {
         state.withLock { state in
-            guard var group = state.groups[key], !group.members.isEmpty else { return .noMember }
-            var best: Int?
-            for (index, member) in group.members.enumerated() where member.inFlight < member.concurrency {
-                if let b = best {
-                    let current = group.members[b]
-                    if member.inFlight < current.inFlight
-                        || (member.inFlight == current.inFlight && member.lastPicked < current.lastPicked)
-                    {
-                        best = index
-                    }
-                } else {
-                    best = index
-                }
+            if !localOnly && !Self.hasFreeSlot(state.groups[key]) {
+                let local = state.groups[key].map { !$0.members.isEmpty } ?? false
+                if let node = Self.pickPeer(key, in: &state, evenIfBusy: !local) { return .peer(node: node) }
             }
+            guard var group = state.groups[key], !group.members.isEmpty else { return .noMember }
+            let best = Self.leastLoaded(
+                group.members.map { ($0.inFlight, $0.lastPicked, $0.inFlight < $0.concurrency) })
             guard let index = best else {
                 let waiter = Rendezvous<SlotWake>()
                 group.slotWaiters[ObjectIdentifier(waiter)] = waiter
@@ -347,6 +367,25 @@ public final class StageRegistry: StageHandlerSource, Sendable {
             state.groups[key] = group
             return .member(registration: group.members[index].registration, connection: group.members[index].connection)
         }
+    }
+
+    /// The index of the entry with the fewest calls in flight among the eligible ones, a tie
+    /// going to the one picked longest ago.
+    static func leastLoaded(_ entries: [(inFlight: Int, lastPicked: Int, eligible: Bool)]) -> Int? {
+        var best: Int?
+        for (index, entry) in entries.enumerated() where entry.eligible {
+            if let b = best {
+                let current = entries[b]
+                if entry.inFlight < current.inFlight
+                    || (entry.inFlight == current.inFlight && entry.lastPicked < current.lastPicked)
+                {
+                    best = index
+                }
+            } else {
+                best = index
+            }
+        }
+        return best
     }
 
     func forget(_ waiter: Rendezvous<SlotWake>, in key: StageGroupKey) {
@@ -398,34 +437,37 @@ public final class StageRegistry: StageHandlerSource, Sendable {
     /// Counts a finished call.
     func record(_ key: StageGroupKey, milliseconds: Double, failure: StageFailure?) {
         state.withLock { state in
-            guard var group = state.groups[key] else { return }
-            group.statistics.calls += 1
-            group.statistics.record(milliseconds: milliseconds)
-            if let failure {
-                group.statistics.failures += 1
-                if failure.reason == .timeout { group.statistics.timeouts += 1 }
+            if var group = state.groups[key] {
+                group.statistics.count(milliseconds: milliseconds, failure: failure)
+                state.groups[key] = group
+            } else if var peer = state.peers[key] {
+                peer.statistics.count(milliseconds: milliseconds, failure: failure)
+                state.peers[key] = peer
             }
-            state.groups[key] = group
         }
     }
 
     // MARK: status
 
-    /// `stages` of get_status: every servable stage, each with its groups in order.
+    /// `stages` of get_status: every servable stage, each with its groups in order; members
+    /// and calls in flight count those on other cluster nodes too.
     func status() -> JSONValue {
         state.withLock { state in
             var byStage = JSONObject()
             for stage in Self.servable {
                 var groups: [JSONValue] = []
-                for key in state.order where key.stage == stage {
-                    guard let group = state.groups[key] else { continue }
-                    let stats = group.statistics
+                for (key, options) in Self.groupsInOrder(state) where key.stage == stage {
+                    let group = state.groups[key]
+                    let peer = state.peers[key]
+                    let stats = group?.statistics ?? peer?.statistics ?? StageGroupStatistics()
+                    let members = (group?.members.count ?? 0) + (peer?.members ?? 0)
+                    let inFlight = (group?.members.reduce(0) { $0 + $1.inFlight } ?? 0) + (peer?.inFlight ?? 0)
                     groups.append([
-                        "name": JSONValue(key.name), "mode": JSONValue(group.options.mode.rawValue),
-                        "timeout_ms": JSONValue(group.options.timeoutMilliseconds),
-                        "on_failure": JSONValue(group.options.onFailure.rawValue),
-                        "durable": JSONValue(group.options.durable), "members": JSONValue(group.members.count),
-                        "in_flight": JSONValue(group.members.reduce(0) { $0 + $1.inFlight }),
+                        "name": JSONValue(key.name), "mode": JSONValue(options.mode.rawValue),
+                        "timeout_ms": JSONValue(options.timeoutMilliseconds),
+                        "on_failure": JSONValue(options.onFailure.rawValue),
+                        "durable": JSONValue(options.durable), "members": JSONValue(members),
+                        "in_flight": JSONValue(inFlight),
                         "calls": JSONValue(stats.calls), "failures": JSONValue(stats.failures),
                         "timeouts": JSONValue(stats.timeouts), "late_replies": JSONValue(stats.lateReplies),
                         "p50_ms": stats.percentile(0.5).map { JSONValue($0) } ?? .null,

@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List
 import pytest
 
 from support import REPO_ROOT, DaemonFactory, wait_until
-from tradewire import Client
+from tradewire import Client, StageWorker
 from tradewire.errors import RPCError
 
 pytestmark = pytest.mark.journal_only  # the nodes choose their storage (the cluster's)
@@ -278,6 +278,73 @@ def test_a_followers_run_pipeline_is_handed_to_the_leader_and_answered_there(
         assert aborted and aborted[-1]["data"]["reason"]
         # The call is answered, never run again: b, leading now, ran nothing of it.
         assert c.call("get_stats")["pipeline"]["runs"] == 0
+
+
+def test_stage_groups_span_the_cluster(daemon_factory: DaemonFactory, postgres: Postgres) -> None:
+    """A member connected to a follower serves the leader's calls, through the database."""
+    a = node(daemon_factory, postgres, "st-a")
+    wait_until(lambda: status(a.socket_path)["leader"] == "st-a", timeout=15, what="a leads")
+    b = node(daemon_factory, postgres, "st-b")
+    wait_until(lambda: status(b.socket_path)["leader"] == "st-a", timeout=10, what="b follows a")
+    scenario = {"symbols": ["GOOGL"], "strategy": "TrendFollowing", "dry_run": True}
+
+    def risk_group(sock: str):
+        with Client(sock, timeout=10) as c:
+            return next((g for g in c.call("get_status")["stages"]["risk"] if g["name"] == "veto-remote"), None)
+
+    with Client(a.socket_path, timeout=60) as c:
+        base = c.call("run_pipeline", scenario)
+        assert any(s["action"] == "BUY" for s in base["approved_signals"]), base["rejected_signals"]
+    calls: List[Dict] = []
+    worker = StageWorker(b.socket_path)
+
+    @worker.stage("risk", name="veto-remote", timeout_ms=3000)
+    def veto(call):
+        calls.append({"iteration_id": call.iteration_id, "account": call.account, "input": call.input})
+        return [dict(s, approved=False, rejection_reason="remote veto") if s.get("approved") else s
+                for s in call.output]
+
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        # The leader counts the follower's member, and calls it.
+        group = wait_until(lambda: risk_group(a.socket_path), timeout=10, what="a sees b's group")
+        assert group["members"] == 1 and group["on_failure"] == "fail_closed"
+        with Client(a.socket_path, timeout=60) as c:
+            result = c.call("run_pipeline", scenario)
+        assert [s for s in result["approved_signals"] if s["action"] != "HOLD"] == []
+        vetoed = [s for s in result["rejected_signals"] if s["action"] == "BUY"]
+        assert vetoed and vetoed[0]["rejection_reason"] == "remote veto"
+        assert [(h["stage"], h["name"], h["outcome"]) for h in result["handlers"]] == [("risk", "veto-remote", "ok")]
+        assert calls and calls[-1]["iteration_id"] == result["iteration_id"]
+        assert {"cash", "equity", "positions", "risk_budget"} <= set(calls[-1]["account"])
+        with Client(a.socket_path, timeout=10) as c:
+            assert risk_group(a.socket_path)["calls"] == 1
+        assert postgres.sql("SELECT count(*) FROM tw_calls WHERE kind = 'stage' AND reply IS NULL") == "0"
+    finally:
+        worker.stop()
+        thread.join(10)
+    # The member gone, the group goes from the leader's view, and the leader trades as before.
+    wait_until(lambda: risk_group(a.socket_path) is None, timeout=10, what="b's group leaves a's view")
+    with Client(a.socket_path, timeout=60) as c:
+        again = c.call("run_pipeline", scenario)
+        assert any(s["action"] == "BUY" for s in again["approved_signals"]) and again["handlers"] == []
+    # A node that dies with a member: the leader's risk call fails closed, it never hangs.
+    worker = StageWorker(b.socket_path)
+    worker.stage("risk", name="veto-remote", timeout_ms=1500)(lambda call: call.output)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    wait_until(lambda: risk_group(a.socket_path), timeout=10, what="a sees b's group again")
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+    with Client(a.socket_path, timeout=60) as c:
+        started = time.monotonic()
+        failed = c.call("run_pipeline", scenario)
+        assert time.monotonic() - started < 10
+    assert [s for s in failed["approved_signals"] if s["action"] != "HOLD"] == []
+    assert any("veto-remote" in (s["rejection_reason"] or "") for s in failed["rejected_signals"])
+    assert [h["outcome"] for h in failed["handlers"]] in (["timeout"], ["disconnected"])
+    thread.join(10)
 
 
 def test_publishes_fail_cleanly_while_the_database_is_down_and_resume(
