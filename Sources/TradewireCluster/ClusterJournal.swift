@@ -135,10 +135,20 @@ public final class ClusterJournal: Sendable {
         }
     }
 
-    /// Records matching `query` (PROTOCOL §3 patterns), oldest first.
+    /// The oldest and newest seq the journal keeps (nil when it is empty).
+    public func bounds() async throws(ClusterError) -> (oldest: Int?, newest: Int?) {
+        let rows = try await database.query("SELECT min(seq), max(seq) FROM tw_events", "reading the journal's bounds")
+        guard let row = rows.first, let bounds = try? row.decode((Int?, Int?).self) else { return (nil, nil) }
+        return (bounds.0, bounds.1)
+    }
+
+    /// Most records one ``read(_:)`` returns.
+    public static let maximumRead = 100_000
+
+    /// Records matching `query` (PROTOCOL §3 patterns), oldest first, at most ``maximumRead``.
     public func read(_ query: JournalQuery) async throws(ClusterError) -> [ClusterRecord] {
         let after = query.afterSeq ?? 0
-        let limit = max(1, min(query.limit ?? 10_000, 10_000))
+        let limit = max(1, min(query.limit ?? Self.maximumRead, Self.maximumRead))
         let like = query.pattern.map(Self.likePattern) ?? "%"
         let rows: [PostgresRow]
         if query.newest {

@@ -1,3 +1,4 @@
+import TradewireBus
 import TradewireJSON
 import TradewireRPC
 
@@ -13,13 +14,32 @@ public struct ClusterHooks: Sendable {
     /// or the error it answered.
     public var handOff: @Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>
 
+    /// Reads the shared journal for `get_event_history`: every node's events, also those
+    /// from before this node started.
+    public var history: @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
+
     public init(
         status: @escaping @Sendable () -> JSONValue, isLeader: @escaping @Sendable () -> Bool,
-        handOff: @escaping @Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>
+        handOff: @escaping @Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>,
+        history: @escaping @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
     ) {
         self.status = status
         self.isLeader = isLeader
         self.handOff = handOff
+        self.history = history
+    }
+}
+
+/// Records of a cluster's shared journal, each with the node that accepted it.
+public struct ClusterHistoryPage: Sendable {
+    public var records: [(record: JournalRecord, node: String)]
+    public var oldestSeq: Int?
+    public var newestSeq: Int?
+
+    public init(records: [(record: JournalRecord, node: String)], oldestSeq: Int?, newestSeq: Int?) {
+        self.records = records
+        self.oldestSeq = oldestSeq
+        self.newestSeq = newestSeq
     }
 }
 

@@ -40,6 +40,11 @@ public final class Daemon: Sendable {
     /// False on a cluster node that does not lead (true outside a cluster).
     public var mayTrade: Bool { clusterHooks.withLock { $0 }?.isLeader() ?? true }
 
+    /// The shared journal's history reader (nil outside a cluster).
+    var clusterHistory: (@Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>)? {
+        clusterHooks.withLock { $0 }?.history
+    }
+
     /// How a node that does not trade hands a non-dry `run_pipeline` to the leader (nil
     /// outside a cluster).
     var handOff: (@Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>)? {

@@ -46,7 +46,8 @@ final class ClusterWiring: Sendable {
             ClusterHooks(
                 status: { [member] in member.statusJSON },
                 isLeader: { [self] in mayTrade },
-                handOff: { [self] params, timeout in await handOff(params, timeout: timeout ?? defaultTimeout) }))
+                handOff: { [self] params, timeout in await handOff(params, timeout: timeout ?? defaultTimeout) },
+                history: { [member] query in await Self.history(member.journal, query) }))
         daemon.stages.setPeerCaller { [self] node, params, timeout in
             await callStage(on: node, params: params, timeout: timeout)
         }
@@ -197,6 +198,21 @@ final class ClusterWiring: Sendable {
     }
 
     static let runPipelineKind = "run_pipeline"
+
+    /// `get_event_history` on the shared journal.
+    private static func history(_ journal: ClusterJournal, _ query: JournalQuery) async -> Result<
+        ClusterHistoryPage, RPCError
+    > {
+        do {
+            let records = try await journal.read(query)
+            let bounds = try await journal.bounds()
+            return .success(
+                ClusterHistoryPage(
+                    records: records.map { ($0.record, $0.node) }, oldestSeq: bounds.oldest, newestSeq: bounds.newest))
+        } catch {
+            return .failure(.clusterUnavailable(error.message))
+        }
+    }
 
     /// A follower's non-dry `run_pipeline`, handed to the leader; the leader's answer as
     /// its own.

@@ -215,9 +215,9 @@ public enum JournalRetention {
 
 extension JournalRecord {
     /// The history record object of PROTOCOL §3: `{"seq", "event_type", "timestamp",
-    /// "data"?, "metadata", "subscriber_count", "data_type"}`, as the in-memory history writes
-    /// it.
-    public func encodeJSON(to writer: inout JSONWriter, includeData: Bool, subscriberCount: Int) {
+    /// "data"?, "metadata", "subscriber_count", "data_type", "node"?}`, as the in-memory
+    /// history writes it (`node`: the cluster node that accepted it).
+    public func encodeJSON(to writer: inout JSONWriter, includeData: Bool, subscriberCount: Int, node: String? = nil) {
         writer.beginObject()
         writer.field("seq", seq)
         writer.field("event_type", type)
@@ -231,6 +231,7 @@ extension JournalRecord {
         writer.writeRaw(metadata)
         writer.field("subscriber_count", subscriberCount)
         writer.field("data_type", dataType)
+        if let node { writer.field("node", node) }
         writer.endObject()
     }
 }

@@ -391,6 +391,9 @@ enum DaemonMethods {
         if let journal = context.daemon.pipeline.journal {
             return try journalHistory(params, journal, context.daemon)
         }
+        if let read = context.daemon.clusterHistory {
+            return clusterHistory(params, read, context.daemon)
+        }
         let page = bus.history(matching: params.pattern, sinceSeq: params.sinceSeq, limit: params.limit)
         return try historyAnswer(
             page.records, oldestSeq: page.oldestSeq, newestSeq: page.newestSeq, capacity: page.capacity,
@@ -462,6 +465,52 @@ enum DaemonMethods {
                 subscriberCount: counts[record.seq] ?? record.subscriberCount)
         }
     }
+
+    /// History from a cluster's shared journal: every node's events, also from before this
+    /// node started (PROTOCOL §13), each with its `node`.
+    private static func clusterHistory(
+        _ params: GetEventHistoryParams,
+        _ read: @escaping @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>, _ daemon: Daemon
+    ) -> MethodOutcome {
+        let wanted = params.limit.flatMap { $0 > 0 ? $0 : nil }
+        let query = JournalQuery(
+            afterSeq: params.sinceSeq, pattern: params.pattern?.text, limit: wanted ?? maximumClusterHistory + 1,
+            newest: wanted != nil)
+        return .deferred {
+            let page: ClusterHistoryPage
+            switch await read(query) {
+            case .success(let read): page = read
+            case .failure(let error): return .failure(error)
+            }
+            guard page.records.count <= maximumClusterHistory else {
+                return .failure(
+                    .invalidParams(
+                        path: "/limit",
+                        "more than \(maximumClusterHistory) events match; ask for fewer (limit, since_seq, event_type)")
+                )
+            }
+            let ring = daemon.bus.history(sinceSeq: page.records.first.map { $0.record.seq - 1 })
+            var counts: [Int: Int] = [:]
+            for record in ring.records { counts[record.event.seq] = record.subscriberCount }
+            do throws(RPCError) {
+                let answer = try historyAnswer(
+                    page.records, oldestSeq: page.oldestSeq, newestSeq: page.newestSeq,
+                    capacity: daemon.pipeline.retention.maximumEvents, cap: daemon.configuration.maxResponseBytes
+                ) { writer, entry in
+                    entry.record.encodeJSON(
+                        to: &writer, includeData: params.includeData,
+                        subscriberCount: counts[entry.record.seq] ?? 0, node: entry.node)
+                }
+                guard case .success(let bytes) = answer else { return .failure(.internalError("history answer")) }
+                return .success(bytes)
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
+
+    /// Most records one cluster history answer reads (one read of the shared journal).
+    static let maximumClusterHistory = 99_999
 
     // MARK: loop and status
 

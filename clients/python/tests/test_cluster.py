@@ -542,6 +542,13 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
         with pytest.raises(RPCError) as refused:
             c.publish("validated_ready", buy)
         assert refused.value.code == -32003
+        # Its history is the cluster's: a's trade from before b started, with its node.
+        history = c.call("get_event_history", {"event_type": "*_ready"})
+        assert [(e["event_type"], e["node"]) for e in history["events"]][:2] == [
+            ("validated_ready", "book-a"), ("approved_ready", "book-a")]
+        assert history["oldest_seq"] == 1 and history["newest_seq"] >= history["events"][-1]["seq"]
+        last = c.call("get_event_history", {"limit": 1, "include_data": False})["events"]
+        assert len(last) == 1 and "data" not in last[0] and last[0]["node"] == "book-a"
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(10)
     wait_until(lambda: status(b.socket_path)["leader"] == "book-b", timeout=12, what="b leads")
