@@ -167,6 +167,27 @@ public final class ClusterJournal: Sendable {
         return try Self.records(rows)
     }
 
+    /// The seq retention keeps from: at most `maxEvents` of the newest, none older than
+    /// `cutoff` (the newest always stays); nil when nothing is to go.
+    public func pruneBoundary(keepingAtMost maxEvents: Int, olderThan cutoff: Date?) async throws(ClusterError)
+        -> Int?
+    {
+        let (oldest, newest) = try await bounds()
+        guard let oldest, let newest else { return nil }
+        var boundary = newest - max(maxEvents, 1) + 1
+        if let cutoff {
+            let micros = Int64((cutoff.timeIntervalSince1970 * 1_000_000).rounded())
+            // In seq order (the primary key): the walk stops at the first young record.
+            let rows = try await database.query(
+                "SELECT seq FROM tw_events WHERE ts_us >= \(micros) ORDER BY seq LIMIT 1",
+                "finding the retention cutoff",
+                timeout: .seconds(30))
+            let firstYoung = (try? rows.first?.decode(Int.self)) ?? newest
+            boundary = max(boundary, min(firstYoung, newest))
+        }
+        return boundary > oldest ? boundary : nil
+    }
+
     /// Removes records below `boundary` (never the newest), oldest first, in batches of
     /// `batchSize` rows, each its own short transaction (no huge DELETE holding locks and
     /// bloating the table); returns how many went.

@@ -21,6 +21,8 @@ final class ClusterWiring: Sendable {
     /// A handed-over `run_pipeline` without `timeout_ms` gets this deadline.
     let defaultTimeout: Duration
     let startLoop: Bool
+    /// `--retain-events` and `--retain-days`, applied by the leader.
+    let retention: JournalRetentionPolicy
     let logger: Logger
     /// The epoch whose book is restored (trading waits for it).
     private let ready = Mutex<Int?>(nil)
@@ -29,8 +31,9 @@ final class ClusterWiring: Sendable {
 
     init(
         member: ClusterMember, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
-        defaultTimeout: Duration, startLoop: Bool, logger: Logger
+        defaultTimeout: Duration, startLoop: Bool, retention: JournalRetentionPolicy, logger: Logger
     ) {
+        self.retention = retention
         self.member = member
         self.daemon = daemon
         self.tradingState = tradingState
@@ -191,9 +194,14 @@ final class ClusterWiring: Sendable {
         ready.withLock { $0 = leadership.epoch }
         if startLoop { _ = await daemon.pipeline.loop.start() }
         let daemon = self.daemon
-        await member.calls.serve(kind: Self.runPipelineKind, epoch: leadership.epoch) { call in
-            let answer = await daemon.runHandedOffPipeline(params: call.params, remaining: call.remaining)
-            return ClusterCallReply(json: answer.json, isError: answer.isError)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.retain() }
+            group.addTask {
+                await self.member.calls.serve(kind: Self.runPipelineKind, epoch: leadership.epoch) { call in
+                    let answer = await daemon.runHandedOffPipeline(params: call.params, remaining: call.remaining)
+                    return ClusterCallReply(json: answer.json, isError: answer.isError)
+                }
+            }
         }
     }
 
@@ -241,13 +249,7 @@ final class ClusterWiring: Sendable {
         logger: Logger
     ) async throws {
         let started = ContinuousClock.now
-        var folding = SharedJournalFold(startingCash: startingCash)
-        while true {
-            if Task.isCancelled { throw CancellationError() }
-            let page = try await journal.read(after: folding.cursor, limit: 1000)
-            folding.apply(page)
-            if page.count < 1000 { break }
-        }
+        let folding = try await foldShared(journal, startingCash: startingCash)
         let fold = folding.fold
         let closes = folding.closes
         let held = Set(fold.ledger.positions.keys)
@@ -260,9 +262,68 @@ final class ClusterWiring: Sendable {
             "cluster.takeover.book_restored",
             metadata: [
                 "recovery.as_of_seq": "\(fold.asOfSeq)", "recovery.orders": "\(fold.ledger.orders)",
-                "recovery.aborted": "\(aborted.count)",
+                "recovery.aborted": "\(aborted.count)", "recovery.checkpoint_seq": "\(folding.checkpointSeq)",
                 "recovery.seconds": "\((ContinuousClock.now - started).inSeconds)",
             ])
+    }
+
+    /// The shared journal folded from its book checkpoint (when one was saved) through
+    /// `through` (everything when nil).
+    static func foldShared(_ journal: ClusterJournal, startingCash: Money, through: Int? = nil) async throws
+        -> SharedJournalFold
+    {
+        var folding = SharedJournalFold(startingCash: startingCash)
+        if let bytes = try await journal.loadState(PipelineRecovery.checkpointKey) {
+            let saved = try JournalFold(checkpoint: try JSONParser.parse(bytes))
+            if through.map({ saved.asOfSeq <= $0 }) ?? true { folding.start(from: saved) }
+        }
+        while true {
+            if Task.isCancelled { throw CancellationError() }
+            let page = try await journal.read(after: folding.cursor, limit: 1000)
+            let passed = folding.apply(page, through: through)
+            if passed || page.count < 1000 { break }
+        }
+        return folding
+    }
+
+    /// The leader's retention (`--retain-events`, `--retain-days`) on the shared journal,
+    /// every 5 s: a book checkpoint in `tw_state` (at most once a minute) covers what goes,
+    /// then the events below it are deleted in batches. A takeover folds from the checkpoint.
+    private func retain() async {
+        var covered: Int?
+        var checkpointedAt: ContinuousClock.Instant?
+        if let bytes = try? await member.journal.loadState(PipelineRecovery.checkpointKey),
+            let saved = try? JournalFold(checkpoint: try JSONParser.parse(bytes))
+        {
+            covered = saved.asOfSeq
+        }
+        let journal = member.journal
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            guard !Task.isCancelled else { return }
+            let cutoff = Date().addingTimeInterval(-Double(retention.maximumDays) * 86_400)
+            do {
+                guard
+                    let boundary = try await journal.pruneBoundary(
+                        keepingAtMost: retention.maximumEvents, olderThan: cutoff)
+                else { continue }
+                if covered.map({ $0 < boundary - 1 }) ?? true,
+                    checkpointedAt.map({ ContinuousClock.now - $0 >= .seconds(60) }) ?? true
+                {
+                    let folding = try await Self.foldShared(journal, startingCash: startingCash, through: boundary - 1)
+                    try await journal.saveState(
+                        PipelineRecovery.checkpointKey, JSONWriter.encode(folding.fold.checkpointJSON))
+                    covered = folding.fold.asOfSeq
+                    checkpointedAt = .now
+                    logger.info(
+                        "cluster.checkpoint.saved", metadata: ["journal.checkpoint_seq": "\(folding.fold.asOfSeq)"])
+                }
+                guard let covered else { continue }
+                try await journal.prune(below: min(boundary, covered + 1))
+            } catch {
+                logger.error("cluster.retention.failed", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
 }
@@ -276,11 +337,24 @@ struct SharedJournalFold {
 
     init(startingCash: Money) { fold = JournalFold(startingCash: startingCash) }
 
-    mutating func apply(_ page: [ClusterRecord]) {
+    /// The checkpoint's seq this fold started from (0: none).
+    var checkpointSeq = 0
+
+    /// Starts from a saved checkpoint instead of the beginning.
+    mutating func start(from checkpoint: JournalFold) {
+        fold = checkpoint
+        checkpointSeq = checkpoint.asOfSeq
+        cursor = checkpoint.asOfSeq
+    }
+
+    /// Folds a page, up to `through`; true once a record past it was met.
+    mutating func apply(_ page: [ClusterRecord], through: Int? = nil) -> Bool {
         for record in page {
+            if let through, record.record.seq > through { return true }
             fold.apply(record.record)
             PipelineRecovery.noteCloses(record.record, into: &closes)
             cursor = record.record.seq
         }
+        return false
     }
 }

@@ -480,7 +480,7 @@ struct Tradewired: AsyncParsableCommand {
             // A new leader trades once its book is the shared journal's (`takeover.ready`).
             let wiring = ClusterWiring(
                 member: member, daemon: daemon, tradingState: tradingState, startingCash: startingCash,
-                defaultTimeout: timeout, startLoop: loop, logger: logger)
+                defaultTimeout: timeout, startLoop: loop, retention: retention, logger: logger)
             wiring.install()
             membership = Task { await wiring.run(bus: bus, after: clusterStart) }
         } else if loop {

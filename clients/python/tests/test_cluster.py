@@ -6,6 +6,7 @@ pytest die) and real ``tradewired --cluster`` nodes.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -566,6 +567,38 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
         sell = [dict(buy[0], id="sell", action="SELL")]
         assert c.publish("validated_ready", sell)["executed"] == 1
         assert c.call("get_portfolio")["orders"] == 2
+
+
+def test_the_leader_prunes_the_shared_journal_behind_a_book_checkpoint(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    a = daemon_factory.start(extra=["--ephemeral", "--cluster", postgres.conninfo, "--node-id", "ret-a",
+                                    "--retain-events", "40"])
+    wait_until(lambda: status(a.socket_path)["leader"] == "ret-a", timeout=15, what="a leads")
+    buy = [{"id": "buy", "symbol": "AAPL", "action": "BUY", "strategy_name": "manual", "confidence": 1}]
+    with Client(a.socket_path, timeout=30) as c:
+        assert c.publish("validated_ready", buy)["executed"] == 1
+        traded_through = c.call("get_stats")["last_seq"]
+        for i in range(120):
+            c.publish("noise.tick", {"i": i})
+        newest = c.call("get_stats")["last_seq"]
+    # Every 5 s the leader checkpoints the book and deletes what retention lets go.
+    wait_until(lambda: int(postgres.sql("SELECT count(*) FROM tw_events")) <= 40, timeout=80,
+               what="the shared journal pruned to 40 events")
+    assert int(postgres.sql("SELECT min(seq) FROM tw_events")) == newest - 39
+    checkpoint = json.loads(postgres.sql("SELECT value FROM tw_state WHERE key = 'book_checkpoint'"))
+    assert traded_through < checkpoint["as_of_seq"] < newest - 39
+    # The trade's events are gone; a new leader's book comes from the checkpoint.
+    b = node(daemon_factory, postgres, "ret-b")
+    wait_until(lambda: status(b.socket_path)["leader"] == "ret-a", timeout=10, what="b follows a")
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait(10)
+    wait_until(lambda: status(b.socket_path)["leader"] == "ret-b", timeout=12, what="b leads")
+    with Client(b.socket_path, timeout=30) as c:
+        book = wait_until(lambda: c.call("get_portfolio") if c.call("get_portfolio")["orders"] == 1 else None,
+                          timeout=10, what="b's book from the checkpoint")
+        assert [p["symbol"] for p in book["positions"]] == ["AAPL"]
+        assert c.call("get_event_history", {"limit": 1})["oldest_seq"] == newest - 39
 
 
 def test_a_second_live_node_with_the_same_id_exits_2(
