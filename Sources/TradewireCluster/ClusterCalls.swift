@@ -148,12 +148,12 @@ public final class ClusterCalls: Sendable {
 
     // MARK: the serving side
 
-    /// Claims calls of `kind` and runs up to `concurrency` of them at a time through
+    /// Claims calls of `kinds` and runs up to `concurrency` of them at a time through
     /// `execute`, answering each under `epoch` (an answer from an epoch whose calls were
     /// already failed over is dropped). Runs until cancelled; a call being run then still
     /// gets its answer (its execution is not cancelled with the claiming).
     public func serve(
-        kind: String, epoch: Int, concurrency: Int = 4,
+        kinds: [String], epoch: Int, concurrency: Int = 4,
         execute: @escaping @Sendable (ClusterCall) async -> ClusterCallReply
     ) async {
         let running = RunningCount()
@@ -165,9 +165,9 @@ public final class ClusterCalls: Sendable {
                     let free = concurrency - running.value.withLock { $0 }
                     if free > 0 {
                         do {
-                            let calls = try await claim(kind: kind, epoch: epoch, limit: free)
+                            let calls = try await claim(kinds: kinds, epoch: epoch, limit: free)
                             if failing {
-                                logger.notice("cluster.calls.claiming_again", metadata: ["calls.kind": "\(kind)"])
+                                logger.notice("cluster.calls.claiming_again", metadata: ["calls.kinds": "\(kinds)"])
                             }
                             failing = false
                             for call in calls {
@@ -184,7 +184,7 @@ public final class ClusterCalls: Sendable {
                             if !failing {
                                 logger.warning(
                                     "cluster.calls.claim_failed",
-                                    metadata: ["calls.kind": "\(kind)", "error": "\(error)"])
+                                    metadata: ["calls.kinds": "\(kinds)", "error": "\(error)"])
                             }
                             failing = true
                         }
@@ -199,21 +199,21 @@ public final class ClusterCalls: Sendable {
         }
     }
 
-    /// Claims up to `limit` waiting calls of `kind`, oldest first, skipping rows another
+    /// Claims up to `limit` waiting calls of `kinds`, oldest first, skipping rows another
     /// node is claiming.
-    func claim(kind: String, epoch: Int, limit: Int) async throws(ClusterError) -> [ClusterCall] {
+    func claim(kinds: [String], epoch: Int, limit: Int) async throws(ClusterError) -> [ClusterCall] {
         let node = nodeID
         let rows = try await database.query(
             """
             UPDATE tw_calls SET claimed_by = \(node), claimed_epoch = \(epoch), claimed_at = clock_timestamp()
             WHERE id IN (
                 SELECT id FROM tw_calls
-                WHERE kind = \(kind) AND claimed_by IS NULL AND deadline_at > clock_timestamp()
+                WHERE kind = ANY(\(kinds)) AND claimed_by IS NULL AND deadline_at > clock_timestamp()
                     AND (target_node IS NULL OR target_node = \(node))
                 ORDER BY id LIMIT \(limit) FOR UPDATE SKIP LOCKED)
             RETURNING id, kind, from_node, params,
                 (extract(epoch FROM deadline_at - clock_timestamp()) * 1000)::bigint
-            """, "claiming \(kind) calls")
+            """, "claiming calls")
         do {
             return try rows.map { row in
                 let (id, kind, from, params, remaining) = try row.decode((Int, String, String, String, Int).self)
@@ -221,7 +221,7 @@ public final class ClusterCalls: Sendable {
                     id: id, kind: kind, fromNode: from, params: params, remaining: .milliseconds(max(0, remaining)))
             }.sorted { $0.id < $1.id }
         } catch {
-            throw ClusterError(.database, "claiming \(kind) calls: unexpected row (\(error))")
+            throw ClusterError(.database, "claiming calls: unexpected row (\(error))")
         }
     }
 
@@ -251,14 +251,15 @@ public final class ClusterCalls: Sendable {
         }
     }
 
-    /// Answers `reply` to every call of `kind` claimed under an epoch before `epoch` and not answered:
+    /// Answers `reply` to every call of `kinds` claimed under an epoch before `epoch` and not answered:
     /// its leader was lost, and the takeover aborted its iteration. Returns how many.
-    public func failOrphans(kind: String, before epoch: Int, reply: ClusterCallReply) async throws(ClusterError) -> Int
+    public func failOrphans(kinds: [String], before epoch: Int, reply: ClusterCallReply) async throws(ClusterError)
+        -> Int
     {
         let rows = try await database.query(
             """
             UPDATE tw_calls SET reply = \(reply.json), is_error = \(reply.isError), done_at = clock_timestamp()
-            WHERE kind = \(kind) AND done_at IS NULL AND claimed_by IS NOT NULL AND claimed_epoch < \(epoch)
+            WHERE kind = ANY(\(kinds)) AND done_at IS NULL AND claimed_by IS NOT NULL AND claimed_epoch < \(epoch)
             RETURNING id
             """, "failing calls of lost leaders")
         return rows.count

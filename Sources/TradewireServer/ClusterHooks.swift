@@ -9,10 +9,12 @@ public struct ClusterHooks: Sendable {
     public var status: @Sendable () -> JSONValue
     /// True when this node leads and its book is restored: it may trade.
     public var isLeader: @Sendable () -> Bool
-    /// Hands a non-dry `run_pipeline` (its params as JSON text; `timeout` nil for the
-    /// configured default) to the leader and returns the leader's answer: the result's JSON
-    /// or the error it answered.
-    public var handOff: @Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>
+    /// Hands a call only the leader answers (a non-dry `run_pipeline`, `set_trading_state`,
+    /// `get_portfolio`: its method and params as JSON text; `timeout` nil for the configured
+    /// iteration deadline) to the leader and returns the leader's answer: the result's JSON or
+    /// the error it answered.
+    public var handOff:
+        @Sendable (_ method: String, _ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>
 
     /// Reads the shared journal for `get_event_history`: every node's events, also those
     /// from before this node started.
@@ -20,7 +22,10 @@ public struct ClusterHooks: Sendable {
 
     public init(
         status: @escaping @Sendable () -> JSONValue, isLeader: @escaping @Sendable () -> Bool,
-        handOff: @escaping @Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>,
+        handOff:
+            @escaping @Sendable (_ method: String, _ params: String, _ timeout: Duration?) async -> Result<
+                [UInt8], RPCError
+            >,
         history: @escaping @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
     ) {
         self.status = status
@@ -44,10 +49,41 @@ public struct ClusterHistoryPage: Sendable {
 }
 
 extension Daemon {
-    /// Runs a non-dry `run_pipeline` another cluster node handed to this one (the leader),
-    /// under what is left of the caller's deadline: the result's JSON, or the error object's
-    /// JSON (`isError`).
-    public func runHandedOffPipeline(params: String, remaining: Duration) async -> (json: String, isError: Bool) {
-        await DaemonMethods.runHandedOff(params: params, remaining: remaining, daemon: self)
+    /// Methods a node that does not lead hands to the leader.
+    public static let leaderMethods = ["run_pipeline", "set_trading_state", "get_portfolio"]
+
+    /// How long a handed-over `set_trading_state` or `get_portfolio` waits for the leader.
+    static let leaderCallTimeout: Duration = .seconds(10)
+
+    /// Answers a call another cluster node handed to this one (the leader), under what is
+    /// left of the caller's deadline: the result's JSON, or the error object's JSON
+    /// (`isError`).
+    public func runHandedOff(method: String, params: String, remaining: Duration) async -> (
+        json: String, isError: Bool
+    ) {
+        guard mayTrade else {
+            return (
+                JSONWriter.string(RPCError.notLeader("it lost the lead before answering the handed-over call").json),
+                true
+            )
+        }
+        switch method {
+        case "run_pipeline":
+            return await DaemonMethods.runHandedOff(params: params, remaining: remaining, daemon: self)
+        case "set_trading_state":
+            return await TradingStateMethods.runHandedOff(params: params, daemon: self)
+        case "get_portfolio":
+            return (JSONWriter.string(await PortfolioMethods.portfolio(pipeline)), false)
+        default:
+            return (JSONWriter.string(RPCError.methodNotFound(method).json), true)
+        }
+    }
+
+    /// Parses handed-over params (a JSON object) as `P`.
+    static func handedOverParams<P: MethodParameters>(_ text: String, as: P.Type) throws(RPCError) -> P {
+        guard case .object(let object)? = try? JSONParser.parse(text) else {
+            throw .invalidParams(path: "", "handed-over params are not a JSON object")
+        }
+        return try P(from: ParamReader(object))
     }
 }

@@ -47,7 +47,9 @@ public final class Daemon: Sendable {
 
     /// How a node that does not trade hands a non-dry `run_pipeline` to the leader (nil
     /// outside a cluster).
-    var handOff: (@Sendable (_ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>)? {
+    var handOff:
+        (@Sendable (_ method: String, _ params: String, _ timeout: Duration?) async -> Result<[UInt8], RPCError>)?
+    {
         clusterHooks.withLock { $0 }?.handOff
     }
 

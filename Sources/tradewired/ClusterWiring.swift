@@ -49,7 +49,9 @@ final class ClusterWiring: Sendable {
             ClusterHooks(
                 status: { [member] in member.statusJSON },
                 isLeader: { [self] in mayTrade },
-                handOff: { [self] params, timeout in await handOff(params, timeout: timeout ?? defaultTimeout) },
+                handOff: { [self] method, params, timeout in
+                    await handOff(method, params, timeout: timeout ?? defaultTimeout)
+                },
                 history: { [member] query in await Self.history(member.journal, query) }))
         daemon.stages.setPeerCaller { [self] node, params, timeout in
             await callStage(on: node, params: params, timeout: timeout)
@@ -72,7 +74,7 @@ final class ClusterWiring: Sendable {
             group.addTask { await self.syncStageGroups() }
             group.addTask {
                 let stages = self.daemon.stages
-                await self.member.calls.serve(kind: Self.stageKind, epoch: 0, concurrency: 64) { call in
+                await self.member.calls.serve(kinds: [Self.stageKind], epoch: 0, concurrency: 64) { call in
                     let answer = await stages.serveForwarded(params: call.params, remaining: call.remaining)
                     return ClusterCallReply(json: answer.json, isError: answer.isError)
                 }
@@ -185,7 +187,7 @@ final class ClusterWiring: Sendable {
             "the leader running it was lost before it answered; its iteration was aborted (see iteration_aborted)")
         do {
             let failed = try await member.calls.failOrphans(
-                kind: Self.runPipelineKind, before: leadership.epoch,
+                kinds: Daemon.leaderMethods, before: leadership.epoch,
                 reply: ClusterCallReply(json: JSONWriter.string(lost.json), isError: true))
             if failed > 0 { logger.notice("cluster.calls.orphans_answered", metadata: ["calls.count": "\(failed)"]) }
         } catch {
@@ -197,15 +199,14 @@ final class ClusterWiring: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.retain() }
             group.addTask {
-                await self.member.calls.serve(kind: Self.runPipelineKind, epoch: leadership.epoch) { call in
-                    let answer = await daemon.runHandedOffPipeline(params: call.params, remaining: call.remaining)
+                await self.member.calls.serve(kinds: Daemon.leaderMethods, epoch: leadership.epoch) { call in
+                    let answer = await daemon.runHandedOff(
+                        method: call.kind, params: call.params, remaining: call.remaining)
                     return ClusterCallReply(json: answer.json, isError: answer.isError)
                 }
             }
         }
     }
-
-    static let runPipelineKind = "run_pipeline"
 
     /// `get_event_history` on the shared journal.
     private static func history(_ journal: ClusterJournal, _ query: JournalQuery) async -> Result<
@@ -222,15 +223,15 @@ final class ClusterWiring: Sendable {
         }
     }
 
-    /// A follower's non-dry `run_pipeline`, handed to the leader; the leader's answer as
-    /// its own.
-    private func handOff(_ params: String, timeout: Duration) async -> Result<[UInt8], RPCError> {
+    /// A call only the leader answers, handed to it; the leader's answer as this node's.
+    private func handOff(_ method: String, _ params: String, timeout: Duration) async -> Result<[UInt8], RPCError> {
         let reply: ClusterCallReply
         do {
-            reply = try await member.calls.submit(kind: Self.runPipelineKind, params: params, timeout: timeout)
+            reply = try await member.calls.submit(kind: method, params: params, timeout: timeout)
         } catch {
             switch error.kind {
-            case .timedOut: return .failure(.handOffTimedOut(error.message))
+            case .timedOut where method == "run_pipeline": return .failure(.handOffTimedOut(error.message))
+            case .timedOut: return .failure(.notLeader("no leader answered \(method): \(error.message)"))
             case .overloaded: return .failure(.handOffOverloaded(error.message))
             default: return .failure(.clusterUnavailable(error.message))
             }

@@ -35,7 +35,7 @@ struct ClusterCallsTests {
             let running = Mutex((now: 0, most: 0))
             let remainings = Mutex<[Duration]>([])
             let serving = Task {
-                await a.serve(kind: "run_pipeline", epoch: 1, concurrency: 3) { call in
+                await a.serve(kinds: ["run_pipeline"], epoch: 1, concurrency: 3) { call in
                     running.withLock { state in
                         state.now += 1
                         state.most = max(state.most, state.now)
@@ -71,7 +71,7 @@ struct ClusterCallsTests {
             #expect(try server.psql("SELECT count(*) FROM tw_calls") == "0")
             // An error answer travels as an error.
             let failing = Task {
-                await a.serve(kind: "other", epoch: 1) { _ in
+                await a.serve(kinds: ["other"], epoch: 1) { _ in
                     ClusterCallReply(json: #"{"code":-32011,"message":"late"}"#, isError: true)
                 }
             }
@@ -100,7 +100,7 @@ struct ClusterCallsTests {
             // A node that starts serving afterwards runs nothing.
             let ran = CallCount()
             let serving = Task {
-                await a.serve(kind: "run_pipeline", epoch: 1) { _ in
+                await a.serve(kinds: ["run_pipeline"], epoch: 1) { _ in
                     ran.add()
                     return ClusterCallReply(json: "{}", isError: false)
                 }
@@ -134,7 +134,7 @@ struct ClusterCallsTests {
             let ran = CallCount()
             let (gate, release) = AsyncStream.makeStream(of: Void.self)
             let oldLeader = Task {
-                await a.serve(kind: "run_pipeline", epoch: 1) { _ in
+                await a.serve(kinds: ["run_pipeline"], epoch: 1) { _ in
                     ran.add()
                     for await _ in gate { break }
                     return ClusterCallReply(json: #"{"late":true}"#, isError: false)
@@ -149,10 +149,10 @@ struct ClusterCallsTests {
                 database: server.database(label: "c"), nodeID: "c", pollInterval: .milliseconds(200),
                 logger: Logger(label: "c"))
             defer { newLeader.database.close() }
-            #expect(try await newLeader.failOrphans(kind: "run_pipeline", before: 2, reply: lost) == 1)
+            #expect(try await newLeader.failOrphans(kinds: ["run_pipeline"], before: 2, reply: lost) == 1)
             #expect(try await caller.value == lost)
             let serving = Task {
-                await newLeader.serve(kind: "run_pipeline", epoch: 2) { _ in
+                await newLeader.serve(kinds: ["run_pipeline"], epoch: 2) { _ in
                     ran.add()
                     return ClusterCallReply(json: "{}", isError: false)
                 }

@@ -254,7 +254,7 @@ enum DaemonMethods {
             let sent = JSONWriter.string(JSONValue.object(params.sent))
             let timeout = request.timeout
             return .deferred {
-                switch await handOff(sent, timeout) {
+                switch await handOff("run_pipeline", sent, timeout) {
                 case .success(let bytes): .success(bytes)
                 case .failure(let error): .failure(error)
                 }
@@ -282,18 +282,10 @@ enum DaemonMethods {
             (JSONWriter.string(error.json), true)
         }
         let params: RunPipelineParams
-        do {
-            guard case .object(let object) = try JSONParser.parse(text) else {
-                return failure(.invalidParams(path: "", "handed-over params are not an object"))
-            }
-            params = try RunPipelineParams(from: ParamReader(object))
-        } catch let error as RPCError {
-            return failure(error)
+        do throws(RPCError) {
+            params = try Daemon.handedOverParams(text, as: RunPipelineParams.self)
         } catch {
-            return failure(.invalidParams(path: "", "handed-over params: \(error)"))
-        }
-        guard daemon.mayTrade else {
-            return failure(.notLeader("it lost the lead before running the handed-over call"))
+            return failure(error)
         }
         var request = params.request
         request.dryRun = false

@@ -21,7 +21,12 @@ enum PortfolioMethods {
     }
 
     static func getPortfolio(_ params: NoParameters, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
-        let pipeline = context.daemon.pipeline
+        let daemon = context.daemon
+        // A cluster's book is the leader's: elsewhere the leader answers.
+        if !daemon.mayTrade, let handOff = daemon.handOff {
+            return .deferred { await handOff("get_portfolio", "{}", Daemon.leaderCallTimeout) }
+        }
+        let pipeline = daemon.pipeline
         return .deferred { .success(JSONWriter.encode(await portfolio(pipeline))) }
     }
 

@@ -18,16 +18,35 @@ enum TradingStateMethods {
     static func setTradingState(_ params: SetTradingStateParams, _ context: RequestContext) throws(RPCError)
         -> MethodOutcome
     {
-        let controller = context.daemon.pipeline.tradingState
-        return .deferred {
-            let change = await controller.set(params.state, reason: params.reason, by: .operator)
-            let result: JSONValue = [
-                "state": JSONValue(change.current.state.rawValue),
-                "previous": JSONValue(change.previous.state.rawValue),
-                "since": JSONValue(RFC3339.string(from: change.current.since)),
-                "reason": JSONValue(change.current.reason),
-            ]
-            return .success(JSONWriter.encode(result))
+        let daemon = context.daemon
+        // A cluster's trading state is the leader's (PROTOCOL §13): elsewhere the switch is
+        // handed to the leader, and its answer returned.
+        if !daemon.mayTrade, let handOff = daemon.handOff {
+            let sent: JSONValue = ["state": JSONValue(params.state.rawValue), "reason": JSONValue(params.reason)]
+            let text = JSONWriter.string(sent)
+            return .deferred { await handOff("set_trading_state", text, Daemon.leaderCallTimeout) }
+        }
+        let controller = daemon.pipeline.tradingState
+        return .deferred { .success(JSONWriter.encode(await set(params, controller))) }
+    }
+
+    private static func set(_ params: SetTradingStateParams, _ controller: TradingStateController) async -> JSONValue {
+        let change = await controller.set(params.state, reason: params.reason, by: .operator)
+        return [
+            "state": JSONValue(change.current.state.rawValue),
+            "previous": JSONValue(change.previous.state.rawValue),
+            "since": JSONValue(RFC3339.string(from: change.current.since)),
+            "reason": JSONValue(change.current.reason),
+        ]
+    }
+
+    /// `set_trading_state` handed over by another cluster node (this one leads).
+    static func runHandedOff(params text: String, daemon: Daemon) async -> (json: String, isError: Bool) {
+        do throws(RPCError) {
+            let params = try Daemon.handedOverParams(text, as: SetTradingStateParams.self)
+            return (JSONWriter.string(await set(params, daemon.pipeline.tradingState)), false)
+        } catch {
+            return (JSONWriter.string(error.json), true)
         }
     }
 }

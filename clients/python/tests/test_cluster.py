@@ -538,7 +538,21 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
     with Client(a.socket_path, timeout=30) as c:
         assert c.publish("validated_ready", buy)["executed"] == 1
         before = c.call("get_portfolio")
+    def book(p: Dict) -> Dict:
+        kept = lambda pos: {k: v for k, v in pos.items() if not any(w in k for w in ("price", "value", "pnl", "mark"))}  # noqa: E731
+        return {"cash": p["cash"], "orders": p["orders"], "positions": [kept(pos) for pos in p["positions"]]}
+
     with Client(b.socket_path, timeout=30) as c:
+        # The book is the leader's, whichever node is asked.
+        assert book(c.call("get_portfolio")) == book(before)
+        # The kill switch pressed on a follower is the leader's.
+        assert c.call("set_trading_state", {"state": "halted", "reason": "pytest halt"})["state"] == "halted"
+        with Client(a.socket_path, timeout=30) as leader:
+            assert leader.call("get_status")["trading_state"]["state"] == "halted"
+            refused = leader.publish("validated_ready", [dict(buy[0], id="halted-buy")])
+            assert refused["executed"] == 0
+            assert leader.call("set_trading_state", {"state": "active", "reason": "pytest resume"})["previous"] == \
+                "halted"
         # A follower neither trades nor starts iterations.
         with pytest.raises(RPCError) as refused:
             c.publish("validated_ready", buy)
@@ -553,10 +567,6 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(10)
     wait_until(lambda: status(b.socket_path)["leader"] == "book-b", timeout=12, what="b leads")
-
-    def book(p: Dict) -> Dict:
-        kept = lambda pos: {k: v for k, v in pos.items() if not any(w in k for w in ("price", "value", "pnl", "mark"))}  # noqa: E731
-        return {"cash": p["cash"], "orders": p["orders"], "positions": [kept(pos) for pos in p["positions"]]}
 
     with Client(b.socket_path, timeout=30) as c:
         after = wait_until(lambda: c.call("get_portfolio") if c.call("get_portfolio")["orders"] == 1 else None,
