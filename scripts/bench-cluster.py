@@ -12,6 +12,10 @@ measures, each the median of --rounds runs:
   deeper pipelines make bigger batches);
 - publish -> subscriber latency, p50 and p99: one publish at a time (Python client, 1 ms
   apart), the subscriber on the same node and on another node;
+- a `run_pipeline` (5 symbols, not a dry run) answered by the leader itself and handed
+  over from a follower, p50 and p99 of --runs calls;
+- a remote risk stage call (a pass-through member), its `duration_ms` as the leader saw
+  it, with the member connected to the leader and to a follower, p50 and p99 of --runs;
 - failover: a follower reports itself leader after the leader's clean stop (SIGTERM) and
   after its crash (SIGKILL).
 Prints one table; every node and the database are stopped at the end.
@@ -34,7 +38,7 @@ from typing import Dict, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "clients", "python"))
-from tradewire import Client  # noqa: E402
+from tradewire import Client, StageWorker  # noqa: E402
 
 TW_BENCH = os.path.join(ROOT, "clients", "c", "tw-bench")
 PG_SERVER = os.path.join(ROOT, "scripts", "pg-server.sh")
@@ -59,6 +63,7 @@ class Postgres:
 
 class Node:
     def __init__(self, binary: str, root: str, name: str, args: List[str]) -> None:
+        self.name = name
         self.sock = os.path.join(root, f"{name}.sock")
         self.proc = subprocess.Popen([binary, "--socket", self.sock, "--log-level", "error", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -129,6 +134,43 @@ def latency(pub_sock: str, sub_sock: str, samples: int) -> List[float]:
     return [(got[i] - sent[i]) * 1000 for i in range(samples) if i in got]
 
 
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA"]
+
+
+def run_ms(sock: str, runs: int) -> List[float]:
+    """Milliseconds per non-dry run_pipeline sent to `sock`, one at a time."""
+    out = []
+    with Client(sock, timeout=60) as c:
+        for _ in range(runs):
+            started = time.monotonic()
+            c.call("run_pipeline", {"symbols": SYMBOLS})
+            out.append((time.monotonic() - started) * 1000)
+    return out
+
+
+def stage_call_ms(leader_sock: str, member_sock: str, runs: int) -> List[float]:
+    """The leader's duration_ms of a pass-through risk group whose member is on `member_sock`."""
+    worker = StageWorker(member_sock)
+    worker.stage("risk", name="bench-pass", timeout_ms=5000)(lambda call: call.output)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    out: List[float] = []
+    try:
+        with Client(leader_sock, timeout=60) as c:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                    g["name"] == "bench-pass" for g in c.call("get_status")["stages"]["risk"]):
+                time.sleep(0.05)
+            while len(out) < runs and time.monotonic() < deadline + 120:
+                result = c.call("run_pipeline", {"symbols": ["GOOGL"], "strategy": "TrendFollowing",
+                                                 "dry_run": True})
+                out += [h["duration_ms"] for h in result["handlers"] if h["name"] == "bench-pass"]
+    finally:
+        worker.stop()
+        thread.join(10)
+    return out
+
+
 def percentile(values: List[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -175,10 +217,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=30000, help="publishes per node per run")
     parser.add_argument("--samples", type=int, default=1000, help="latency samples per run")
+    parser.add_argument("--runs", type=int, default=50, help="run_pipeline and stage calls per run")
     parser.add_argument("--quick", action="store_true", help="1 round, small counts (a smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.rounds, args.count, args.samples = 1, 3000, 100
+        args.rounds, args.count, args.samples, args.runs = 1, 3000, 100, 10
     binary = os.path.join(os.path.abspath(args.release_dir), "tradewired")
     for tool in (binary, TW_BENCH):
         if not os.access(tool, os.X_OK):
@@ -221,6 +264,18 @@ def main() -> None:
                 rows.setdefault("cluster, same node: latency p99 ms", []).append(percentile(same, 99))
                 rows.setdefault("cluster, across nodes: latency p50 ms", []).append(percentile(cross, 50))
                 rows.setdefault("cluster, across nodes: latency p99 ms", []).append(percentile(cross, 99))
+                socks = {n.name: n.sock for n in nodes}
+                leader = leader_of(nodes[0].sock)
+                lead_sock = socks[leader]
+                follower_sock = next(sock for name, sock in socks.items() if name != leader)
+                for label, sock in (("leader", lead_sock), ("handed over by a follower", follower_sock)):
+                    ms = run_ms(sock, args.runs)
+                    rows.setdefault(f"run_pipeline, {label}: p50 ms", []).append(percentile(ms, 50))
+                    rows.setdefault(f"run_pipeline, {label}: p99 ms", []).append(percentile(ms, 99))
+                for label, sock in (("member on the leader", lead_sock), ("member on a follower", follower_sock)):
+                    ms = stage_call_ms(lead_sock, sock, args.runs)
+                    rows.setdefault(f"risk stage call, {label}: p50 ms", []).append(percentile(ms, 50))
+                    rows.setdefault(f"risk stage call, {label}: p99 ms", []).append(percentile(ms, 99))
             finally:
                 for n in nodes:
                     n.stop()

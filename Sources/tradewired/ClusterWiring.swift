@@ -11,8 +11,10 @@ import TradewireTrading
 
 /// A cluster node's daemon (PROTOCOL §13): only the leader trades. The loop runs while
 /// this node leads and stops the moment it does not; a new leader trades once its book is
-/// the shared journal's (``ready``), and then serves the `run_pipeline` calls other nodes
-/// hand it through the database.
+/// the shared journal's (``ready``), and then answers the calls only the leader answers
+/// (`run_pipeline`, `set_trading_state`, `get_portfolio`) that other nodes hand it through
+/// the database, and applies retention to the shared journal. Every node also serves stage
+/// calls for its members from the other nodes.
 final class ClusterWiring: Sendable {
     let member: ClusterMember
     let daemon: Daemon
@@ -33,13 +35,13 @@ final class ClusterWiring: Sendable {
         member: ClusterMember, daemon: Daemon, tradingState: TradingStateController, startingCash: Money,
         defaultTimeout: Duration, startLoop: Bool, retention: JournalRetentionPolicy, logger: Logger
     ) {
-        self.retention = retention
         self.member = member
         self.daemon = daemon
         self.tradingState = tradingState
         self.startingCash = startingCash
         self.defaultTimeout = defaultTimeout
         self.startLoop = startLoop
+        self.retention = retention
         self.logger = logger
     }
 
@@ -184,7 +186,8 @@ final class ClusterWiring: Sendable {
         guard !Task.isCancelled, member.elector.leadership == leadership else { return }
         // The takeover aborted the iterations of lost leaders; their callers hear so.
         let lost = RPCError.leaderLost(
-            "the leader running it was lost before it answered; its iteration was aborted (see iteration_aborted)")
+            "the leader that took the call was lost before it answered (a run_pipeline's iteration was aborted: see iteration_aborted; a set_trading_state may or may not have been applied: see get_status)"
+        )
         do {
             let failed = try await member.calls.failOrphans(
                 kinds: Daemon.leaderMethods, before: leadership.epoch,
