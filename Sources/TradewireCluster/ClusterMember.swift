@@ -132,6 +132,9 @@ public final class ClusterMember: Sendable {
         }
     }
 
+    /// False once a heartbeat failed, until one succeeds again (refreshed every 2 s).
+    public var isConnected: Bool { state.withLock { $0.connected } }
+
     /// `get_status.cluster`.
     public var statusJSON: JSONValue {
         let leadership = elector.leadership

@@ -54,7 +54,13 @@ final class ClusterWiring: Sendable {
                 handOff: { [self] method, params, timeout in
                     await handOff(method, params, timeout: timeout ?? defaultTimeout)
                 },
-                history: { [member] query in await Self.history(member.journal, query) }))
+                history: { [member] query in
+                    // Known to be away: answer from this node's own history at once.
+                    guard member.isConnected else {
+                        return .failure(.clusterUnavailable("the last heartbeat failed"))
+                    }
+                    return await Self.history(member.journal, query)
+                }))
         daemon.stages.setPeerCaller { [self] node, params, timeout in
             await callStage(on: node, params: params, timeout: timeout)
         }

@@ -472,6 +472,15 @@ enum DaemonMethods {
             let page: ClusterHistoryPage
             switch await read(query) {
             case .success(let read): page = read
+            case .failure(let error) where error.type == "cluster_unavailable":
+                // The database is away: what this node delivered stays readable (PROTOCOL §13).
+                let ring = daemon.bus.history(matching: params.pattern, sinceSeq: params.sinceSeq, limit: params.limit)
+                return bytes { () throws(RPCError) in
+                    try historyAnswer(
+                        ring.records, oldestSeq: ring.oldestSeq, newestSeq: ring.newestSeq, capacity: ring.capacity,
+                        cap: daemon.configuration.maxResponseBytes
+                    ) { writer, record in record.encodeJSON(to: &writer, includeData: params.includeData) }
+                }
             case .failure(let error): return .failure(error)
             }
             guard page.records.count <= maximumClusterHistory else {
@@ -484,8 +493,8 @@ enum DaemonMethods {
             let ring = daemon.bus.history(sinceSeq: page.records.first.map { $0.record.seq - 1 })
             var counts: [Int: Int] = [:]
             for record in ring.records { counts[record.event.seq] = record.subscriberCount }
-            do throws(RPCError) {
-                let answer = try historyAnswer(
+            return bytes { () throws(RPCError) in
+                try historyAnswer(
                     page.records, oldestSeq: page.oldestSeq, newestSeq: page.newestSeq,
                     capacity: daemon.pipeline.retention.maximumEvents, cap: daemon.configuration.maxResponseBytes
                 ) { writer, entry in
@@ -493,11 +502,17 @@ enum DaemonMethods {
                         to: &writer, includeData: params.includeData,
                         subscriberCount: counts[entry.record.seq] ?? 0, node: entry.node)
                 }
-                guard case .success(let bytes) = answer else { return .failure(.internalError("history answer")) }
-                return .success(bytes)
-            } catch {
-                return .failure(error)
             }
+        }
+    }
+
+    /// A history answer's bytes, for a deferred method.
+    private static func bytes(_ answer: () throws(RPCError) -> MethodOutcome) -> Result<[UInt8], RPCError> {
+        do throws(RPCError) {
+            guard case .success(let bytes) = try answer() else { return .failure(.internalError("history answer")) }
+            return .success(bytes)
+        } catch {
+            return .failure(error)
         }
     }
 
