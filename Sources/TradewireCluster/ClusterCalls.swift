@@ -69,16 +69,20 @@ public final class ClusterCalls: Sendable {
     /// `timeout`, or claimed and unanswered by `timeout` plus ``answerGrace``.
     ///
     /// `target`: the only node that may serve it (nil: any node serving `kind`); `grace`:
-    /// how long to wait past the deadline for a claimed call's answer.
+    /// how long to wait past the deadline for a claimed call's answer; `durable: false`:
+    /// its rows are written without waiting for the disk (a call that may run again after a
+    /// database crash, such as a stage call; never a trade).
     public func submit(
-        kind: String, params: String, timeout: Duration, target: String? = nil, grace: Duration = answerGrace
+        kind: String, params: String, timeout: Duration, target: String? = nil, grace: Duration = answerGrace,
+        durable: Bool = true
     ) async throws(ClusterError) -> ClusterCallReply {
         let clock = ContinuousClock()
         let giveUp = clock.now + timeout + grace
         let node = nodeID
         let seconds = timeout.inSeconds
         let limit = Self.maximumOpen
-        let rows = try await database.query(
+        let rows = try await write(
+            durable,
             """
             INSERT INTO tw_calls (kind, from_node, params, deadline_at, target_node)
             SELECT \(kind), \(node), \(params), clock_timestamp() + make_interval(secs => \(seconds)), \(target)
@@ -97,7 +101,9 @@ public final class ClusterCalls: Sendable {
             var lastFailure: ClusterError?
             while true {
                 do throws(ClusterError) {
-                    if let reply = try await poll(id, timeout: timeout, claimedBy: &claimedBy) { return reply }
+                    if let reply = try await poll(id, timeout: timeout, durable: durable, claimedBy: &claimedBy) {
+                        return reply
+                    }
                     lastFailure = nil
                 } catch  where error.kind == .unavailable {
                     lastFailure = error  // the database may come back before the deadline
@@ -117,7 +123,7 @@ public final class ClusterCalls: Sendable {
     }
 
     /// One look at call `id`: its answer (the row is then deleted), or nil to wait on.
-    private func poll(_ id: Int, timeout: Duration, claimedBy: inout String?) async throws(ClusterError)
+    private func poll(_ id: Int, timeout: Duration, durable: Bool, claimedBy: inout String?) async throws(ClusterError)
         -> ClusterCallReply?
     {
         let rows = try await database.query(
@@ -132,14 +138,15 @@ public final class ClusterCalls: Sendable {
             throw ClusterError(.database, "reading call \(id): unexpected row (\(error))")
         }
         if let reply {
-            _ = try? await database.query("DELETE FROM tw_calls WHERE id = \(id)", "deleting call \(id)")
+            _ = try? await write(durable, "DELETE FROM tw_calls WHERE id = \(id)", "deleting call \(id)")
             return ClusterCallReply(json: reply, isError: isError ?? false)
         }
         claimedBy = claimer
         guard expired, claimer == nil else { return nil }
         // Nobody took it in time: withdraw it, unless a node claims it this very moment.
-        let withdrawn = try await database.query(
-            "DELETE FROM tw_calls WHERE id = \(id) AND claimed_by IS NULL RETURNING id", "withdrawing call \(id)")
+        let withdrawn = try await write(
+            durable, "DELETE FROM tw_calls WHERE id = \(id) AND claimed_by IS NULL RETURNING id",
+            "withdrawing call \(id)")
         if !withdrawn.isEmpty {
             throw ClusterError(.timedOut, "no leader took the call within \(timeout); it was withdrawn unrun")
         }
@@ -151,9 +158,10 @@ public final class ClusterCalls: Sendable {
     /// Claims calls of `kinds` and runs up to `concurrency` of them at a time through
     /// `execute`, answering each under `epoch` (an answer from an epoch whose calls were
     /// already failed over is dropped). Runs until cancelled; a call being run then still
-    /// gets its answer (its execution is not cancelled with the claiming).
+    /// gets its answer (its execution is not cancelled with the claiming). `durable` as for
+    /// ``submit(kind:params:timeout:target:grace:durable:)``.
     public func serve(
-        kinds: [String], epoch: Int, concurrency: Int = 4,
+        kinds: [String], epoch: Int, concurrency: Int = 4, durable: Bool = true,
         execute: @escaping @Sendable (ClusterCall) async -> ClusterCallReply
     ) async {
         let running = RunningCount()
@@ -165,7 +173,7 @@ public final class ClusterCalls: Sendable {
                     let free = concurrency - running.value.withLock { $0 }
                     if free > 0 {
                         do {
-                            let calls = try await claim(kinds: kinds, epoch: epoch, limit: free)
+                            let calls = try await claim(kinds: kinds, epoch: epoch, limit: free, durable: durable)
                             if failing {
                                 logger.notice("cluster.calls.claiming_again", metadata: ["calls.kinds": "\(kinds)"])
                             }
@@ -175,7 +183,7 @@ public final class ClusterCalls: Sendable {
                                 group.addTask {
                                     // Unstructured: losing the lead stops the claiming, not a run under way.
                                     let reply = await Task { await execute(call) }.value
-                                    await self.answer(call, epoch: epoch, reply)
+                                    await self.answer(call, epoch: epoch, reply, durable: durable)
                                     running.value.withLock { $0 -= 1 }
                                     self.wakeAll()
                                 }
@@ -201,9 +209,12 @@ public final class ClusterCalls: Sendable {
 
     /// Claims up to `limit` waiting calls of `kinds`, oldest first, skipping rows another
     /// node is claiming.
-    func claim(kinds: [String], epoch: Int, limit: Int) async throws(ClusterError) -> [ClusterCall] {
+    func claim(kinds: [String], epoch: Int, limit: Int, durable: Bool = true) async throws(ClusterError)
+        -> [ClusterCall]
+    {
         let node = nodeID
-        let rows = try await database.query(
+        let rows = try await write(
+            durable,
             """
             UPDATE tw_calls SET claimed_by = \(node), claimed_epoch = \(epoch), claimed_at = clock_timestamp()
             WHERE id IN (
@@ -227,13 +238,14 @@ public final class ClusterCalls: Sendable {
 
     /// Writes the answer of a call claimed under `epoch`, retrying while the database is
     /// away (up to the call's deadline plus the grace its caller waits).
-    func answer(_ call: ClusterCall, epoch: Int, _ reply: ClusterCallReply) async {
+    func answer(_ call: ClusterCall, epoch: Int, _ reply: ClusterCallReply, durable: Bool = true) async {
         let clock = ContinuousClock()
         let giveUp = clock.now + call.remaining + Self.answerGrace
         let node = nodeID
         while true {
             do {
-                _ = try await database.query(
+                _ = try await write(
+                    durable,
                     """
                     UPDATE tw_calls SET reply = \(reply.json), is_error = \(reply.isError), done_at = clock_timestamp()
                     WHERE id = \(call.id) AND claimed_by = \(node) AND claimed_epoch = \(epoch) AND done_at IS NULL
@@ -263,6 +275,14 @@ public final class ClusterCalls: Sendable {
             RETURNING id
             """, "failing calls of lost leaders")
         return rows.count
+    }
+
+    /// A statement that changes `tw_calls`: committed to disk, or (not `durable`) without
+    /// waiting for it.
+    private func write(_ durable: Bool, _ query: PostgresQuery, _ action: String) async throws(ClusterError)
+        -> [PostgresRow]
+    {
+        durable ? try await database.query(query, action) : try await database.queryWithoutFlush(query, action)
     }
 
     /// Deletes rows answered or abandoned more than ``retention`` ago (a caller that went

@@ -63,6 +63,28 @@ public final class ClusterDatabase: Sendable {
     }
 }
 
+extension ClusterDatabase {
+    /// Runs one statement in a transaction whose commit does not wait for the disk
+    /// (`synchronous_commit = off`): for rows a database crash may lose without harm.
+    public func queryWithoutFlush(_ query: PostgresQuery, _ action: String, timeout: Duration = .seconds(5))
+        async throws(ClusterError) -> [PostgresRow]
+    {
+        let logger = self.logger
+        return try await withConnection(action, timeout: timeout) { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                try await connection.query("SET LOCAL synchronous_commit TO off", logger: logger)
+                let rows = try await connection.query(query, logger: logger).collect()
+                try await connection.query("COMMIT", logger: logger)
+                return rows
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+}
+
 /// Races work against a clock without waiting for the work to notice cancellation (a query
 /// on a blackholed socket may never return): the caller gets `.unavailable` at the deadline
 /// and the work is cancelled and left to finish on its own.

@@ -61,8 +61,8 @@ final class ClusterWiring: Sendable {
                     }
                     return await Self.history(member.journal, query)
                 }))
-        daemon.stages.setPeerCaller { [self] node, params, timeout in
-            await callStage(on: node, params: params, timeout: timeout)
+        daemon.stages.setPeerCaller { [self] node, stage, params, timeout in
+            await callStage(on: node, stage: stage, params: params, timeout: timeout)
         }
     }
 
@@ -80,11 +80,16 @@ final class ClusterWiring: Sendable {
                 await self.member.run(bus: bus, after: start) { leadership in await self.leadershipChanged(leadership) }
             }
             group.addTask { await self.syncStageGroups() }
-            group.addTask {
-                let stages = self.daemon.stages
-                await self.member.calls.serve(kinds: [Self.stageKind], epoch: 0, concurrency: 64) { call in
-                    let answer = await stages.serveForwarded(params: call.params, remaining: call.remaining)
-                    return ClusterCallReply(json: answer.json, isError: answer.isError)
+            // An execution call is written to disk at every step (it may place orders: it must
+            // never run twice); other stage calls may run again after a database crash (they
+            // decide, they do not trade), so their rows need not wait for the disk.
+            for (kind, durable) in [(Self.stageKind, true), (Self.fastStageKind, false)] {
+                group.addTask {
+                    let stages = self.daemon.stages
+                    await self.member.calls.serve(kinds: [kind], epoch: 0, concurrency: 64, durable: durable) { call in
+                        let answer = await stages.serveForwarded(params: call.params, remaining: call.remaining)
+                        return ClusterCallReply(json: answer.json, isError: answer.isError)
+                    }
                 }
             }
             await group.next()
@@ -93,7 +98,9 @@ final class ClusterWiring: Sendable {
         leading.withLock { $0 }?.cancel()
     }
 
+    /// `tw_calls` kinds of stage calls: execution, and the other stages.
     static let stageKind = "stage"
+    static let fastStageKind = "stage.fast"
 
     /// Publishes this node's stage groups (when they changed, and every 10 s) and learns the
     /// other nodes', twice a second.
@@ -138,12 +145,15 @@ final class ClusterWiring: Sendable {
 
     /// A stage call for a member connected to `node`, through the database; the member's
     /// result, or why there is none.
-    private func callStage(on node: String, params: String, timeout: Duration) async -> Result<JSONValue, StageFailure>
-    {
+    private func callStage(on node: String, stage: PipelineStage, params: String, timeout: Duration) async -> Result<
+        JSONValue, StageFailure
+    > {
+        let durable = stage == .execution
         let reply: ClusterCallReply
         do {
             reply = try await member.calls.submit(
-                kind: Self.stageKind, params: params, timeout: timeout, target: node, grace: .milliseconds(250))
+                kind: durable ? Self.stageKind : Self.fastStageKind, params: params, timeout: timeout, target: node,
+                grace: .milliseconds(250), durable: durable)
         } catch {
             if error.kind == .timedOut {
                 return .failure(StageFailure(.timeout, "node \(node) did not answer within the deadline"))

@@ -53,7 +53,8 @@ struct PeerStageGroupTests {
         registry.setPeerGroups([Self.peer("x", .risk, "guard"), Self.peer("y", .risk, "guard")])
         let sent = Mutex<[(String, JSONValue)]>([])
         let (gate, release) = AsyncStream.makeStream(of: Void.self)
-        registry.setPeerCaller { node, params, timeout in
+        registry.setPeerCaller { node, stage, params, timeout in
+            #expect(stage == .risk)
             sent.withLock { $0.append((node, (try? JSONParser.parse(params)) ?? .null)) }
             for await _ in gate { break }
             return .success(.array([]))
@@ -91,7 +92,7 @@ struct PeerStageGroupTests {
         let registry = StageRegistry(logger: Logger(label: "t"))
         registry.setPeerGroups([Self.peer("x", .risk, "guard")])
         let passedOn = Mutex(0)
-        registry.setPeerCaller { _, _, _ in
+        registry.setPeerCaller { _, _, _, _ in
             passedOn.withLock { $0 += 1 }
             return .success(.array([]))
         }

@@ -70,7 +70,7 @@ struct RemoteStageGroup: StageHandler {
                 guard remaining > .zero else {
                     return .failure(StageFailure(.timeout, "the deadline passed before the call was sent"))
                 }
-                return await caller(node, forwarded(), remaining)
+                return await caller(node, stage, forwarded(), remaining)
             case .noMember where handedOff:
                 return .failure(
                     StageFailure(

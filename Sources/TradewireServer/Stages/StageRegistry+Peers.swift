@@ -37,7 +37,9 @@ public struct PeerStageGroup: Sendable, Equatable {
 /// Sends a stage call to a cluster node (`params` as ``StageRegistry/serveForwarded(params:remaining:)``
 /// reads them) and returns the member's result, or why there is none.
 public typealias PeerStageCaller =
-    @Sendable (_ node: String, _ params: String, _ timeout: Duration) async -> Result<JSONValue, StageFailure>
+    @Sendable (_ node: String, _ stage: PipelineStage, _ params: String, _ timeout: Duration) async -> Result<
+        JSONValue, StageFailure
+    >
 
 /// Other nodes' members of one group, as this node knows them.
 struct PeerGroup {
