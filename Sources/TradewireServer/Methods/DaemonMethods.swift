@@ -160,7 +160,9 @@ enum DaemonMethods {
         if let pipelineEvent = PipelineEvent.named(params.type) {
             // A client-started iteration trades: only on the cluster's leader (PROTOCOL §13).
             if !daemon.mayTrade {
-                throw .notLeader("publish pipeline events to the leader (get_status.cluster.leader)")
+                throw .notLeader(
+                    "publish pipeline events to the leader (get_status.cluster.leader); a new leader takes them once its book is restored"
+                )
             }
             let payload: PipelinePayload
             do { payload = try PipelinePayload.decode(pipelineEvent, from: params.data) } catch {

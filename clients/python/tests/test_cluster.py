@@ -536,6 +536,9 @@ def test_the_new_leader_takes_over_the_book_from_the_shared_journal(
     b = node(daemon_factory, postgres, "book-b")
     buy = [{"id": "buy", "symbol": "AAPL", "action": "BUY", "strategy_name": "manual", "confidence": 1}]
     with Client(a.socket_path, timeout=30) as c:
+        # Elected is not yet trading: the new leader first restores its book. A get_portfolio
+        # on it is answered once it trades (it waits; a trade would be refused meanwhile).
+        c.call("get_portfolio")
         assert c.publish("validated_ready", buy)["executed"] == 1
         before = c.call("get_portfolio")
     def book(p: Dict) -> Dict:
@@ -587,6 +590,9 @@ def test_the_leader_prunes_the_shared_journal_behind_a_book_checkpoint(
     wait_until(lambda: status(a.socket_path)["leader"] == "ret-a", timeout=15, what="a leads")
     buy = [{"id": "buy", "symbol": "AAPL", "action": "BUY", "strategy_name": "manual", "confidence": 1}]
     with Client(a.socket_path, timeout=30) as c:
+        # Elected is not yet trading: the new leader first restores its book. A get_portfolio
+        # on it is answered once it trades (it waits; a trade would be refused meanwhile).
+        c.call("get_portfolio")
         assert c.publish("validated_ready", buy)["executed"] == 1
         traded_through = c.call("get_stats")["last_seq"]
         for i in range(120):
