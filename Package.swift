@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "TradewireHTTP",
             dependencies: [
-                "TradewireServer", "TradewireBus", "TradewirePipeline", "TradewireTrading", "TradewireJSON",
+                "TradewireServer", "TradewireBus", "TradewirePipeline", "TradewireTrading", "TradewireJSON", "TradewireRPC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

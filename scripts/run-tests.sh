@@ -72,6 +72,9 @@ run swift-ephemeral env TW_TEST_STORAGE=ephemeral "$swift_bin" test --skip-build
 run python-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" clients/python/run-tests.sh
 run c-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" make -s -C clients/c test
 run shell-ephemeral env TW_TEST_STORAGE=ephemeral TRADEWIRED="$daemon" bash clients/shell/test.sh
+# The consumer suites once more, every daemon a node of one PostgreSQL (the consumers are
+# the cluster's: PROTOCOL §11 across §13).
+run python-cluster env TW_TEST_STORAGE=cluster TRADEWIRED="$daemon" clients/python/run-tests.sh -k consumer
 
 echo
 if ((${#broken[@]})); then echo "failing suites: ${broken[*]} (logs in $logs)"; fi

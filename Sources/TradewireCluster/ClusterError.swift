@@ -18,8 +18,11 @@ public struct ClusterError: Error, Sendable, CustomStringConvertible, Equatable 
         case database
         /// A call handed to another node got no answer before its deadline.
         case timedOut
-        /// Too many handed-off calls wait already: nothing was recorded.
+        /// Too many handed-off calls wait already, or too many consumers exist: nothing was
+        /// recorded.
         case overloaded
+        /// The consumer named does not exist (it was deleted).
+        case notFound
     }
 
     public var kind: Kind
@@ -42,7 +45,12 @@ public struct ClusterError: Error, Sendable, CustomStringConvertible, Equatable 
         if let error = error as? PSQLError, error.code == .server, let info = error.serverInfo {
             let state = info[.sqlState] ?? "?"
             let message = info[.message] ?? "\(error)"
-            if state == fencedSQLState { return ClusterError(.fenced, "\(action): \(message)") }
+            switch state {
+            case fencedSQLState: return ClusterError(.fenced, "\(action): \(message)")
+            case ClusterConsumerSchema.unknownConsumerSQLState: return ClusterError(.notFound, message)
+            case ClusterConsumerSchema.tooManyConsumersSQLState: return ClusterError(.overloaded, message)
+            default: break
+            }
             return ClusterError(.database, "\(action): \(message) (SQLSTATE \(state))")
         }
         return ClusterError(

@@ -245,7 +245,7 @@ public final class ClusterJournal: Sendable {
         return like
     }
 
-    private static func record(
+    static func record(
         _ seq: Int, _ type: String, _ micros: Int64, _ data: String, _ metadata: String, _ dataType: String
     ) -> JournalRecord {
         JournalRecord(

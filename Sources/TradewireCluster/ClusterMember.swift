@@ -16,6 +16,8 @@ public final class ClusterMember: Sendable {
     public let calls: ClusterCalls
     /// The remote stage groups of every node.
     public let stageDirectory: ClusterStageDirectory
+    /// Durable consumers shared by every node.
+    public let consumers: ClusterConsumers
     private let logger: Logger
     private let state = Mutex(Snapshot())
     private let tailBox = Mutex<ClusterTail?>(nil)
@@ -36,6 +38,7 @@ public final class ClusterMember: Sendable {
         self.elector = LeaderElector(lease: ClusterLease(database: database, nodeID: nodeID), logger: logger)
         self.calls = ClusterCalls(database: database, nodeID: nodeID, logger: logger)
         self.stageDirectory = ClusterStageDirectory(database: database, nodeID: nodeID)
+        self.consumers = ClusterConsumers(database: database, nodeID: nodeID)
     }
 
     /// Migrates the schema, registers this node (`.duplicateNode` when its id is live
@@ -43,6 +46,8 @@ public final class ClusterMember: Sendable {
     public func join() async throws(ClusterError) -> Int {
         try await journal.migrate()
         try await nodes.register()
+        // What this node's previous run had out went to members that are gone: out again now.
+        try await consumers.releaseAll()
         let newest = try await journal.newestSeq()
         state.withLock {
             $0.connected = true

@@ -14,6 +14,8 @@ import PostgresNIO
 /// - `tw_state`: named state documents (book checkpoints, loop settings).
 /// - `tw_calls`: calls handed to the node that can answer them (``ClusterCalls``).
 /// - `tw_stage_groups`: each node's remote stage groups (``ClusterStageDirectory``).
+/// - `tw_consumers`, `tw_claims`, `tw_dead_letters`, `tw_consumer_members`: durable
+///   consumers (``ClusterConsumers``, ``ClusterConsumerSchema``).
 public enum ClusterSchema {
     /// The newest schema version this build knows.
     public static var version: Int { migrations.count }
@@ -164,6 +166,8 @@ public enum ClusterSchema {
             )
             """,
         ],
+        // 4: durable consumers shared by every node (claims with a visibility timeout).
+        ClusterConsumerSchema.migration,
     ]
 
     /// Creates or upgrades the schema; refuses a database whose schema is newer.

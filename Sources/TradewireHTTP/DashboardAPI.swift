@@ -5,6 +5,7 @@ import NIOCore
 import TradewireBus
 import TradewireJSON
 import TradewirePipeline
+import TradewireRPC
 import TradewireServer
 
 /// The dashboard's read-only JSON routes under `/api/` (PROTOCOL §12). Each answer is built
@@ -77,14 +78,17 @@ struct DashboardAPI: Sendable {
                 "points", query, in: 2...EquityCurve.maximumPoints, default: EquityCurve.defaultPoints)
             return await equity.snapshot(points: points)
         case "/api/consumers":
-            let all = daemon.consumerList()
+            let all = try await clusterRead { () async throws(RPCError) in try await daemon.consumerList() }
             return [
                 "consumers": .array(Array(all.prefix(Self.maximumConsumers))), "total": JSONValue(all.count),
             ]
         case "/api/dead_letters":
             let limit = try Self.integer(
                 "limit", query, in: 1...Self.maximumDeadLetters, default: Self.defaultDeadLetters)
-            return ["dead_letters": .array(daemon.deadLetters(limit: limit, withEvent: false))]
+            let letters = try await clusterRead { () async throws(RPCError) in
+                try await daemon.deadLetters(limit: limit, withEvent: false)
+            }
+            return ["dead_letters": .array(letters)]
         default:
             let prefix = "/api/iterations/"
             guard path.hasPrefix(prefix) else {
@@ -166,6 +170,15 @@ struct DashboardAPI: Sendable {
     }
 
     // MARK: helpers
+
+    /// A reading that may come from a cluster's database: 503 while it cannot be reached.
+    private func clusterRead<T>(_ body: () async throws(RPCError) -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw Failure(status: .serviceUnavailable, type: error.type, message: error.message)
+        }
+    }
 
     private func journalRead<T>(_ body: () throws(JournalError) -> T) throws -> T {
         do {

@@ -52,22 +52,24 @@ final class MetricsCollector: Sendable {
         registry.makeGauge(descriptor: TradewireMetricsFactory.descriptor(name), labels: labels)
     }
 
-    /// Each durable consumer's pending, lag and dead letters (PROTOCOL §11's `get_consumers`).
-    private func collectConsumers() {
-        let newest = daemon.bus.lastSeq
-        let states = daemon.consumers.snapshots()
+    /// Each durable consumer's pending, lag and dead letters (PROTOCOL §11's `get_consumers`,
+    /// on a cluster node the cluster's; while its database cannot be reached the gauges keep
+    /// their last values).
+    private func collectConsumers() async {
+        guard let rows = try? await daemon.consumerList() else { return }
         consumerGauges.withLock { registered in
             var current: [String: [Prometheus.Gauge]] = [:]
-            for state in states {
-                let labels = [("consumer", state.settings.name)]
+            for row in rows {
+                guard let name = row["consumer"]?.stringValue else { continue }
+                let labels = [("consumer", name)]
                 let gauges = [
                     gauge(MetricName.consumerPending, labels), gauge(MetricName.consumerLag, labels),
                     gauge(MetricName.consumerDeadLetters, labels),
                 ]
-                gauges[0].set(Double(state.unacked.count))
-                gauges[1].set(Double(max(0, newest - state.position)))
-                gauges[2].set(Double(state.deadLetters.count))
-                current[state.settings.name] = gauges
+                gauges[0].set(Double(row["pending"]?.intValue ?? 0))
+                gauges[1].set(Double(row["lag"]?.intValue ?? 0))
+                gauges[2].set(Double(row["dead_letters"]?.intValue ?? 0))
+                current[name] = gauges
             }
             for (name, gauges) in registered where current[name] == nil {
                 for gauge in gauges { registry.unregisterGauge(gauge) }
@@ -97,7 +99,7 @@ final class MetricsCollector: Sendable {
         let iterations = daemon.pipeline.orchestrator.metrics.outcomes
         let equity = await daemon.pipeline.agents.broker.account().equity.dollars
         let state = tradingState()
-        collectConsumers()
+        await collectConsumers()
         // One scrape at a time: each counter moves by what its source counted since the last.
         return seen.withLock { seen in
             func advance(_ name: String, _ labels: [(String, String)], to value: Int) {

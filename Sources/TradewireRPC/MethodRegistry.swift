@@ -11,6 +11,10 @@ public enum MethodOutcome: Sendable {
     case successThen([UInt8], afterWrite: @Sendable () -> Void)
     /// Work that must be awaited (a pipeline run, in-process handlers); it reports its outcome.
     case deferred(@Sendable () async -> Result<[UInt8], RPCError>)
+    /// Work that must be awaited, answered like ``successThen(_:afterWrite:)`` when it
+    /// succeeds: its `afterWrite` runs once the response is queued (a cluster consumer's
+    /// `subscribe`, whose ack must precede its first event).
+    case deferredThen(@Sendable () async -> Result<([UInt8], afterWrite: @Sendable () -> Void), RPCError>)
     /// An answer that another thread gives later through the completion (a publish answered
     /// once its journal batch committed), without a hop through a task.
     case later(@Sendable (_ complete: @escaping @Sendable (Result<[UInt8], RPCError>) -> Void) -> Void)

@@ -20,18 +20,23 @@ public struct ClusterHooks: Sendable {
     /// from before this node started.
     public var history: @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
 
+    /// Where the cluster keeps its durable consumers (nil: each node keeps its own).
+    public var consumers: (any SharedConsumerStore)?
+
     public init(
         status: @escaping @Sendable () -> JSONValue, isLeader: @escaping @Sendable () -> Bool,
         handOff:
             @escaping @Sendable (_ method: String, _ params: String, _ timeout: Duration?) async -> Result<
                 [UInt8], RPCError
             >,
-        history: @escaping @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
+        history: @escaping @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>,
+        consumers: (any SharedConsumerStore)? = nil
     ) {
         self.status = status
         self.isLeader = isLeader
         self.handOff = handOff
         self.history = history
+        self.consumers = consumers
     }
 }
 

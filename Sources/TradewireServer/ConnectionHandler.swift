@@ -351,6 +351,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func answerLater(
         _ id: JSONValue?, _ answer: @escaping (JSONValue?, Result<[UInt8], RPCError>) -> Void
     ) -> (@Sendable (Result<[UInt8], RPCError>) -> Void)? {
+        guard let complete = answerLaterThen(id, { id, result, _ in answer(id, result) }) else { return nil }
+        return { result in complete(result, nil) }
+    }
+
+    /// ``answerLater(_:_:)`` whose completion also carries work to run once the answer is
+    /// queued.
+    private func answerLaterThen(
+        _ id: JSONValue?,
+        _ answer: @escaping (JSONValue?, Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void
+    ) -> (@Sendable (Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void)? {
         guard let eventLoop = context?.eventLoop else { return nil }
         inFlight += 1
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
@@ -358,11 +368,11 @@ final class ConnectionHandler: ChannelDuplexHandler {
         let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
         let daemon = self.daemon
         daemon.connections.workStarted()
-        return { result in
+        return { result, afterWrite in
             daemon.connections.workFinished()
             WakeupBatch.execute(on: eventLoop) {
                 loopBound.value.inFlight -= 1
-                boundAnswer.value(id, result)
+                boundAnswer.value(id, result, afterWrite)
             }
         }
     }
@@ -426,6 +436,24 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .deferred(let work):
             guard let complete = answerLater(request.id, answer) else { return }
             Task { complete(await work()) }
+        case .deferredThen(let work):
+            let answerThen: (JSONValue?, Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void = {
+                id, result, afterWrite in
+                if let batch, let afterWrite {
+                    batch.afterWrite.append(afterWrite)
+                    answer(id, result)
+                } else {
+                    answer(id, result)
+                    afterWrite?()
+                }
+            }
+            guard let complete = answerLaterThen(request.id, answerThen) else { return }
+            Task {
+                switch await work() {
+                case .success(let (bytes, afterWrite)): complete(.success(bytes), afterWrite)
+                case .failure(let error): complete(.failure(error), nil)
+                }
+            }
         }
     }
 }

@@ -29,10 +29,19 @@ public final class Daemon: Sendable {
     private let shutdownHook = Mutex<(@Sendable (String) -> Void)?>(nil)
     private let clusterHooks = Mutex<ClusterHooks?>(nil)
 
-    /// Makes this daemon a cluster node (PROTOCOL §13).
+    private let shared = Mutex<SharedConsumers?>(nil)
+
+    /// Makes this daemon a cluster node (PROTOCOL §13); its consumers become the store's
+    /// when the hooks give one.
     public func setCluster(_ hooks: ClusterHooks) {
         clusterHooks.withLock { $0 = hooks }
+        if let store = hooks.consumers {
+            shared.withLock { $0 = SharedConsumers(store: store, bus: bus, logger: consumers.logger) }
+        }
     }
+
+    /// Consumers shared through a cluster's store (nil outside a cluster: ``consumers``).
+    public var sharedConsumers: SharedConsumers? { shared.withLock { $0 } }
 
     /// `get_status.cluster` (null outside a cluster).
     public var clusterStatus: JSONValue { clusterHooks.withLock { $0 }?.status() ?? .null }
@@ -96,6 +105,7 @@ public final class Daemon: Sendable {
         bus.unsubscribeAll(owner: connection.owner)
         stages.connectionClosed(connection.id)
         consumers.connectionClosed(connection.id)
+        sharedConsumers?.connectionClosed(connection.id)
         connections.remove(connection)
     }
 }

@@ -60,7 +60,7 @@ final class ClusterWiring: Sendable {
                         return .failure(.clusterUnavailable("the last heartbeat failed"))
                     }
                     return await Self.history(member.journal, query)
-                }))
+                }, consumers: ClusterConsumerStore(consumers: member.consumers)))
         daemon.stages.setPeerCaller { [self] node, stage, params, timeout in
             await callStage(on: node, stage: stage, params: params, timeout: timeout)
         }

@@ -492,6 +492,8 @@ struct Tradewired: AsyncParsableCommand {
             Task.detached { await Self.prune(journal, retention, startingCash: startingCash, logger: logger) }
         }
         try await group.run()
+        // What this node's members had out goes back to the cluster at once.
+        await daemon.sharedConsumers?.close()
         pruning?.cancel()
         _ = await pruning?.value
         // Everything published before the stop is committed and delivered, the consumers'

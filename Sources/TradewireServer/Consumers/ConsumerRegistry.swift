@@ -122,7 +122,7 @@ public final class ConsumerRegistry: Sendable {
         }
     }
 
-    private static func check(
+    static func check(
         _ existing: ConsumerSettings, against asked: ConsumerSettings, given: ConsumerOptionsGiven
     ) throws(RPCError) {
         if existing.pattern != asked.pattern {
@@ -143,19 +143,13 @@ public final class ConsumerRegistry: Sendable {
 
     // MARK: members
 
-    /// The consumer `connectionID` is a member of under `subscription`, if any.
+    /// Leaves the consumer `connectionID` is a member of under `subscription`, if any.
     func leave(subscription: SubscriptionID, connectionID: Int) -> Bool {
-        for consumer in all where consumer.subscription(of: connectionID) == subscription {
-            consumer.leave(connectionID)
-            return true
-        }
-        return false
+        all.leave(subscription: subscription, connectionID: connectionID)
     }
 
-    /// A connection closed: it leaves every consumer (what it had out goes to the others).
-    func connectionClosed(_ connectionID: Int) {
-        for consumer in all { consumer.leave(connectionID) }
-    }
+    /// A connection closed: it leaves every consumer (what it had out goes out again).
+    func connectionClosed(_ connectionID: Int) { all.connectionClosed(connectionID) }
 
     /// The consumer `name` when `connectionID` is one of its members (else -32040).
     func member(_ name: String, connectionID: Int) throws(RPCError) -> DurableConsumer {

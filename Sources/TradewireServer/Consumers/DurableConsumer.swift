@@ -6,7 +6,7 @@ import TradewireBus
 /// connections that are its members. Every change delivers what became deliverable to the
 /// members' outboxes before the lock is released, so each member sees its deliveries in the
 /// order they were made.
-final class DurableConsumer: Sendable {
+final class DurableConsumer: ConsumerMembership {
     /// Where one member's deliveries go.
     struct Sink: Sendable {
         let outbox: Outbox

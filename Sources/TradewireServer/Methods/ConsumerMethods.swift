@@ -48,6 +48,10 @@ enum ConsumerMethods {
         let given = ConsumerOptionsGiven(
             ackWait: params.ackWaitMilliseconds != nil, maxDeliver: params.maxDeliver != nil,
             maxInFlight: params.maxInFlight != nil)
+        if let shared = context.daemon.sharedConsumers {
+            return SharedConsumerMethods.subscribe(
+                settings, given: given, since: params.sinceSeq, text: params.text, shared, context)
+        }
         let consumer = try registry.consumer(settings, given: given, since: params.sinceSeq)
         let connection = context.connection
         let ack: (SubscriptionID) -> [UInt8] = { id in
@@ -65,6 +69,7 @@ enum ConsumerMethods {
     }
 
     static func ack(_ params: AckParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        if let shared = context.daemon.sharedConsumers { return try SharedConsumerMethods.ack(params, shared, context) }
         let registry = context.daemon.consumers
         let consumer = try registry.member(params.consumer, connectionID: context.connection.id)
         let acked: Int
@@ -77,13 +82,15 @@ enum ConsumerMethods {
     }
 
     static func nak(_ params: NakParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        if let shared = context.daemon.sharedConsumers { return try SharedConsumerMethods.nak(params, shared, context) }
         let consumer = try context.daemon.consumers.member(params.consumer, connectionID: context.connection.id)
         _ = consumer.nak(params.seq, delay: params.delayMilliseconds.map { .milliseconds($0) }, error: params.error)
         return .success(ok)
     }
 
     static func getConsumers(_: NoParameters, _ context: RequestContext) -> MethodOutcome {
-        .result(["consumers": .array(consumers(context.daemon.consumers))] as JSONValue)
+        if let shared = context.daemon.sharedConsumers { return SharedConsumerMethods.getConsumers(shared, context) }
+        return .result(["consumers": .array(consumers(context.daemon.consumers))] as JSONValue)
     }
 
     /// Every consumer as `get_consumers` lists it.
@@ -107,10 +114,14 @@ enum ConsumerMethods {
     }
 
     static func deleteConsumer(_ params: ConsumerNameParams, _ context: RequestContext) -> MethodOutcome {
-        .result(["removed": JSONValue(context.daemon.consumers.delete(params.consumer))] as JSONValue)
+        if let shared = context.daemon.sharedConsumers {
+            return SharedConsumerMethods.deleteConsumer(params.consumer, shared)
+        }
+        return .result(["removed": JSONValue(context.daemon.consumers.delete(params.consumer))] as JSONValue)
     }
 
     static func getDeadLetters(_ params: GetDeadLettersParams, _ context: RequestContext) -> MethodOutcome {
+        if let shared = context.daemon.sharedConsumers { return SharedConsumerMethods.getDeadLetters(params, shared) }
         let letters = deadLetters(
             context.daemon.consumers, consumer: params.consumer, limit: params.limit, withEvent: true)
         return .result(["dead_letters": .array(letters)] as JSONValue)
@@ -128,6 +139,9 @@ enum ConsumerMethods {
 
     static func retryDeadLetter(_ params: DeadLetterParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome
     {
+        if let shared = context.daemon.sharedConsumers {
+            return SharedConsumerMethods.retryDeadLetter(params.id, shared)
+        }
         guard let consumer = context.daemon.consumers.holder(ofDeadLetter: params.id),
             consumer.retry(deadLetter: params.id)
         else { throw .deadLetterNotFound(params.id) }
@@ -135,6 +149,9 @@ enum ConsumerMethods {
     }
 
     static func discardDeadLetter(_ params: DeadLetterParams, _ context: RequestContext) -> MethodOutcome {
+        if let shared = context.daemon.sharedConsumers {
+            return SharedConsumerMethods.discardDeadLetter(params.id, shared)
+        }
         let removed = context.daemon.consumers.holder(ofDeadLetter: params.id)?.discard(deadLetter: params.id) ?? 0
         return .result(["removed": JSONValue(removed)] as JSONValue)
     }

@@ -134,6 +134,8 @@ enum DaemonMethods {
                 SubscriptionID(id).map { id in
                     bus.unsubscribe(id, owner: owner)
                         || context.daemon.consumers.leave(subscription: id, connectionID: context.connection.id)
+                        || context.daemon.sharedConsumers?.leave(subscription: id, connectionID: context.connection.id)
+                            == true
                         ? 1 : 0
                 } ?? 0
         case .pattern(let type):

@@ -11,9 +11,10 @@ A missing binary fails the tests (it does not skip them).
 Storage (``TW_TEST_STORAGE``): ``journal`` (the default when unset) adds
 ``--data-dir <a fresh directory under the test's tmp dir>``, removed once the
 daemon stopped; ``ephemeral`` adds ``--ephemeral``.  A test whose extra flags
-have ``--data-dir`` or ``--ephemeral`` keeps its own choice (nothing is added).
+have ``--data-dir`` or ``--ephemeral`` keeps its own choice (nothing is added);
+``cluster`` makes each daemon a node of one PostgreSQL the run starts (``--cluster``).
 Tests marked ``journal_only`` (they restart a daemon on its data dir, or kill it)
-are skipped when ``TW_TEST_STORAGE=ephemeral``: they pick their storage themselves,
+are skipped when ``TW_TEST_STORAGE`` is ``ephemeral`` or ``cluster``: they pick their storage themselves,
 so the ephemeral pass would only run them a second time.
 """
 from __future__ import annotations
@@ -39,9 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
-    if storage_mode() != "ephemeral":
+    if storage_mode() == "journal":
         return
-    skip = pytest.mark.skip(reason="journal-only (TW_TEST_STORAGE=ephemeral)")
+    skip = pytest.mark.skip(reason=f"journal-only (TW_TEST_STORAGE={storage_mode()})")
     for item in items:
         if "journal_only" in item.keywords:
             item.add_marker(skip)

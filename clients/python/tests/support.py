@@ -7,11 +7,13 @@ import pathlib
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence
 
@@ -27,8 +29,9 @@ STOP_TIMEOUT = 15.0
 
 #: ``TW_TEST_STORAGE``: where every daemon a test starts keeps its events, unless the test
 #: passes ``--data-dir`` or ``--ephemeral`` itself. ``journal`` (the default): a fresh data
-#: dir of its own under the test's tmp dir, removed afterwards; ``ephemeral``: in memory.
-STORAGE_MODES = ("journal", "ephemeral")
+#: dir of its own under the test's tmp dir, removed afterwards; ``ephemeral``: in memory;
+#: ``cluster``: a node (``--cluster``, ``--ephemeral``) of one PostgreSQL the run starts.
+STORAGE_MODES = ("journal", "ephemeral", "cluster")
 
 _LIVE: List["Daemon"] = []
 
@@ -55,7 +58,7 @@ def storage_mode() -> str:
     """``TW_TEST_STORAGE`` (``journal`` when unset or empty)."""
     mode = os.environ.get("TW_TEST_STORAGE") or "journal"
     if mode not in STORAGE_MODES:
-        pytest.fail(f"TW_TEST_STORAGE must be journal or ephemeral, got {mode!r}", pytrace=False)
+        pytest.fail(f"TW_TEST_STORAGE must be journal, ephemeral or cluster, got {mode!r}", pytrace=False)
     return mode
 
 
@@ -68,6 +71,52 @@ def short_socket_dir() -> str:
     d = tempfile.mkdtemp(prefix="twpy-", dir="/tmp")
     os.chmod(d, 0o700)
     return d
+
+
+PG_SERVER = str(REPO_ROOT / "scripts" / "pg-server.sh")
+
+
+class Postgres:
+    """A private PostgreSQL server (``scripts/pg-server.sh``: its own data dir, socket
+    directory and port; its watchdog stops it should this process die)."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="twpg-", dir="/tmp")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.conninfo = f"host={self.dir} port={self.port} user=postgres dbname=postgres"
+
+    def start(self) -> None:
+        subprocess.run([PG_SERVER, "start", self.dir, str(self.port), str(os.getpid())], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        subprocess.run([PG_SERVER, "stop", self.dir], check=False)
+
+    def destroy(self) -> None:
+        """Stops the server and removes its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sql(self, query: str) -> str:
+        out = subprocess.run(["psql", "-X", "-q", "-At", "-h", self.dir, "-p", str(self.port), "-U", "postgres",
+                              "-c", query], check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+
+_SHARED_POSTGRES: List[Postgres] = []
+
+
+def shared_postgres() -> Postgres:
+    """The run's PostgreSQL for ``TW_TEST_STORAGE=cluster`` (started on first use, stopped
+    at exit)."""
+    if not _SHARED_POSTGRES:
+        pg = Postgres()
+        pg.start()
+        _SHARED_POSTGRES.append(pg)
+        atexit.register(pg.destroy)
+    return _SHARED_POSTGRES[0]
 
 
 class Daemon:
@@ -88,6 +137,9 @@ class Daemon:
         if not chooses_storage(extra):
             if storage_mode() == "ephemeral":
                 storage = ["--ephemeral"]
+            elif storage_mode() == "cluster":
+                storage = ["--ephemeral", "--cluster", shared_postgres().conninfo,
+                           "--node-id", f"test-{uuid.uuid4().hex[:10]}"]
             else:
                 if data_root is not None:
                     data_root.mkdir(parents=True, exist_ok=True)

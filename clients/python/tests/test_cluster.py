@@ -7,12 +7,9 @@ pytest die) and real ``tradewired --cluster`` nodes.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -20,35 +17,11 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from support import REPO_ROOT, DaemonFactory, wait_until
+from support import DaemonFactory, Postgres, wait_until
 from tradewire import Client, StageWorker
 from tradewire.errors import RPCError
 
 pytestmark = pytest.mark.journal_only  # the nodes choose their storage (the cluster's)
-
-PG_SERVER = str(REPO_ROOT / "scripts" / "pg-server.sh")
-
-
-class Postgres:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="twpg-", dir="/tmp")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.conninfo = f"host={self.dir} port={self.port} user=postgres dbname=postgres"
-
-    def start(self) -> None:
-        subprocess.run([PG_SERVER, "start", self.dir, str(self.port), str(os.getpid())], check=True,
-                       stdout=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        subprocess.run([PG_SERVER, "stop", self.dir], check=False)
-
-    def sql(self, query: str) -> str:
-        out = subprocess.run(["psql", "-X", "-q", "-At", "-h", self.dir, "-p", str(self.port), "-U", "postgres",
-                              "-c", query], check=True, capture_output=True, text=True)
-        return out.stdout.strip()
-
 
 @pytest.fixture
 def postgres() -> Iterator[Postgres]:
@@ -57,8 +30,7 @@ def postgres() -> Iterator[Postgres]:
     try:
         yield pg
     finally:
-        pg.stop()
-        shutil.rmtree(pg.dir, ignore_errors=True)
+        pg.destroy()
 
 
 def node(factory: DaemonFactory, pg: Postgres, name: str, socket_path: str = None):
@@ -615,6 +587,83 @@ def test_the_leader_prunes_the_shared_journal_behind_a_book_checkpoint(
                           timeout=10, what="b's book from the checkpoint")
         assert [p["symbol"] for p in book["positions"]] == ["AAPL"]
         assert c.call("get_event_history", {"limit": 1})["oldest_seq"] == newest - 39
+
+
+def test_consumers_are_the_clusters_a_dead_nodes_events_go_out_elsewhere_then_to_dead_letters(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    a = node(daemon_factory, postgres, "cons-a")
+    b = node(daemon_factory, postgres, "cons-b")
+    name, etype = "orders.audit", "cons.order"
+    options = {"consumer": name, "ack_wait_ms": 2000, "max_deliver": 3}
+
+    # One queue group across nodes: members on a and b share the events, each goes out
+    # once, and what is acknowledged stays acknowledged.
+    with Client(a.socket_path, timeout=30) as ca, Client(b.socket_path, timeout=30) as cb:
+        sub_a = ca.subscribe(etype, **options)
+        sub_b = cb.subscribe(etype, consumer=name)  # joins with the group's options
+        seqs = [ca.publish(etype, {"i": i})["seq"] for i in range(20)]
+        got: Dict[int, str] = {}
+        deadline = time.monotonic() + 15
+        while len(got) < 20 and time.monotonic() < deadline:
+            for side, sub, client in (("a", sub_a, ca), ("b", sub_b, cb)):
+                event = sub.get(timeout=0.1)
+                if event is not None:
+                    assert event["seq"] not in got, f"seq {event['seq']} went out twice"
+                    assert event.delivery == {"consumer": name, "attempt": 1}
+                    got[event["seq"]] = side
+                    assert client.call("ack", {"consumer": name, "seq": event["seq"]})["acked"] == 1
+        assert sorted(got) == seqs
+        rows = [r for r in cb.call("get_consumers")["consumers"] if r["consumer"] == name]
+        assert len(rows) == 1 and rows[0]["pending"] == 0 and rows[0]["position"] == seqs[-1]
+        assert rows[0]["members"] == 2 and rows[0]["max_deliver"] == 3
+        # A member of a acknowledging on b is not b's member: -32040.
+        with Client(b.socket_path, timeout=30) as other:
+            with pytest.raises(RPCError) as unknown:
+                other.call("ack", {"consumer": name, "seq": seqs[0]})
+            assert unknown.value.code == -32040
+        sub_a.close()
+
+        # b's member takes five and never acknowledges; then b dies.
+        more = [ca.publish(etype, {"i": i})["seq"] for i in range(20, 25)]
+        taken = [sub_b.get(timeout=10) for _ in more]
+        assert [e["seq"] for e in taken] == more and all(e.delivery["attempt"] == 1 for e in taken)
+        out_at = time.monotonic()
+    b.proc.send_signal(signal.SIGKILL)
+    b.proc.wait(10)
+
+    # A member on a gets them after ack_wait (not before), attempt 2, then 3; then they
+    # become dead letters.
+    with Client(a.socket_path, timeout=30) as c:
+        sub = c.subscribe(etype, consumer=name)
+        second = [sub.get(timeout=10) for _ in more]
+        assert time.monotonic() - out_at >= 1.9, "redelivered before ack_wait passed"
+        assert sorted(e["seq"] for e in second) == more and all(e.delivery["attempt"] == 2 for e in second)
+        third = [sub.get(timeout=10) for _ in more]
+        assert sorted(e["seq"] for e in third) == more and all(e.delivery["attempt"] == 3 for e in third)
+        letters = wait_until(
+            lambda: (lambda d: d if len(d) == 5 else None)(c.call("get_dead_letters", {"consumer": name})["dead_letters"]),
+            timeout=10, what="five dead letters")
+        assert [d["seq"] for d in letters] == more
+        assert all(d["attempts"] == 3 and d["last_error"] == "ack_wait expired" for d in letters)
+        assert [d["event"]["data"] for d in letters] == [{"i": i} for i in range(20, 25)]
+        row = [r for r in c.call("get_consumers")["consumers"] if r["consumer"] == name][0]
+        assert row["pending"] == 0 and row["dead_letters"] == 5 and row["members"] == 1
+        # A dead letter retried goes out again, attempts from 1; the others can be discarded.
+        assert c.call("retry_dead_letter", {"id": letters[0]["id"]}) == {"ok": True}
+        again = sub.get(timeout=10)
+        assert again["seq"] == more[0] and again.delivery["attempt"] == 1
+        assert c.call("ack", {"consumer": name, "seq": more[0]})["acked"] == 1
+        assert c.call("discard_dead_letter", {"id": letters[1]["id"]})["removed"] == 1
+        assert c.call("discard_dead_letter", {"id": letters[1]["id"]})["removed"] == 0
+        with pytest.raises(RPCError) as missing:
+            c.call("retry_dead_letter", {"id": letters[1]["id"]})
+        assert missing.value.code == -32041
+        assert len(c.call("get_dead_letters", {"consumer": name})["dead_letters"]) == 3
+        # Deleting the consumer removes its claims and dead letters from the cluster.
+        assert c.call("delete_consumer", {"consumer": name})["removed"] == 1
+        assert postgres.sql(f"SELECT count(*) FROM tw_claims WHERE consumer = '{name}'") == "0"
+        assert postgres.sql(f"SELECT count(*) FROM tw_dead_letters WHERE consumer = '{name}'") == "0"
 
 
 def test_a_second_live_node_with_the_same_id_exits_2(
