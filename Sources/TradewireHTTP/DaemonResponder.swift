@@ -44,7 +44,7 @@ struct DaemonResponder: HTTPResponder {
             let draining = daemon.connections.isDraining || streams.isClosed
             return draining ? Self.text(.serviceUnavailable, "draining\n") : Self.text(.ok, "ok\n")
         case "/events":
-            return events(request)
+            return await events(request)
         case "/":
             return DashboardPage.response()
         case let path where path.hasPrefix("/api/"):
@@ -67,7 +67,7 @@ struct DaemonResponder: HTTPResponder {
     /// Opens a stream: validates the request, subscribes with the same replay as the
     /// socket's `subscribe since_seq` (journal, then history, then live), and answers with a
     /// body that writes the stream until it ends or its client goes.
-    private func events(_ request: Request) -> Response {
+    private func events(_ request: Request) async -> Response {
         let query = request.uri.queryParameters
         let pattern: EventPattern
         do {
@@ -91,9 +91,9 @@ struct DaemonResponder: HTTPResponder {
         let bus = daemon.bus
         let streams = self.streams
         // Negative ids: a stream counts as a client subscriber, apart from socket connections.
-        let subscription = bus.subscribe(
-            pattern, owner: .client(connection: -id), replayingAfter: since, from: daemon.pipeline.journal,
-            deliver: { stream.enqueue($0) }, onGap: { _, gap in stream.gap(gap) }
+        let subscription = await daemon.subscribe(
+            pattern, owner: .client(connection: -id), replayingAfter: since, deliver: { stream.enqueue($0) },
+            onGap: { _, gap in stream.gap(gap) }
         ).id
         let logger = self.logger
         logger.debug(

@@ -34,4 +34,30 @@ extension Daemon {
         }
         return ConsumerMethods.deadLetters(consumers, consumer: nil, limit: limit, withEvent: withEvent)
     }
+
+    /// Subscribes with a replay after `since` (PROTOCOL §8): what the history ring no
+    /// longer holds comes from the journal, on a cluster node the shared one (read first,
+    /// without holding a thread). See ``EventBus/subscribe(_:owner:replayingAfter:from:id:deliver:onGap:)``.
+    public func subscribe(
+        _ pattern: EventPattern, owner: SubscriberOwner, replayingAfter since: Int?,
+        deliver: @escaping @Sendable (Event) throws -> Void, onGap: @escaping (SubscriptionID, ReplayGap) -> Void
+    ) async -> SubscribeOutcome {
+        guard let readShared = clusterHistory, let plan = bus.journalReplayPlan(pattern, after: since) else {
+            return bus.subscribe(
+                pattern, owner: owner, replayingAfter: since, from: pipeline.journal, deliver: deliver, onGap: onGap)
+        }
+        let read = await Self.replayRead(plan, from: readShared)
+        return bus.subscribe(
+            pattern, owner: owner, replayingAfter: since, journalRead: read, deliver: deliver, onGap: onGap)
+    }
+
+    /// The shared journal's part of a replay (nil when it cannot be read: the ring then
+    /// reports a gap).
+    static func replayRead(
+        _ plan: JournalReplayPlan,
+        from read: @Sendable (JournalQuery) async -> Result<ClusterHistoryPage, RPCError>
+    ) async -> JournalReplayRead? {
+        guard case .success(let page) = await read(plan.query) else { return nil }
+        return JournalReplayRead(plan: plan, records: page.records.map(\.record))
+    }
 }

@@ -29,10 +29,13 @@ public final class SharedConsumers: Sendable {
     /// The consumers this daemon has (or had) members of.
     var all: [SharedConsumer] { local.withLock { Array($0.values) } }
 
-    /// This daemon's side of consumer `settings.name` (created on first use).
+    /// This daemon's side of consumer `settings.name` (created on first use, and anew when
+    /// the consumer was deleted and created again with other settings).
     func consumer(_ settings: ConsumerSettings) -> SharedConsumer {
         local.withLock { local in
-            if let existing = local[settings.name] { return existing }
+            if let existing = local[settings.name], existing.settings == settings || existing.memberCount > 0 {
+                return existing
+            }
             let consumer = SharedConsumer(settings: settings, store: store, bus: bus, logger: logger) {
                 [weak self] in self?.noteMembersChanged()
             }

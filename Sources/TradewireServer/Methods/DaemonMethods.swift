@@ -97,7 +97,7 @@ enum DaemonMethods {
         if let name = params.consumer { return try ConsumerMethods.subscribe(params, name: name, context) }
         let connection = context.connection
         let text = params.text
-        let ack: (SubscriptionID) -> [UInt8] = { id in
+        let ack: @Sendable (SubscriptionID) -> [UInt8] = { id in
             JSONWriter.encode(["subscription": JSONValue(id.description), "event_type": JSONValue(text)] as JSONValue)
         }
         // Subscribing twice is a no-op, also before the first one went live (in one batch).
@@ -111,14 +111,33 @@ enum DaemonMethods {
         let pattern = params.pattern
         let since = params.sinceSeq
         let journal = context.daemon.pipeline.journal
+        let outbox = connection.outbox
+        let prefix = Outbox.EventPrefix(id)
+        let deliver: @Sendable (Event) -> Void = { event in outbox.enqueue(event: event, prefix: prefix) }
+        let onGap: @Sendable (SubscriptionID, ReplayGap) -> Void = { id, gap in
+            outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq)
+        }
+        // A cluster node replays what its ring no longer holds from the shared journal.
+        if let readShared = context.daemon.clusterHistory, let plan = bus.journalReplayPlan(pattern, after: since) {
+            return .deferredThen {
+                let read = await Daemon.replayRead(plan, from: readShared)
+                return .success(
+                    (
+                        ack(id),
+                        {
+                            connection.setPendingSubscription(pattern.text, nil)
+                            bus.subscribe(
+                                pattern, owner: connection.owner, replayingAfter: since, journalRead: read, id: id,
+                                deliver: deliver, onGap: onGap)
+                        }
+                    ))
+            }
+        }
         return .successThen(ack(id)) {
             connection.setPendingSubscription(pattern.text, nil)
-            let outbox = connection.outbox
-            let prefix = Outbox.EventPrefix(id)
             bus.subscribe(
-                pattern, owner: connection.owner, replayingAfter: since, from: journal, id: id,
-                deliver: { event in outbox.enqueue(event: event, prefix: prefix) },
-                onGap: { id, gap in outbox.enqueueGap(id, firstSeq: gap.firstSeq, lastSeq: gap.lastSeq) })
+                pattern, owner: connection.owner, replayingAfter: since, from: journal, id: id, deliver: deliver,
+                onGap: onGap)
         }
     }
 

@@ -16,6 +16,7 @@ import uuid
 from typing import Dict, Iterator, List
 
 import pytest
+from requests_sse import EventSource
 
 from support import DaemonFactory, Postgres, wait_until
 from tradewire import Client, StageWorker
@@ -664,6 +665,33 @@ def test_consumers_are_the_clusters_a_dead_nodes_events_go_out_elsewhere_then_to
         assert c.call("delete_consumer", {"consumer": name})["removed"] == 1
         assert postgres.sql(f"SELECT count(*) FROM tw_claims WHERE consumer = '{name}'") == "0"
         assert postgres.sql(f"SELECT count(*) FROM tw_dead_letters WHERE consumer = '{name}'") == "0"
+
+
+def test_since_seq_on_a_new_node_replays_from_the_shared_journal(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    a = node(daemon_factory, postgres, "replay-a")
+    with Client(a.socket_path, timeout=30) as c:
+        seqs = [c.publish("replay.x" if i % 2 == 0 else "replay.y", {"i": i})["seq"] for i in range(6)]
+    # b's own history starts after them; its /events stream replays from the shared journal too.
+    b = daemon_factory.start(
+        extra=["--ephemeral", "--cluster", postgres.conninfo, "--node-id", "replay-b", "--http", "127.0.0.1:0"])
+    with EventSource(b.http_url() + f"/events?type=replay.y&since_seq={seqs[0]}", timeout=20) as source:
+        streamed = []
+        for message in source:
+            if message.type == "message":
+                streamed.append(json.loads(message.data))
+            if len(streamed) == 3:
+                break
+    assert [(e["seq"], e["data"]) for e in streamed] == [(seqs[i], {"i": i}) for i in (1, 3, 5)]
+    with Client(b.socket_path, timeout=30) as c:
+        sub = c.subscribe("replay.x", since_seq=seqs[1])
+        replayed = [sub.get(timeout=10) for _ in range(2)]
+        assert [(e["seq"], e["data"]) for e in replayed] == [(seqs[2], {"i": 2}), (seqs[4], {"i": 4})]
+        with Client(a.socket_path, timeout=30) as p:
+            live = p.publish("replay.x", {"i": 6})["seq"]
+        assert sub.get(timeout=10)["seq"] == live, "then live, with no gap and no duplicate"
+        assert sub.get(timeout=0.5) is None
 
 
 def test_a_second_live_node_with_the_same_id_exits_2(
