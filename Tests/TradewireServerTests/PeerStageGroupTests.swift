@@ -1,9 +1,11 @@
 import Foundation
 import Logging
+import NIOPosix
 import Synchronization
 import Testing
 import TradewireJSON
 import TradewirePipeline
+import TradewireRPC
 import TradewireTrading
 
 @testable import TradewireServer
@@ -114,5 +116,38 @@ struct PeerStageGroupTests {
             }
             try await Task.sleep(for: .milliseconds(10))
         }
+    }
+
+    /// A group on another node is the same group: a member joining here takes its options
+    /// (and may not give others), and a second replace group for a stage is refused
+    /// (-32030) wherever the first one's members are.
+    @Test func aGroupOnAnotherNodeLendsItsOptionsAndItsReplaceModeIsExclusive() throws {
+        let registry = StageRegistry(logger: Logger(label: "t"))
+        registry.setPeerGroups([Self.peer("y", .strategy, "picker", mode: .replace)])
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let connection = ServerConnection(
+            id: 1, outbox: Outbox(budget: 1 << 20, eventLoop: loop, drain: {}), eventLoop: loop, closeWhenFlushed: {})
+        func register(_ name: String, mode: StageMode? = nil, timeout: Int? = nil) throws(RPCError)
+            -> StageRegistration
+        {
+            try registry.register(
+                stage: .strategy, name: name, mode: mode, timeoutMilliseconds: timeout, onFailure: nil, durable: nil,
+                concurrency: 1, connection: connection)
+        }
+        func refusal(_ name: String, mode: StageMode? = nil, timeout: Int? = nil) -> RPCError? {
+            do {
+                _ = try register(name, mode: mode, timeout: timeout)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let conflict = refusal("other", mode: .replace)
+        #expect(conflict?.code == -32030 && conflict?.message.contains("picker") == true)
+        let mismatch = refusal("picker", timeout: 9999)
+        #expect(mismatch?.code == -32602 && mismatch?.message.contains("timeout_ms") == true)
+        let joined = try register("picker")
+        #expect(joined.options.mode == .replace && joined.options.timeoutMilliseconds == 2000)
+        #expect(try register("after-group").options.mode == .after, "after groups are not exclusive")
     }
 }

@@ -103,6 +103,20 @@ public final class StageRegistry: StageHandlerSource, Sendable {
 
     // MARK: membership
 
+    /// The first option given that differs from the group's (nil: none).
+    static func mismatch(
+        _ options: StageGroupOptions, mode: StageMode?, timeoutMilliseconds: Int?, onFailure: StageFailurePolicy?,
+        durable: Bool?
+    ) -> String? {
+        let given: [(String, Bool)] = [
+            ("mode", mode.map { $0 == options.mode } ?? true),
+            ("timeout_ms", timeoutMilliseconds.map { $0 == options.timeoutMilliseconds } ?? true),
+            ("on_failure", onFailure.map { $0 == options.onFailure } ?? true),
+            ("durable", durable.map { $0 == options.durable } ?? true),
+        ]
+        return given.first { !$0.1 }?.0
+    }
+
     /// Adds `connection` to the group (stage, name), creating it with `options` (each nil
     /// taking the group's value, or the default for a new group).
     func register(
@@ -112,21 +126,21 @@ public final class StageRegistry: StageHandlerSource, Sendable {
         let key = StageGroupKey(stage: stage, name: name)
         let result: Result<StageRegistration, RPCError> = state.withLock { state in
             var group: Group
+            // A group of the same name on another cluster node is the same group: its options.
+            let peer = state.groups[key] == nil ? state.peers[key] : nil
+            if let options = state.groups[key]?.options ?? peer?.options,
+                let mismatch = Self.mismatch(
+                    options, mode: mode, timeoutMilliseconds: timeoutMilliseconds, onFailure: onFailure,
+                    durable: durable)
+            {
+                return .failure(
+                    .invalidParams(
+                        path: "/\(mismatch)",
+                        "the group \(stage.rawValue)/\(name) already has a different \(mismatch)\(peer == nil ? "" : " (on another node)"); omit it to take the group's"
+                    ))
+            }
             if let existing = state.groups[key] {
                 group = existing
-                let given: [(String, Bool)] = [
-                    ("mode", mode.map { $0 == existing.options.mode } ?? true),
-                    ("timeout_ms", timeoutMilliseconds.map { $0 == existing.options.timeoutMilliseconds } ?? true),
-                    ("on_failure", onFailure.map { $0 == existing.options.onFailure } ?? true),
-                    ("durable", durable.map { $0 == existing.options.durable } ?? true),
-                ]
-                if let mismatch = given.first(where: { !$0.1 }) {
-                    return .failure(
-                        .invalidParams(
-                            path: "/\(mismatch.0)",
-                            "the group \(stage.rawValue)/\(name) already has a different \(mismatch.0); omit it to take the group's"
-                        ))
-                }
                 if let mine = existing.members.first(where: { $0.connection.id == connection.id }) {
                     return .failure(
                         .invalidParams(
@@ -150,8 +164,10 @@ public final class StageRegistry: StageHandlerSource, Sendable {
                         ))
                 }
                 let options = StageGroupOptions(
-                    mode: mode ?? .after, timeoutMilliseconds: timeoutMilliseconds ?? 5000,
-                    onFailure: onFailure ?? .defaultPolicy(for: stage), durable: durable ?? false)
+                    mode: mode ?? peer?.options.mode ?? .after,
+                    timeoutMilliseconds: timeoutMilliseconds ?? peer?.options.timeoutMilliseconds ?? 5000,
+                    onFailure: onFailure ?? peer?.options.onFailure ?? .defaultPolicy(for: stage),
+                    durable: durable ?? peer?.options.durable ?? false)
                 if stage == .risk && options.mode == .replace {
                     return .failure(
                         .invalidParams(path: "/mode", "risk cannot be replaced: the built-in risk agent always runs"))
@@ -159,12 +175,17 @@ public final class StageRegistry: StageHandlerSource, Sendable {
                 if options.onFailure == .fallback && options.mode != .replace {
                     return .failure(.invalidParams(path: "/on_failure", "fallback is for replace groups only"))
                 }
+                // One replace group per stage in the whole cluster (as far as this node knows:
+                // the other nodes' groups are learnt twice a second).
                 if options.mode == .replace,
                     let other = state.groups.values.first(where: {
                         $0.key.stage == stage && $0.options.mode == .replace
-                    })
+                    })?.key
+                        ?? state.peers.first(where: {
+                            $0.key.stage == stage && $0.key != key && $0.value.options.mode == .replace
+                        })?.key
                 {
-                    return .failure(.stageConflict(stage: stage.rawValue, existing: other.key.name))
+                    return .failure(.stageConflict(stage: stage.rawValue, existing: other.name))
                 }
                 group = Group(key: key, options: options)
                 state.order.append(key)
