@@ -325,8 +325,11 @@ def test_publishes_fail_cleanly_while_the_database_is_down_and_resume(
     daemon_factory: DaemonFactory, postgres: Postgres
 ) -> None:
     n = node(daemon_factory, postgres, "solo")
-    with Client(n.socket_path, timeout=30) as c:
+    with Client(n.socket_path, timeout=30) as c, Client(n.socket_path, timeout=30) as member:
+        consumer = member.subscribe("db.test", consumer="db-watch", ack_wait_ms=60000)
         assert c.publish("db.test", {"i": 1})["seq"] == 1
+        assert consumer.get(timeout=10)["seq"] == 1
+        assert member.call("ack", {"consumer": "db-watch", "seq": 1})["acked"] == 1
         postgres.stop()
         started = time.monotonic()
         with pytest.raises(RPCError) as unavailable:
@@ -335,9 +338,16 @@ def test_publishes_fail_cleanly_while_the_database_is_down_and_resume(
         assert unavailable.value.type == "cluster_unavailable"
         assert time.monotonic() - started < 15
         assert [e["seq"] for e in c.call("get_event_history", {})["events"]] == [1], "history stays readable"
+        with pytest.raises(RPCError) as consumers_away:
+            c.call("get_consumers")
+        assert consumers_away.value.code == -32003
         postgres.start()
         seq = wait_until(lambda: _try_publish(c), timeout=30, what="publishing again")
         assert seq >= 2
+        # The consumer's deliveries resume with the database (what the failed publish
+        # left, if it committed, and the new one).
+        resumed = [consumer.get(timeout=10)["seq"] for _ in range(seq - 1)]
+        assert resumed == list(range(2, seq + 1))
     assert postgres.sql("SELECT count(*) FROM tw_events WHERE data::json->>'i' = '2'") in ("0", "1")
 
 
