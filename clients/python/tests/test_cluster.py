@@ -20,7 +20,7 @@ from requests_sse import EventSource
 
 from support import DaemonFactory, Postgres, wait_until
 from tradewire import Client, StageWorker
-from tradewire.errors import RPCError
+from tradewire.errors import RPCError, TradewireError
 
 pytestmark = pytest.mark.journal_only  # the nodes choose their storage (the cluster's)
 
@@ -675,6 +675,62 @@ def test_consumers_are_the_clusters_a_dead_nodes_events_go_out_elsewhere_then_to
         assert c.call("delete_consumer", {"consumer": name})["removed"] == 1
         assert postgres.sql(f"SELECT count(*) FROM tw_claims WHERE consumer = '{name}'") == "0"
         assert postgres.sql(f"SELECT count(*) FROM tw_dead_letters WHERE consumer = '{name}'") == "0"
+
+
+def test_a_consumer_group_across_nodes_processes_every_event_through_a_node_crash(
+    daemon_factory: DaemonFactory, postgres: Postgres
+) -> None:
+    """At least once across nodes: members on three nodes ack as they go; one node is
+    killed -9 mid-stream and one member disconnects; every published event is still
+    processed, and nothing stays pending or becomes a dead letter."""
+    nodes = {n: node(daemon_factory, postgres, f"group-{n}") for n in "abc"}
+    name, etype, total = "group.chaos", "group.evt", 600
+    processed: Dict[str, List[int]] = {n: [] for n in nodes}
+    stop = threading.Event()
+
+    def work(n: str, quit_after: int = 0) -> None:
+        try:
+            with Client(nodes[n].socket_path, timeout=30) as c:
+                sub = c.subscribe(etype, consumer=name, ack_wait_ms=1500, max_deliver=100, max_in_flight=64)
+                while not stop.is_set():
+                    event = sub.get(timeout=0.2)
+                    if event is None:
+                        continue
+                    processed[n].append(event["seq"])
+                    c.call("ack", {"consumer": name, "seq": event["seq"]})
+                    if quit_after and len(processed[n]) >= quit_after:
+                        return  # a member that goes away mid-stream: what it had out goes elsewhere
+        except (OSError, TradewireError):
+            pass  # its node died
+
+    with Client(nodes["a"].socket_path, timeout=30) as c:
+        c.subscribe(etype, consumer=name, ack_wait_ms=1500, max_deliver=100, max_in_flight=64).close()
+    workers = [threading.Thread(target=work, args=("a",)), threading.Thread(target=work, args=("b", 50)),
+               threading.Thread(target=work, args=("c",))]
+    for w in workers:
+        w.start()
+    seqs: List[int] = []
+    with Client(nodes["a"].socket_path, timeout=30) as c:
+        for i in range(total):
+            seqs.append(c.publish(etype, {"i": i})["seq"])
+            if i == total // 2:
+                nodes["c"].proc.send_signal(signal.SIGKILL)
+                nodes["c"].proc.wait(10)
+        try:
+            wait_until(lambda: set(seqs) <= set(processed["a"] + processed["b"] + processed["c"]), timeout=40,
+                       what="every event processed")
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(10)
+        done = set(processed["a"] + processed["b"] + processed["c"])
+        assert set(seqs) <= done, f"lost: {sorted(set(seqs) - done)[:20]}"
+        row = wait_until(lambda: (lambda r: r if r["pending"] == 0 else None)(
+            [r for r in c.call("get_consumers")["consumers"] if r["consumer"] == name][0]), timeout=10,
+            what="nothing pending")
+        assert row["dead_letters"] == 0 and row["position"] == seqs[-1]
+        assert processed["c"], "c's member took part before its node died"
+    assert postgres.sql(f"SELECT count(*) FROM tw_claims WHERE consumer = '{name}'") == "0"
 
 
 def test_since_seq_on_a_new_node_replays_from_the_shared_journal(
