@@ -2,22 +2,38 @@ import Logging
 import PostgresNIO
 import Synchronization
 
-/// The cluster's connection pool (PostgresNIO's `PostgresClient`, kept running by a task of
-/// its own), and the deadline every statement runs under: a blackholed link fails a call
-/// in time instead of hanging it.
+/// The cluster's connection pools (PostgresNIO's `PostgresClient`s, kept running by a task
+/// of their own), and the deadline every statement runs under: a blackholed link fails a
+/// call in time instead of hanging it. A second, smaller pool has `synchronous_commit` off
+/// for its whole sessions: a statement whose commit need not wait for the disk costs one
+/// round trip there (``queryWithoutFlush(_:_:timeout:)``).
 public final class ClusterDatabase: Sendable {
     public let info: ClusterConnectionInfo
     let client: PostgresClient
+    let unflushedClient: PostgresClient
     let logger: Logger
     private let runner: Mutex<Task<Void, Never>?>
+    /// Connections of the pool without flushes.
+    static let unflushedConnections = 4
 
     /// Connects lazily: the first statement opens the first connection.
     public init(info: ClusterConnectionInfo, logger: Logger) {
         self.info = info
         self.logger = logger
         let client = PostgresClient(configuration: info.clientConfiguration, backgroundLogger: logger)
+        var unflushedConfiguration = info.clientConfiguration
+        unflushedConfiguration.options.maximumConnections = Self.unflushedConnections
+        unflushedConfiguration.options.additionalStartupParameters.append(("synchronous_commit", "off"))
+        let unflushedClient = PostgresClient(configuration: unflushedConfiguration, backgroundLogger: logger)
         self.client = client
-        self.runner = Mutex(Task { await client.run() })
+        self.unflushedClient = unflushedClient
+        self.runner = Mutex(
+            Task {
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await client.run() }
+                    group.addTask { await unflushedClient.run() }
+                }
+            })
     }
 
     /// Closes every connection (statements still running fail).
@@ -32,11 +48,12 @@ public final class ClusterDatabase: Sendable {
     deinit { close() }
 
     /// Runs `body` on a pooled connection, failing with `.unavailable` after `timeout`.
+    /// `flushed: false`: on a connection of the pool whose commits do not wait for the disk.
     public func withConnection<Result: Sendable>(
-        _ action: String, timeout: Duration = .seconds(5),
+        _ action: String, timeout: Duration = .seconds(5), flushed: Bool = true,
         _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws(ClusterError) -> Result {
-        let client = self.client
+        let client = flushed ? self.client : unflushedClient
         let held = HeldConnection()
         do {
             return try await Deadline.run(timeout, action: action, onTimeout: { held.close() }) {
@@ -64,23 +81,14 @@ public final class ClusterDatabase: Sendable {
 }
 
 extension ClusterDatabase {
-    /// Runs one statement in a transaction whose commit does not wait for the disk
-    /// (`synchronous_commit = off`): for rows a database crash may lose without harm.
+    /// Runs one statement whose commit does not wait for the disk (`synchronous_commit =
+    /// off`, one round trip): for rows a database crash may lose without harm.
     public func queryWithoutFlush(_ query: PostgresQuery, _ action: String, timeout: Duration = .seconds(5))
         async throws(ClusterError) -> [PostgresRow]
     {
         let logger = self.logger
-        return try await withConnection(action, timeout: timeout) { connection in
-            try await connection.query("BEGIN", logger: logger)
-            do {
-                try await connection.query("SET LOCAL synchronous_commit TO off", logger: logger)
-                let rows = try await connection.query(query, logger: logger).collect()
-                try await connection.query("COMMIT", logger: logger)
-                return rows
-            } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
-                throw error
-            }
+        return try await withConnection(action, timeout: timeout, flushed: false) { connection in
+            try await connection.query(query, logger: logger).collect()
         }
     }
 }

@@ -60,12 +60,21 @@ final class SharedConsumer: ConsumerMembership {
         let sink = Sink(
             outbox: connection.outbox, prefix: Outbox.DeliveryPrefix(subscription, consumer: name),
             subscription: subscription)
-        let start: Bool = core.withLock { core in
+        let started: Bool = core.withLock { core in
             if core.sinks[connection.id] == nil { core.order.append(connection.id) }
             core.sinks[connection.id] = sink
-            return core.driver == nil
+            guard core.driver == nil else { return false }
+            // Started under the lock, so that two members joining at once start one task.
+            let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            core.wake = continuation
+            core.driver = Task.detached { [self] in await drive(stream) }
+            return true
         }
-        if start { startDriver() } else { wake() }
+        if started {
+            // Outside the lock: the bus calls `wake()` (which takes it) under its own.
+            bus.subscribe(settings.pattern, owner: owner, handler: .sync { [weak self] _ in self?.wake() })
+        }
+        wake()
         membersChanged()
     }
 
@@ -157,17 +166,6 @@ final class SharedConsumer: ConsumerMembership {
     /// Makes the claiming task look again at once.
     func wake() {
         _ = core.withLock { $0.wake }?.yield()
-    }
-
-    private func startDriver() {
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let task = Task.detached { [self] in await drive(stream) }
-        core.withLock { core in
-            core.driver = task
-            core.wake = continuation
-        }
-        bus.subscribe(settings.pattern, owner: owner, handler: .sync { [weak self] _ in self?.wake() })
-        continuation.yield()
     }
 
     /// Claims and delivers while members remain, a poll apart when nothing wakes it.
