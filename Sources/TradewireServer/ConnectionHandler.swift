@@ -372,7 +372,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
             daemon.connections.workFinished()
             WakeupBatch.execute(on: eventLoop) {
                 loopBound.value.inFlight -= 1
-                boundAnswer.value(id, result, afterWrite)
+                // A connection that closed meanwhile was already cleaned up: what would go
+                // live after the answer (a subscription, a consumer membership) must not.
+                let live = loopBound.value.connection != nil
+                boundAnswer.value(id, result, live ? afterWrite : nil)
             }
         }
     }

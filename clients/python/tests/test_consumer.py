@@ -4,6 +4,8 @@ restarts, and the typed errors."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
 import uuid
@@ -240,6 +242,22 @@ def test_another_pattern_for_an_existing_consumer_is_refused(socket_path: str, e
     with Consumer(cname, etype, socket_path):
         with pytest.raises(InvalidParams):
             Consumer(cname, etype + ".other", socket_path).open()
+
+
+def test_a_member_that_vanishes_before_its_ack_never_joins(socket_path: str, etype: str, cname: str) -> None:
+    # The subscribe is sent and the connection closed at once, before the daemon answers
+    # (on a cluster node the answer waits for the database): no member is left behind to
+    # take events into a closed socket.
+    request = {"jsonrpc": "2.0", "id": 1, "method": "subscribe",
+               "params": {"event_type": etype, "consumer": cname, "ack_wait_ms": 20000}}
+    with socket.socket(socket.AF_UNIX) as raw:
+        raw.connect(socket_path)
+        raw.sendall((json.dumps(request) + "\n").encode())
+    time.sleep(0.5)
+    with Consumer(cname, etype, socket_path, ack_wait_ms=20000) as c:
+        seqs = publish(socket_path, etype, 3)
+        assert [d.seq for d in take(c, 3, timeout=5)] == seqs
+    assert consumer_row(socket_path, cname)["members"] == 0
 
 
 def test_ack_for_an_unknown_consumer(socket_path: str, etype: str, cname: str) -> None:
