@@ -9,8 +9,8 @@ import TradewireRPC
 /// ``SharedConsumer`` of each one its connections are members of, and tells the store how
 /// many members it has of each (for `get_consumers` on any node).
 public final class SharedConsumers: Sendable {
-    /// How often changed member counts are written to the store (and every 10 s anyway).
-    static let publishInterval = Duration.milliseconds(250)
+    /// How soon changed member counts are written to the store (and every 10 s anyway).
+    static let publishInterval = Duration.milliseconds(50)
 
     let store: any SharedConsumerStore
     let bus: EventBus
