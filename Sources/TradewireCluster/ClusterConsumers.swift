@@ -153,7 +153,7 @@ public struct ClusterConsumers: Sendable {
     }
 
     /// Every consumer, by name.
-    public func list() async throws(ClusterError) -> [SharedConsumerSummary] {
+    public func list() async throws(ClusterError) -> [ConsumerSummary] {
         let node = nodeID
         let window = ClusterNodes.livenessWindow.inSeconds
         let rows = try await database.query(
@@ -176,7 +176,7 @@ public struct ClusterConsumers: Sendable {
                     elsewhere
                 ) = try row.decode((String, String, Int, Int, Int, Int, Int, Int, Int, Int, Int).self)
                 guard let pattern = try? EventPattern(pattern) else { return nil }
-                return SharedConsumerSummary(
+                return ConsumerSummary(
                     settings: ConsumerSettings(
                         name: name, pattern: pattern, ackWaitMilliseconds: ackWait, maxDeliver: maxDeliver,
                         maxInFlight: maxInFlight),

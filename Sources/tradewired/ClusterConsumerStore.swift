@@ -59,7 +59,7 @@ struct ClusterConsumerStore: SharedConsumerStore {
         try await mapped { () async throws(ClusterError) in try await consumers.publishMembers(counts) }
     }
 
-    func list() async throws(RPCError) -> [SharedConsumerSummary] {
+    func list() async throws(RPCError) -> [ConsumerSummary] {
         try await mapped { () async throws(ClusterError) in try await consumers.list() }
     }
 

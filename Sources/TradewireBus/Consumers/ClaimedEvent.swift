@@ -14,8 +14,9 @@ public struct ClaimedEvent: Sendable {
     }
 }
 
-/// A consumer as a shared store reports it for `get_consumers`.
-public struct SharedConsumerSummary: Sendable {
+/// A consumer's figures as `get_consumers` lists them (from a daemon's own consumers, or
+/// from a shared store).
+public struct ConsumerSummary: Sendable {
     public var settings: ConsumerSettings
     /// Every matching event at or below it went out at least once (or is settled).
     public var position: Int
@@ -25,7 +26,7 @@ public struct SharedConsumerSummary: Sendable {
     public var redelivered: Int
     public var deadLetters: Int
     public var deadLettersEvicted: Int
-    /// Members connected to the other live nodes.
+    /// Members connected to the other live nodes of a cluster (0 outside one).
     public var membersElsewhere: Int
 
     public init(

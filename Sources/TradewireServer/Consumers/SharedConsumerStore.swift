@@ -33,7 +33,7 @@ public protocol SharedConsumerStore: Sendable {
     /// Records how many members each consumer has on this daemon.
     func publishMembers(_ counts: [String: Int]) async throws(RPCError)
     /// Every consumer, by name.
-    func list() async throws(RPCError) -> [SharedConsumerSummary]
+    func list() async throws(RPCError) -> [ConsumerSummary]
     /// Removes a consumer with its position and dead letters. Returns 1 or 0.
     func delete(_ consumer: String) async throws(RPCError) -> Int
     /// The oldest `limit` dead letters (of `consumer`, or of every consumer).

@@ -54,18 +54,22 @@ enum ConsumerMethods {
         }
         let consumer = try registry.consumer(settings, given: given, since: params.sinceSeq)
         let connection = context.connection
-        let ack: (SubscriptionID) -> [UInt8] = { id in
-            JSONWriter.encode(
-                [
-                    "subscription": JSONValue(id.description), "event_type": JSONValue(params.text),
-                    "consumer": JSONValue(name),
-                ] as JSONValue)
+        if let existing = consumer.subscription(of: connection.id) {
+            return .success(subscribeAck(existing, text: params.text, consumer: name))
         }
-        if let existing = consumer.subscription(of: connection.id) { return .success(ack(existing)) }
         let id = context.daemon.bus.reserveSubscriptionID()
-        return .successThen(ack(id)) {
+        return .successThen(subscribeAck(id, text: params.text, consumer: name)) {
             consumer.join(connection, subscription: id)
         }
+    }
+
+    /// A consumer `subscribe`'s result.
+    static func subscribeAck(_ id: SubscriptionID, text: String, consumer: String) -> [UInt8] {
+        JSONWriter.encode(
+            [
+                "subscription": JSONValue(id.description), "event_type": JSONValue(text),
+                "consumer": JSONValue(consumer),
+            ] as JSONValue)
     }
 
     static func ack(_ params: AckParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
@@ -96,21 +100,30 @@ enum ConsumerMethods {
     /// Every consumer as `get_consumers` lists it.
     static func consumers(_ registry: ConsumerRegistry) -> [JSONValue] {
         let newest = registry.bus.lastSeq
-        let consumers: [JSONValue] = registry.all.map { consumer in
+        return registry.all.map { consumer in
             let state = consumer.snapshot()
-            let settings = state.settings
-            return [
-                "consumer": JSONValue(settings.name), "pattern": JSONValue(settings.pattern.text),
-                "position": JSONValue(state.position), "pending": JSONValue(state.unacked.count),
-                "redelivered": JSONValue(state.redelivered), "dead_letters": JSONValue(state.deadLetters.count),
-                "members": JSONValue(consumer.memberCount), "waiting": JSONValue(state.waiting),
-                "lag": JSONValue(max(0, newest - state.position)),
-                "ack_wait_ms": JSONValue(settings.ackWaitMilliseconds), "max_deliver": JSONValue(settings.maxDeliver),
-                "max_in_flight": JSONValue(settings.maxInFlight), "dropped": JSONValue(state.dropped),
-                "dead_letters_evicted": JSONValue(state.evicted),
-            ]
+            let summary = ConsumerSummary(
+                settings: state.settings, position: state.position, pending: state.unacked.count,
+                redelivered: state.redelivered, deadLetters: state.deadLetters.count,
+                deadLettersEvicted: state.evicted, membersElsewhere: 0)
+            return row(
+                summary, members: consumer.memberCount, waiting: state.waiting, dropped: state.dropped, newest: newest)
         }
-        return consumers
+    }
+
+    /// One `get_consumers` row (`newest`: this daemon's newest seq, for `lag`).
+    static func row(_ summary: ConsumerSummary, members: Int, waiting: Int, dropped: Int, newest: Int) -> JSONValue {
+        let settings = summary.settings
+        return [
+            "consumer": JSONValue(settings.name), "pattern": JSONValue(settings.pattern.text),
+            "position": JSONValue(summary.position), "pending": JSONValue(summary.pending),
+            "redelivered": JSONValue(summary.redelivered), "dead_letters": JSONValue(summary.deadLetters),
+            "members": JSONValue(members), "waiting": JSONValue(waiting),
+            "lag": JSONValue(max(0, newest - summary.position)),
+            "ack_wait_ms": JSONValue(settings.ackWaitMilliseconds), "max_deliver": JSONValue(settings.maxDeliver),
+            "max_in_flight": JSONValue(settings.maxInFlight), "dropped": JSONValue(dropped),
+            "dead_letters_evicted": JSONValue(summary.deadLettersEvicted),
+        ]
     }
 
     static func deleteConsumer(_ params: ConsumerNameParams, _ context: RequestContext) -> MethodOutcome {

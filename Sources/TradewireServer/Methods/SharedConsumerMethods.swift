@@ -23,16 +23,15 @@ enum SharedConsumerMethods {
                 return .failure(error)
             }
             let consumer = shared.consumer(stored)
-            let ack: (SubscriptionID) -> [UInt8] = { id in
-                JSONWriter.encode(
-                    [
-                        "subscription": JSONValue(id.description), "event_type": JSONValue(text),
-                        "consumer": JSONValue(settings.name),
-                    ] as JSONValue)
+            if let existing = consumer.subscription(of: connection.id) {
+                return .success((ConsumerMethods.subscribeAck(existing, text: text, consumer: settings.name), {}))
             }
-            if let existing = consumer.subscription(of: connection.id) { return .success((ack(existing), {})) }
             let id = bus.reserveSubscriptionID()
-            return .success((ack(id), { consumer.join(connection, subscription: id) }))
+            return .success(
+                (
+                    ConsumerMethods.subscribeAck(id, text: text, consumer: settings.name),
+                    { consumer.join(connection, subscription: id) }
+                ))
         }
     }
 
@@ -73,17 +72,10 @@ enum SharedConsumerMethods {
     static func consumers(_ shared: SharedConsumers, newest: Int) async throws(RPCError) -> [JSONValue] {
         let here = shared.localMembers()
         return try await shared.store.list().map { summary in
-            let settings = summary.settings
-            return [
-                "consumer": JSONValue(settings.name), "pattern": JSONValue(settings.pattern.text),
-                "position": JSONValue(summary.position), "pending": JSONValue(summary.pending),
-                "redelivered": JSONValue(summary.redelivered), "dead_letters": JSONValue(summary.deadLetters),
-                "members": JSONValue(summary.membersElsewhere + (here[settings.name] ?? 0)),
-                "waiting": JSONValue(0), "lag": JSONValue(max(0, newest - summary.position)),
-                "ack_wait_ms": JSONValue(settings.ackWaitMilliseconds), "max_deliver": JSONValue(settings.maxDeliver),
-                "max_in_flight": JSONValue(settings.maxInFlight), "dropped": JSONValue(0),
-                "dead_letters_evicted": JSONValue(summary.deadLettersEvicted),
-            ]
+            // Events wait in the shared journal, and none is dropped.
+            ConsumerMethods.row(
+                summary, members: summary.membersElsewhere + (here[summary.settings.name] ?? 0), waiting: 0,
+                dropped: 0, newest: newest)
         }
     }
 
