@@ -151,7 +151,7 @@ let package = Package(
             name: "TradewireBusTests",
             dependencies: ["TradewireBus", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC"]),
+        .testTarget(name: "TradewireRPCTests", dependencies: ["TradewireRPC", "TradewireTesting"]),
         .testTarget(
             name: "TradewireJournalTests",
             dependencies: [

@@ -112,7 +112,8 @@ public final class Event: Sendable {
     private var encoded: (event: [UInt8], range: Range<Int>) {
         if let cached = cache.withLock({ c in c.event.map { ($0, c.dataRange) } }) { return cached }
         var writer = JSONWriter(
-            reservingCapacity: 80 + type.utf8.count + payload.estimatedJSONBytes
+            // The keys, the seq and the timestamp take up to 116 bytes: one allocation, no growth.
+            reservingCapacity: 120 + type.utf8.count + payload.estimatedJSONBytes
                 + (metadata.isEmpty ? 2 : JSONValue.object(metadata).estimatedJSONBytes))
         writer.beginObject()
         writer.plainKey("seq")

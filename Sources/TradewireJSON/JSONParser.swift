@@ -95,7 +95,7 @@ public struct JSONParser {
         case root, outer, other
     }
 
-    private init(buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+    init(buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
 
     private func fail(_ reason: JSONParseError.Reason, at offset: Int? = nil) -> JSONParseError {
         JSONParseError(reason: reason, offset: offset ?? index)
@@ -204,7 +204,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func parseNumber() throws(JSONParseError) -> JSONNumber {
+    mutating func parseNumber() throws(JSONParseError) -> JSONNumber {
         let start = index
         if buffer[index] == UInt8(ascii: "-") { index += 1 }
         guard index < buffer.count else { throw fail(.invalidNumber) }

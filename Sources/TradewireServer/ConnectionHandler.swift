@@ -34,6 +34,9 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var closing = false
     /// True while ``drain()`` runs (a drain asked for meanwhile is run after it).
     private var draining = false
+    /// The event type of this connection's last publish on the fast path: a publisher that
+    /// repeats a type reuses this string.
+    private var lastPublishType: String?
     private let logger: Logger
 
     init(daemon: Daemon) {
@@ -303,6 +306,16 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func handle(line: UnsafeRawBufferPointer) {
         guard let connection else { return }
+        if let publish = PublishEnvelope.scan(line, previousType: lastPublishType), let params = PublishParams(publish)
+        {
+            lastPublishType = publish.eventType
+            // The frequent line, read without a tree or a method lookup; the same checks and
+            // the same method as through the table.
+            start(id: publish.id, batch: nil) { context throws(RPCError) in
+                try DaemonMethods.publish(params, context)
+            }
+            return
+        }
         switch RPCMessageParser.parse(line) {
         case .failure(let error):
             connection.respond(id: .null, .failure(error))
@@ -382,18 +395,10 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     private func run(_ entry: RPCEntry, batch: BatchCollector?) {
         guard let connection else { return }
-        let answer: (JSONValue?, Result<[UInt8], RPCError>) -> Void = { id, result in
-            // `id` nil (a notification) yields no line; the batch still counts the entry.
-            if let batch {
-                batch.add(ServerConnection.responseLine(id: id, result))
-            } else {
-                connection.respond(id: id, result)
-            }
-        }
         let request: RPCRequest
         switch entry {
         case .invalid(let error, let id):
-            answer(id, .failure(error))
+            Self.answer(id, .failure(error), batch: batch, connection: connection)
             return
         case .invalidNotification:
             batch?.add(nil)
@@ -406,57 +411,90 @@ final class ConnectionHandler: ChannelDuplexHandler {
         case .request(let r):
             request = r
         }
+        let dispatcher = daemon.dispatcher
+        start(id: request.id, batch: batch) { context in dispatcher.dispatch(request, context: context) }
+    }
+
+    /// Runs one request's method (unless the daemon is draining or the connection has too
+    /// many requests in flight) and answers it, now or once its work is done.
+    private func start(
+        id: JSONValue?, batch: BatchCollector?, _ method: (RequestContext) throws(RPCError) -> MethodOutcome
+    ) {
+        guard let connection else { return }
+        // The answer for the request's own turn is a plain call; a closure (one allocation)
+        // is made only for the answers that come later.
+        func answer(_ id: JSONValue?, _ result: Result<[UInt8], RPCError>) {
+            Self.answer(id, result, batch: batch, connection: connection)
+        }
+        func laterAnswer() -> (JSONValue?, Result<[UInt8], RPCError>) -> Void {
+            { id, result in Self.answer(id, result, batch: batch, connection: connection) }
+        }
         if daemon.connections.isDraining {
-            answer(request.id, .failure(.shuttingDown))
+            answer(id, .failure(.shuttingDown))
             return
         }
         if inFlight >= daemon.configuration.maxInFlight {
-            answer(request.id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)))
+            answer(id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)))
             return
         }
-        let context = RequestContext(connection: connection, daemon: daemon)
-        switch daemon.dispatcher.dispatch(request, context: context) {
+        let outcome: MethodOutcome
+        do { outcome = try method(RequestContext(connection: connection, daemon: daemon)) } catch {
+            outcome = .failure(error)
+        }
+        switch outcome {
         case .success(let bytes):
-            answer(request.id, .success(bytes))
+            answer(id, .success(bytes))
         case .failure(let error):
             if error.code == -32603 {
                 logger.error(
                     "server.request.internal_error",
-                    metadata: ["request.id": "\(request.id ?? .null)", "error": "\(error)"])
+                    metadata: ["request.id": "\(id ?? .null)", "error": "\(error)"])
             }
-            answer(request.id, .failure(error))
+            answer(id, .failure(error))
         case .successThen(let bytes, let afterWrite):
             if let batch {
                 batch.afterWrite.append(afterWrite)
-                answer(request.id, .success(bytes))
+                answer(id, .success(bytes))
             } else {
-                answer(request.id, .success(bytes))
+                answer(id, .success(bytes))
                 afterWrite()
             }
         case .later(let register):
-            guard let complete = answerLater(request.id, answer) else { return }
+            guard let complete = answerLater(id, laterAnswer()) else { return }
             register(complete)
         case .deferred(let work):
-            guard let complete = answerLater(request.id, answer) else { return }
+            guard let complete = answerLater(id, laterAnswer()) else { return }
             Task { complete(await work()) }
         case .deferredThen(let work):
             let answerThen: (JSONValue?, Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void = {
                 id, result, afterWrite in
                 if let batch, let afterWrite {
                     batch.afterWrite.append(afterWrite)
-                    answer(id, result)
+                    Self.answer(id, result, batch: batch, connection: connection)
                 } else {
-                    answer(id, result)
+                    Self.answer(id, result, batch: batch, connection: connection)
                     afterWrite?()
                 }
             }
-            guard let complete = answerLaterThen(request.id, answerThen) else { return }
+            guard let complete = answerLaterThen(id, answerThen) else { return }
             Task {
                 switch await work() {
                 case .success(let (bytes, afterWrite)): complete(.success(bytes), afterWrite)
                 case .failure(let error): complete(.failure(error), nil)
                 }
             }
+        }
+    }
+
+    /// Queues one answer: on the connection, or in its batch. `id` nil (a notification)
+    /// yields no line; the batch still counts the entry.
+    private static func answer(
+        _ id: JSONValue?, _ result: Result<[UInt8], RPCError>, batch: BatchCollector?, connection: ServerConnection
+    ) {
+        if let batch {
+            batch.add(ServerConnection.responseLine(id: id, result))
+        } else {
+            connection.respond(id: id, result)
         }
     }
 }

@@ -8,22 +8,10 @@ import TradewireTesting
     import Glibc
 #endif
 
-/// A small seeded generator (SplitMix64), so a chaos run can be replayed.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Dice shared by the chaos members (a seeded generator behind a lock).
 final class Dice: Sendable {
     private let generator: Mutex<SeededGenerator>
-    init(seed: UInt64) { generator = Mutex(SeededGenerator(state: seed)) }
+    init(seed: UInt64) { generator = Mutex(SeededGenerator(seed: seed)) }
     func roll(_ range: Range<Int>) -> Int { generator.withLock { Int.random(in: range, using: &$0) } }
     func pause(upTo seconds: Double) -> Double { generator.withLock { Double.random(in: 0...seconds, using: &$0) } }
 }

@@ -143,6 +143,15 @@ struct PublishParams: MethodParameters {
         metadata = try params(Self.metadata)?.object ?? [:]
     }
 
+    /// A `publish` read by the fast path (no metadata); nil when its type is not valid (the
+    /// line then goes through the method table, which reports the error).
+    init?(_ envelope: PublishEnvelope) {
+        guard (try? EventName.validateType(envelope.eventType)) != nil else { return nil }
+        type = envelope.eventType
+        payload = envelope.data
+        metadata = [:]
+    }
+
     /// The data as a tree (a pipeline event's payload is decoded from it).
     var data: JSONValue {
         if let raw = payload as? RawJSON { return raw.value }
