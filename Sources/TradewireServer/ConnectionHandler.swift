@@ -149,7 +149,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     }
 
     private func consume(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-        WakeupBatch.collect { process(buffer) }
+        WakeupBatch.collectForReadRound(on: context.eventLoop) { process(buffer) }
     }
 
     /// Frames and starts requests until the connection goes over its outbound budget; what is

@@ -18,21 +18,24 @@ final class WakeupBatch: @unchecked Sendable {
     /// of those drains (held input resumed) wakes its outboxes with tasks, so drains never
     /// nest more than one deep, however many connections are on the loop.
     private var drainingInline = false
+    /// True from a read round's first read until the task that ends the round runs.
+    private var roundOpen = false
 
     /// Runs `body` with a batch open on this thread, then wakes what it collected.
     static func collect(_ body: () -> Void) {
-        let batch =
-            current.currentValue
-            ?? {
-                let fresh = WakeupBatch()
-                current.currentValue = fresh
-                return fresh
-            }()
+        let batch = current.currentValue ?? WakeupBatch()
+        if current.currentValue == nil { current.currentValue = batch }
         let outer = batch.open
         batch.open = true
         body()
-        batch.open = outer
-        guard !outer else { return }
+        batch.open = outer || batch.roundOpen
+        guard !batch.open else { return }
+        batch.flushCollected()
+    }
+
+    /// Wakes what the batch collected (it is closed).
+    private func flushCollected() {
+        let batch = self
         let woken = batch.pending
         batch.pending.removeAll(keepingCapacity: true)
         // Outboxes of this thread's own event loop drain now (their bytes leave in this loop
@@ -43,7 +46,29 @@ final class WakeupBatch: @unchecked Sendable {
         batch.drainingInline = !inline
         let tasks = batch.tasks
         batch.tasks.removeAll(keepingCapacity: true)
-        flush(tasks)
+        Self.flush(tasks)
+    }
+
+    /// Runs `body` with a batch open on this event loop's thread that stays open until the
+    /// loop has read every connection that was ready: it closes in a task queued now, which
+    /// the loop runs after this round of reads. Fifty publishers each read once in a round
+    /// wake a subscriber's loop once, not fifty times (Redis writes its replies in
+    /// `beforeSleep` for the same reason).
+    static func collectForReadRound(on eventLoop: any EventLoop, _ body: () -> Void) {
+        let batch = current.currentValue ?? WakeupBatch()
+        if current.currentValue == nil { current.currentValue = batch }
+        guard !batch.open else {
+            body()
+            return
+        }
+        batch.roundOpen = true
+        collect(body)
+        // `collect` left the batch open (the round's flag): close it after the round.
+        eventLoop.execute {
+            batch.roundOpen = false
+            batch.open = false
+            batch.flushCollected()
+        }
     }
 
     /// Defers `outbox`'s wake-up when a batch is open on this thread; false otherwise.
