@@ -38,6 +38,8 @@ Usage: scripts/bench-redis.py RELEASE_DIR [--rounds 5] [--grid-rounds 3] [--out 
        scripts/bench-redis.py RELEASE_DIR --quick      # smoke run: counts / 20, 1 round,
                                                       # output in a temporary directory
        scripts/bench-redis.py RELEASE_DIR --replot     # the PNG again from the JSON in --out
+       scripts/bench-redis.py RELEASE_DIR --targets-only --rounds 3 --systems ephemeral,redis
+                                                      # tuning: the targets table only, no files
 The full run takes about 7 minutes on the 2-core machine.
 """
 import argparse
@@ -452,6 +454,8 @@ def main():
     ap.add_argument("--out", help="where the PNG, JSON and CSV go (default docs/perf; with --quick, a temporary "
                                   "directory that is removed)")
     ap.add_argument("--no-plot", action="store_true", help="write the JSON and CSV only")
+    ap.add_argument("--targets-only", action="store_true",
+                    help="measure and print the targets only: no grid, nothing written (for tuning)")
     ap.add_argument("--replot", action="store_true",
                     help="measure nothing: draw the PNG again from the JSON in --out (default docs/perf)")
     ap.add_argument("--systems", default=",".join(SYSTEMS),
@@ -490,6 +494,8 @@ def main():
         measure(targets, measured, args.rounds, "targets")
         print_targets(targets, args.rounds)
         sys.stdout.flush()
+        if args.targets_only:
+            return 0
         measure(grid, measured, args.grid_rounds, "grid")
         print_grid(grid, args.grid_rounds)
         meta["seconds"] = round(time.monotonic() - started, 1)
