@@ -49,27 +49,31 @@ echo
 echo "daemon CPU per publish: $cpu_us µs (user + system, /proc/$pid/stat)"
 echo
 perf report -i "$data" --children --sort symbol --stdio -g none 2>/dev/null | grep '%' > "$work/report.txt"
-share() { grep -m1 -- "$1" "$work/report.txt" | awk '{ print $1 + 0 }'; }
+share() { { grep -m1 -- "$1" "$work/report.txt" || true; } | awk '{ print $1 + 0 }'; }
 printf '%-58s %8s %10s\n' "stage (inclusive samples of the daemon)" "share" "µs/publish"
 row() { printf '%-58s %7.1f%% %10.2f\n' "$1" "$2" "$(awk -v s="$2" -v c="$cpu_us" 'BEGIN { print s * c / 100 }')"; }
+# The stages are differences of inclusive shares of named functions. A publish line takes
+# the fast path (PublishEnvelope.scan, then ConnectionHandler.start); any other line, the
+# parser and the method table (RPCMessageParser.parse, RPCDispatcher.dispatch, inside start).
 read_syscalls=$(share 'ksys_read'); write_syscalls=$(share 'ksys_write')
-framer=$(share 'LineFramerV4feed'); parse=$(share 'RPCMessageParserO5parse')
-dispatch=$(share 'RPCDispatcherV8dispatch'); publish=$(share 'DaemonMethodsO7publish')
-params=$(share 'PublishParamsV4from'); recording=$(share 'publishRecording'); deliver=$(share 'EventB0C7deliver')
+framer=$(share 'LineFramerV4feed'); handle=$(share 'ConnectionHandlerC6handle.*4lineySW_tF ')
+scan=$(share 'PublishEnvelopeV4scan'); parse=$(share 'RPCMessageParserO5parse')
+start=$(share 'ConnectionHandlerC5start'); publish=$(share 'DaemonMethodsO7publish')
+recording=$(share 'publishRecording'); deliver=$(share 'EventB0C7deliver')
 enqueue=$(share 'OutboxC7enqueue5event'); encode=$(share 'EventC7encoded'); write=$(share 'OutboxC5write')
 drain=$(share 'ConnectionHandlerC5drain')
+diff() { awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" -v d="${4:-0}" 'BEGIN { x = a - b - c - d; print x < 0 ? 0 : x }'; }
 row "read(2) from the publisher's socket" "${read_syscalls:-0}"
-row "parse: the request line into a tree (data kept as bytes)" "${parse:-0}"
-row "params: decode and check event_type" "${params:-0}"
-row "dispatch: method lookup, unknown-param check" "$(awk -v a="${dispatch:-0}" -v b="${publish:-0}" -v c="${params:-0}" 'BEGIN { print a - b - c }')"
-row "seq/lock/match: publishRecording outside delivery" "$(awk -v a="${recording:-0}" -v b="${deliver:-0}" 'BEGIN { print a - b }')"
-row "deliver: history, counters, handlers (under the lock)" "$(awk -v a="${deliver:-0}" -v b="${enqueue:-0}" 'BEGIN { print a - b }')"
+row "parse: the publish envelope scanned (data kept as bytes)" "$(awk -v a="${scan:-0}" -v b="${parse:-0}" 'BEGIN { print a + b }')"
+row "params and checks: event_type, draining, in-flight" "$(diff "$handle" "$scan" "$parse" "$start")"
+row "seq/lock/match: publishRecording outside delivery" "$(diff "$recording" "$deliver")"
+row "deliver: history, counters, handlers (under the lock)" "$(diff "$deliver" "$enqueue")"
 row "enqueue: into the subscriber's outbox" "${enqueue:-0}"
-row "receipt: the publish result and its queueing" "$(awk -v a="${publish:-0}" -v b="${recording:-0}" 'BEGIN { print a - b }')"
+row "receipt: the publish result and its queueing" "$(diff "$start" "$recording")"
 row "encode: the event object, once (shared by subscribers)" "${encode:-0}"
-row "write: response and event lines into socket buffers" "$(awk -v a="${write:-0}" -v b="${encode:-0}" 'BEGIN { print a - b }')"
+row "write: response and event lines into socket buffers" "$(diff "$write" "$encode")"
 row "write(2) to the sockets" "${write_syscalls:-0}"
-row "framing, batching, NIO (the rest of the read and drain paths)" "$(awk -v f="${framer:-0}" -v p="${parse:-0}" -v d="${dispatch:-0}" -v dr="${drain:-0}" -v w="${write:-0}" -v ws="${write_syscalls:-0}" 'BEGIN { x = (f - p - d) + (dr - w - ws); print x < 0 ? 0 : x }')"
+row "framing, batching, NIO (the rest of the read and drain paths)" "$(awk -v f="${framer:-0}" -v h="${handle:-0}" -v dr="${drain:-0}" -v w="${write:-0}" -v ws="${write_syscalls:-0}" 'BEGIN { x = (f - h) + (dr - w - ws); print x < 0 ? 0 : x }')"
 echo
 echo "top functions by own samples:"
 perf report -i "$data" --no-children --sort symbol --stdio -g none 2>/dev/null | grep '%' | head -15 | cut -c1-150
