@@ -175,27 +175,57 @@ public final class SQLiteJournal: EventJournal {
 
     /// Binds and steps one row with SQLite's own calls: the append path's hot loop, where
     /// GRDB's per-value boxing (`StatementArguments`, `Data` copies) cost more than the
-    /// insert itself. SQLite copies each value (`SQLITE_TRANSIENT`) before the call returns.
+    /// insert itself. The values are bound without a copy (`SQLITE_STATIC`): every pointer
+    /// stays valid until the row is stepped and the statement reset, which clears the bindings
+    /// before the closures that lend the bytes return.
     private static func insert(_ record: JournalRecord, with statement: SQLiteStatement, _ db: Database) throws {
-        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-        sqlite3_reset(statement)
-        sqlite3_bind_int64(statement, 1, Int64(record.seq))
-        sqlite3_bind_text(statement, 2, record.type, -1, transient)
-        sqlite3_bind_int64(statement, 3, microseconds(record.timestamp))
-        record.data.withUnsafeBytes { bytes in
-            _ = sqlite3_bind_blob(statement, 4, bytes.baseAddress, Int32(bytes.count), transient)
+        var type = record.type
+        var dataType = record.dataType
+        let code = type.withUTF8 { type in
+            dataType.withUTF8 { dataType in
+                record.data.withUnsafeBytes { data in
+                    record.metadata.withUnsafeBytes { metadata in
+                        sqlite3_reset(statement)
+                        sqlite3_bind_int64(statement, 1, Int64(record.seq))
+                        bindText(statement, 2, type)
+                        sqlite3_bind_int64(statement, 3, microseconds(record.timestamp))
+                        bindBlob(statement, 4, data)
+                        bindBlob(statement, 5, metadata)
+                        bindText(statement, 6, dataType)
+                        sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount))
+                        let code = sqlite3_step(statement)
+                        sqlite3_reset(statement)
+                        sqlite3_clear_bindings(statement)
+                        return code
+                    }
+                }
+            }
         }
-        record.metadata.withUnsafeBytes { bytes in
-            _ = sqlite3_bind_blob(statement, 5, bytes.baseAddress, Int32(bytes.count), transient)
-        }
-        sqlite3_bind_text(statement, 6, record.dataType, -1, transient)
-        sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount))
-        let code = sqlite3_step(statement)
-        sqlite3_reset(statement)
         guard code == SQLITE_DONE else {
             throw DatabaseError(
                 resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
         }
+    }
+
+    /// Binds UTF-8 text that outlives the statement's next reset (no copy).
+    private static func bindText(_ statement: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
+        // An empty buffer may have no address, and SQLite reads a null pointer as NULL, not "".
+        guard let base = text.baseAddress, !text.isEmpty else {
+            sqlite3_bind_text(statement, index, "", 0, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+            return
+        }
+        base.withMemoryRebound(to: CChar.self, capacity: text.count) {
+            _ = sqlite3_bind_text(statement, index, $0, Int32(text.count), nil)
+        }
+    }
+
+    /// Binds bytes that outlive the statement's next reset (no copy).
+    private static func bindBlob(_ statement: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else {
+            sqlite3_bind_zeroblob(statement, index, 0)
+            return
+        }
+        _ = sqlite3_bind_blob(statement, index, base, Int32(bytes.count), nil)
     }
 
     public func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord] {
