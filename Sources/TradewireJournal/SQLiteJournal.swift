@@ -177,7 +177,8 @@ public final class SQLiteJournal: EventJournal {
     /// GRDB's per-value boxing (`StatementArguments`, `Data` copies) cost more than the
     /// insert itself. The values are bound without a copy (`SQLITE_STATIC`): every pointer
     /// stays valid until the row is stepped and the statement reset, which clears the bindings
-    /// before the closures that lend the bytes return.
+    /// before the closures that lend the bytes return. A value SQLite cannot take (over 2 GiB)
+    /// fails the append with `SQLITE_TOOBIG`.
     private static func insert(_ record: JournalRecord, with statement: SQLiteStatement, _ db: Database) throws {
         var type = record.type
         var dataType = record.dataType
@@ -186,46 +187,52 @@ public final class SQLiteJournal: EventJournal {
                 record.data.withUnsafeBytes { data in
                     record.metadata.withUnsafeBytes { metadata in
                         sqlite3_reset(statement)
-                        sqlite3_bind_int64(statement, 1, Int64(record.seq))
-                        bindText(statement, 2, type)
-                        sqlite3_bind_int64(statement, 3, microseconds(record.timestamp))
-                        bindBlob(statement, 4, data)
-                        bindBlob(statement, 5, metadata)
-                        bindText(statement, 6, dataType)
-                        sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount))
-                        let code = sqlite3_step(statement)
-                        sqlite3_reset(statement)
-                        sqlite3_clear_bindings(statement)
-                        return code
+                        defer {
+                            sqlite3_reset(statement)
+                            sqlite3_clear_bindings(statement)
+                        }
+                        var code = sqlite3_bind_int64(statement, 1, Int64(record.seq))
+                        if code == SQLITE_OK { code = bindText(statement, 2, type) }
+                        if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 3, microseconds(record.timestamp)) }
+                        if code == SQLITE_OK { code = bindBlob(statement, 4, data) }
+                        if code == SQLITE_OK { code = bindBlob(statement, 5, metadata) }
+                        if code == SQLITE_OK { code = bindText(statement, 6, dataType) }
+                        if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount)) }
+                        return code == SQLITE_OK ? sqlite3_step(statement) : code
                     }
                 }
             }
         }
         guard code == SQLITE_DONE else {
-            throw DatabaseError(
-                resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+            // A failed step leaves its message on the connection; a refused bind has only its code.
+            let message =
+                code == SQLITE_TOOBIG
+                ? "a value of seq \(record.seq) is too big for SQLite"
+                : String(cString: sqlite3_errmsg(db.sqliteConnection))
+            throw DatabaseError(resultCode: ResultCode(rawValue: code), message: message)
         }
     }
 
     /// Binds UTF-8 text that outlives the statement's next reset (no copy).
-    private static func bindText(_ statement: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>) {
+    private static func bindText(_ statement: SQLiteStatement, _ index: Int32, _ text: UnsafeBufferPointer<UInt8>)
+        -> Int32
+    {
         // An empty buffer may have no address, and SQLite reads a null pointer as NULL, not "".
         guard let base = text.baseAddress, !text.isEmpty else {
-            sqlite3_bind_text(statement, index, "", 0, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
-            return
+            return sqlite3_bind_text(statement, index, "", 0, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
         }
-        base.withMemoryRebound(to: CChar.self, capacity: text.count) {
-            _ = sqlite3_bind_text(statement, index, $0, Int32(text.count), nil)
+        guard let count = Int32(exactly: text.count) else { return SQLITE_TOOBIG }
+        return base.withMemoryRebound(to: CChar.self, capacity: text.count) {
+            sqlite3_bind_text(statement, index, $0, count, nil)
         }
     }
 
     /// Binds bytes that outlive the statement's next reset (no copy).
-    private static func bindBlob(_ statement: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let base = bytes.baseAddress, !bytes.isEmpty else {
-            sqlite3_bind_zeroblob(statement, index, 0)
-            return
-        }
-        _ = sqlite3_bind_blob(statement, index, base, Int32(bytes.count), nil)
+    private static func bindBlob(_ statement: SQLiteStatement, _ index: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32
+    {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return sqlite3_bind_zeroblob(statement, index, 0) }
+        guard let count = Int32(exactly: bytes.count) else { return SQLITE_TOOBIG }
+        return sqlite3_bind_blob(statement, index, base, count, nil)
     }
 
     public func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord] {
