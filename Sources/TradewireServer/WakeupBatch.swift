@@ -21,10 +21,17 @@ final class WakeupBatch: @unchecked Sendable {
     /// True from a read round's first read until the task that ends the round runs.
     private var roundOpen = false
 
+    /// This thread's batch (made on first use).
+    private static var onThisThread: WakeupBatch {
+        if let batch = current.currentValue { return batch }
+        let batch = WakeupBatch()
+        current.currentValue = batch
+        return batch
+    }
+
     /// Runs `body` with a batch open on this thread, then wakes what it collected.
     static func collect(_ body: () -> Void) {
-        let batch = current.currentValue ?? WakeupBatch()
-        if current.currentValue == nil { current.currentValue = batch }
+        let batch = onThisThread
         let outer = batch.open
         batch.open = true
         body()
@@ -35,17 +42,16 @@ final class WakeupBatch: @unchecked Sendable {
 
     /// Wakes what the batch collected (it is closed).
     private func flushCollected() {
-        let batch = self
-        let woken = batch.pending
-        batch.pending.removeAll(keepingCapacity: true)
+        let woken = pending
+        pending.removeAll(keepingCapacity: true)
         // Outboxes of this thread's own event loop drain now (their bytes leave in this loop
         // iteration, not the next); the others get one task each.
-        let inline = !batch.drainingInline
-        batch.drainingInline = true
+        let inline = !drainingInline
+        drainingInline = true
         for outbox in woken { outbox.wake(inline: inline) }
-        batch.drainingInline = !inline
-        let tasks = batch.tasks
-        batch.tasks.removeAll(keepingCapacity: true)
+        drainingInline = !inline
+        let tasks = self.tasks
+        self.tasks.removeAll(keepingCapacity: true)
         Self.flush(tasks)
     }
 
@@ -55,8 +61,7 @@ final class WakeupBatch: @unchecked Sendable {
     /// wake a subscriber's loop once, not fifty times (Redis writes its replies in
     /// `beforeSleep` for the same reason).
     static func collectForReadRound(on eventLoop: any EventLoop, _ body: () -> Void) {
-        let batch = current.currentValue ?? WakeupBatch()
-        if current.currentValue == nil { current.currentValue = batch }
+        let batch = onThisThread
         guard !batch.open else {
             body()
             return
