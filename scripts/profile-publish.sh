@@ -53,23 +53,29 @@ share() { { grep -m1 -- "$1" "$work/report.txt" || true; } | awk '{ print $1 + 0
 printf '%-58s %8s %10s\n' "stage (inclusive samples of the daemon)" "share" "µs/publish"
 row() { printf '%-58s %7.1f%% %10.2f\n' "$1" "$2" "$(awk -v s="$2" -v c="$cpu_us" 'BEGIN { print s * c / 100 }')"; }
 # The stages are differences of inclusive shares of named functions. A publish line takes
-# the fast path (PublishEnvelope.scan, then ConnectionHandler.start); any other line, the
-# parser and the method table (RPCMessageParser.parse, RPCDispatcher.dispatch, inside start).
+# the fast path (PublishEnvelope.scan, DaemonMethods.publishAnswer, then the receipt queued
+# as Outbox.enqueue(receipt:), written at drain time inside Outbox.write); any other line,
+# the parser and the method table (RPCMessageParser.parse, then ConnectionHandler.start
+# around RPCDispatcher.dispatch and DaemonMethods.publish).
 read_syscalls=$(share 'ksys_read'); write_syscalls=$(share 'ksys_write')
 framer=$(share 'LineFramerV4feed'); handle=$(share 'ConnectionHandlerC6handle.*4lineySW_tF ')
 scan=$(share 'PublishEnvelopeV4scan'); parse=$(share 'RPCMessageParserO5parse')
-start=$(share 'ConnectionHandlerC5start'); publish=$(share 'DaemonMethodsO7publish')
+start=$(share 'ConnectionHandlerC5start'); answer=$(share 'DaemonMethodsO13publishAnswer')
+receipt=$(share 'OutboxC7enqueue7receipt')
+# The method and its answer: `start` on the table's path (it holds publishAnswer), else the
+# fast path's publishAnswer plus its receipt's queueing.
+method=$(awk -v s="${start:-0}" -v a="${answer:-0}" -v r="${receipt:-0}" 'BEGIN { print s > a ? s : a + r }')
 recording=$(share 'publishRecording'); deliver=$(share 'EventB0C7deliver')
 enqueue=$(share 'OutboxC7enqueue5event'); encode=$(share 'EventC7encoded'); write=$(share 'OutboxC5write')
 drain=$(share 'ConnectionHandlerC5drain')
 diff() { awk -v a="${1:-0}" -v b="${2:-0}" -v c="${3:-0}" -v d="${4:-0}" 'BEGIN { x = a - b - c - d; print x < 0 ? 0 : x }'; }
 row "read(2) from the publisher's socket" "${read_syscalls:-0}"
 row "parse: the publish envelope scanned (data kept as bytes)" "$(awk -v a="${scan:-0}" -v b="${parse:-0}" 'BEGIN { print a + b }')"
-row "params and checks: event_type, draining, in-flight" "$(diff "$handle" "$scan" "$parse" "$start")"
+row "params and checks: event_type, draining, in-flight" "$(diff "$handle" "$scan" "$parse" "$method")"
 row "seq/lock/match: publishRecording outside delivery" "$(diff "$recording" "$deliver")"
 row "deliver: history, counters, handlers (under the lock)" "$(diff "$deliver" "$enqueue")"
 row "enqueue: into the subscriber's outbox" "${enqueue:-0}"
-row "receipt: the publish result and its queueing" "$(diff "$start" "$recording")"
+row "receipt: the publish result and its queueing" "$(diff "$method" "$recording")"
 row "encode: the event object, once (shared by subscribers)" "${encode:-0}"
 row "write: response and event lines into socket buffers" "$(diff "$write" "$encode")"
 row "write(2) to the sockets" "${write_syscalls:-0}"

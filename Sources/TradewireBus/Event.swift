@@ -46,8 +46,8 @@ public final class Event: Sendable {
     public let timestamp: Date
     public let payload: any EventPayload
     public let metadata: JSONObject
-    /// `timestamp` as a quoted RFC 3339 JSON string, formatted once.
-    public let timestampJSON: [UInt8]
+    /// `timestamp` as a quoted RFC 3339 JSON string, formatted once (held inline).
+    public let timestampText: RFC3339Text
     private let cache: Mutex<EncodingCache>
 
     private struct EncodingCache {
@@ -58,28 +58,21 @@ public final class Event: Sendable {
 
     public convenience init(seq: Int, type: String, timestamp: Date, payload: any EventPayload, metadata: JSONObject) {
         self.init(
-            seq: seq, type: type, timestamp: timestamp, timestampJSON: Self.quoted(timestamp), payload: payload,
+            seq: seq, type: type, timestamp: timestamp, timestampText: RFC3339Text(timestamp), payload: payload,
             metadata: metadata)
     }
 
     init(
-        seq: Int, type: String, timestamp: Date, timestampJSON: [UInt8], payload: any EventPayload, metadata: JSONObject
+        seq: Int, type: String, timestamp: Date, timestampText: RFC3339Text, payload: any EventPayload,
+        metadata: JSONObject
     ) {
         self.seq = seq
         self.type = type
         self.timestamp = timestamp
-        self.timestampJSON = timestampJSON
+        self.timestampText = timestampText
         self.payload = payload
         self.metadata = metadata
         self.cache = Mutex(EncodingCache())
-    }
-
-    static func quoted(_ date: Date) -> [UInt8] {
-        var bytes: [UInt8] = [UInt8(ascii: "\"")]
-        bytes.reserveCapacity(29)
-        RFC3339.append(date, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
-        return bytes
     }
 
     /// The typed payload, when it is a `T`.
@@ -121,7 +114,7 @@ public final class Event: Sendable {
         writer.plainKey("event_type")
         writer.write(type)
         writer.plainKey("timestamp")
-        writer.writeRaw(timestampJSON)
+        writer.writeRaw(timestampText)
         writer.plainKey("data")
         let start = writer.bytes.count
         payload.encodeJSON(to: &writer)
@@ -164,7 +157,7 @@ public struct HistoryRecord: Sendable {
         writer.field("seq", event.seq)
         writer.field("event_type", event.type)
         writer.key("timestamp")
-        writer.writeRaw(event.timestampJSON)
+        writer.writeRaw(event.timestampText)
         if includeData {
             writer.key("data")
             writer.writeRaw(event.dataJSON)

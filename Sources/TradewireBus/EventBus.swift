@@ -382,7 +382,7 @@ public final class EventBus: Sendable {
         // Whole microseconds: the precision of the wire's times and of the journal, so a
         // recorded event reads back exactly as it was delivered.
         let timestamp = RFC3339.roundedToMicroseconds(clock())
-        let timestampJSON = Event.quoted(timestamp)  // formatted outside the lock
+        let timestampText = RFC3339Text(timestamp)  // formatted outside the lock
         if let writer {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery
             // and history happen once the event's batch is in the journal.
@@ -391,14 +391,13 @@ public final class EventBus: Sendable {
             return state.withLock { state in
                 // A sequencing journal gives the seq when the batch commits (0 until then).
                 let event = Event(
-                    seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON,
+                    seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampText: timestampText,
                     payload: payload, metadata: metadata)
                 let ticket = DispatchTicket()
                 guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket, fence: fence)) else {
                     logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
                     // A sequencing journal never gave this event a seq: its publisher is told.
-                    let outcome = DispatchOutcome(
-                        clientSubscribers: 0, pending: [], failure: sequenced ? "the daemon is stopping" : nil)
+                    let outcome = DispatchOutcome.unmatched(failure: sequenced ? "the daemon is stopping" : nil)
                     return PublishedEvent(event: event, dispatch: .done(outcome), bus: self)
                 }
                 if !sequenced { state.nextSeq += 1 }
@@ -423,7 +422,7 @@ public final class EventBus: Sendable {
                     snapshot = (state.generation, state.ordered)
                     return nil
                 }
-                return record(type, timestamp, timestampJSON, payload, metadata, matched, &state)
+                return record(type, timestamp, timestampText, payload, metadata, matched, &state)
             }
             if let published { return published }
             if let snapshot {
@@ -435,11 +434,11 @@ public final class EventBus: Sendable {
 
     /// Assigns the seq, runs synchronous handlers, records history and counts (under the lock).
     private func record(
-        _ type: String, _ timestamp: Date, _ timestampJSON: [UInt8], _ payload: any EventPayload,
+        _ type: String, _ timestamp: Date, _ timestampText: RFC3339Text, _ payload: any EventPayload,
         _ metadata: JSONObject, _ matched: [Subscriber], _ state: inout State
     ) -> PublishedEvent {
         let event = Event(
-            seq: state.nextSeq, type: type, timestamp: timestamp, timestampJSON: timestampJSON, payload: payload,
+            seq: state.nextSeq, type: type, timestamp: timestamp, timestampText: timestampText, payload: payload,
             metadata: metadata)
         state.nextSeq += 1
         let outcome = deliver(event, to: matched, &state)
@@ -479,7 +478,7 @@ public final class EventBus: Sendable {
                         let published = batch[delivery.index]
                         event = Event(
                             seq: seq, type: published.event.type, timestamp: published.event.timestamp,
-                            timestampJSON: published.event.timestampJSON, payload: published.event.payload,
+                            timestampText: published.event.timestampText, payload: published.event.payload,
                             metadata: published.event.metadata)
                         ticket = published.ticket
                         if delivery.index == batch.count - 1 { state.pendingBatches[delivery.batchKey] = nil }
@@ -508,7 +507,7 @@ public final class EventBus: Sendable {
     fileprivate func abandon(_ key: String, reason: String) {
         let batch = state.withLock { $0.pendingBatches.removeValue(forKey: key) } ?? []
         for entry in batch {
-            entry.ticket.complete(DispatchOutcome(clientSubscribers: 0, pending: [], failure: reason))
+            entry.ticket.complete(.unmatched(failure: reason))
         }
     }
 
@@ -519,7 +518,7 @@ public final class EventBus: Sendable {
         let type = event.type
         state.dispatchedSeq = event.seq
         var clients = 0
-        var pending: [@Sendable (Event) async throws -> Void] = []
+        var asyncHandlers = 0
         for subscriber in matched {
             if subscriber.owner.isClient { clients += 1 }
             switch subscriber.handler {
@@ -530,8 +529,8 @@ public final class EventBus: Sendable {
                         "bus.handler.failed",
                         metadata: ["event.type": "\(type)", "event.seq": "\(event.seq)", "error": "\(error)"])
                 }
-            case .async(let handle):
-                pending.append(handle)
+            case .async:
+                asyncHandlers += 1
             }
         }
         state.delivered += matched.count
@@ -545,7 +544,7 @@ public final class EventBus: Sendable {
         } else {
             state.publishedByType["(other)", default: 0] += 1
         }
-        return DispatchOutcome(clientSubscribers: clients, pending: pending)
+        return DispatchOutcome(clientSubscribers: clients, matched: matched, asyncHandlers: asyncHandlers)
     }
 
     /// Matched subscribers held by the match cache (Σ matches + 1), for tests of its bound.
@@ -652,7 +651,7 @@ public struct PublishedEvent: Sendable {
 
     /// True when async in-process handlers matched and must be awaited (or the event is not
     /// dispatched yet, so they may).
-    public var hasPendingHandlers: Bool { outcome.map { !$0.pending.isEmpty } ?? true }
+    public var hasPendingHandlers: Bool { outcome.map { $0.asyncHandlers > 0 } ?? true }
 
     /// Waits until the event was delivered (its batch committed).
     public func dispatched() async {
@@ -663,36 +662,46 @@ public struct PublishedEvent: Sendable {
     /// once when it already was, else on the journal's writer thread (keep it short).
     public func whenDispatched(_ body: @escaping @Sendable (_ hasPendingHandlers: Bool) -> Void) {
         switch dispatch {
-        case .done(let outcome): body(!outcome.pending.isEmpty)
-        case .pending(let ticket): ticket.whenDispatched { body(!$0.pending.isEmpty) }
+        case .done(let outcome): body(outcome.asyncHandlers > 0)
+        case .pending(let ticket): ticket.whenDispatched { body($0.asyncHandlers > 0) }
         }
     }
 
     /// Runs the matched async handlers concurrently and returns when all have finished.
     /// Errors are counted and logged, never thrown.
     public func handlersFinished() async {
-        let pending: [@Sendable (Event) async throws -> Void]
+        let outcome: DispatchOutcome
         switch dispatch {
-        case .done(let outcome): pending = outcome.pending
-        case .pending(let ticket): pending = await ticket.dispatched().pending
+        case .done(let done): outcome = done
+        case .pending(let ticket): outcome = await ticket.dispatched()
         }
-        guard !pending.isEmpty else { return }
+        guard outcome.asyncHandlers > 0 else { return }
         let event = self.event
-        if pending.count == 1 {
-            do { try await pending[0](event) } catch { fail(error) }
+        var handlers = outcome.matched.lazy.compactMap(\.asyncHandler).makeIterator()
+        guard outcome.asyncHandlers > 1 else {
+            if let handle = handlers.next() { await run(handle, event) }
             return
         }
-        // Each handler is a child task started immediately: it runs on this thread until its
-        // first suspension, so a handler that never suspends costs no scheduling, while one
-        // that waits lets the others run — concurrent, as the reference's gather was.
+        // Each handler but the last is a child task started immediately: it runs on this
+        // thread until its first suspension, so a handler that never suspends costs no
+        // scheduling, while one that waits lets the others run — concurrent, as the
+        // reference's gather was. The last runs in this task, beside the ones still waiting.
         // Failures are counted as they happen, not when the slowest handler ends.
         await withDiscardingTaskGroup { group in
-            for handle in pending {
-                group.addImmediateTask {
-                    do { try await handle(event) } catch { self.fail(error) }
+            var next = handlers.next()
+            while let handle = next {
+                next = handlers.next()
+                guard next != nil else {
+                    await run(handle, event)
+                    break
                 }
+                group.addImmediateTask { await self.run(handle, event) }
             }
         }
+    }
+
+    private func run(_ handle: @Sendable (Event) async throws -> Void, _ event: Event) async {
+        do { try await handle(event) } catch { fail(error) }
     }
 
     private func fail(_ error: any Error) {

@@ -48,6 +48,11 @@ final class Subscriber: Sendable {
         self.owner = owner
         self.handler = handler
     }
+
+    /// The handler, when it is async (run by the publish's ``PublishedEvent/handlersFinished()``).
+    var asyncHandler: (@Sendable (Event) async throws -> Void)? {
+        if case .async(let handle) = handler { handle } else { nil }
+    }
 }
 
 /// What `subscribe` did.

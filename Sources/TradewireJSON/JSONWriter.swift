@@ -122,6 +122,13 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// ``writeRaw(_:)-(some Collection<UInt8>)`` for borrowed bytes (one copy).
+    public mutating func writeRaw(bytes json: UnsafeRawBufferPointer) {
+        separate()
+        bytes.append(contentsOf: json)
+        needsComma = true
+    }
+
     /// ``writeRaw(_:)-(some Collection<UInt8>)`` for an array slice (one copy).
     public mutating func writeRaw(_ json: ArraySlice<UInt8>) {
         separate()

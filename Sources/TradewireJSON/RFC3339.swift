@@ -33,6 +33,13 @@ public enum RFC3339 {
 
     /// Appends the timestamp's characters (no quotes).
     public static func append(_ date: Date, to bytes: inout [UInt8]) {
+        RFC3339Text(date).withUnsafeBytes { quoted in
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: quoted.dropFirst().dropLast()))
+        }
+    }
+
+    /// Writes the 27 characters of `date` (`2026-11-25T14:20:08.123456Z`) at `out`.
+    static func write(_ date: Date, to out: UnsafeMutablePointer<UInt8>) {
         let (seconds, micros) = wholeMicroseconds(date)
         let days = floorDiv(seconds, 86_400)
         let secondOfDay = seconds - days * 86_400
@@ -41,23 +48,23 @@ public enum RFC3339 {
         let sod = Int(secondOfDay)
         let us = Int(micros)
         // Two digits at a time with constant divisors (this runs for every event).
-        appendPair(y / 100 % 100, to: &bytes)
-        appendPair(y % 100, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendPair(Int(month), to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendPair(Int(day), to: &bytes)
-        bytes.append(UInt8(ascii: "T"))
-        appendPair(sod / 3600, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendPair(sod / 60 % 60, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendPair(sod % 60, to: &bytes)
-        bytes.append(UInt8(ascii: "."))
-        appendPair(us / 10_000, to: &bytes)
-        appendPair(us / 100 % 100, to: &bytes)
-        appendPair(us % 100, to: &bytes)
-        bytes.append(UInt8(ascii: "Z"))
+        writePair(y / 100 % 100, at: out)
+        writePair(y % 100, at: out + 2)
+        out[4] = UInt8(ascii: "-")
+        writePair(Int(month), at: out + 5)
+        out[7] = UInt8(ascii: "-")
+        writePair(Int(day), at: out + 8)
+        out[10] = UInt8(ascii: "T")
+        writePair(sod / 3600, at: out + 11)
+        out[13] = UInt8(ascii: ":")
+        writePair(sod / 60 % 60, at: out + 14)
+        out[16] = UInt8(ascii: ":")
+        writePair(sod % 60, at: out + 17)
+        out[19] = UInt8(ascii: ".")
+        writePair(us / 10_000, at: out + 20)
+        writePair(us / 100 % 100, at: out + 22)
+        writePair(us % 100, at: out + 24)
+        out[26] = UInt8(ascii: "Z")
     }
 
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with `Z`, `±HH:MM` or no zone
@@ -163,9 +170,9 @@ public enum RFC3339 {
         a >= 0 ? a / b : (a - b + 1) / b
     }
 
-    @inline(__always) private static func appendPair(_ value: Int, to bytes: inout [UInt8]) {
-        bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10))
-        bytes.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10))
+    @inline(__always) private static func writePair(_ value: Int, at out: UnsafeMutablePointer<UInt8>) {
+        out[0] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10)
+        out[1] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
     }
 }
 

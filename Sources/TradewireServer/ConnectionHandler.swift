@@ -310,9 +310,19 @@ final class ConnectionHandler: ChannelDuplexHandler {
         {
             lastPublishType = publish.eventType
             // The frequent line, read without a tree or a method lookup; the same checks and
-            // the same method as through the table.
-            start(id: publish.id, batch: nil) { context throws(RPCError) in
-                try DaemonMethods.publish(params, context)
+            // the same method as through the table. A receipt due now is written from the
+            // event when the outbox drains.
+            guard admit(id: publish.id, batch: nil) else { return }
+            let answer: DaemonMethods.PublishAnswer
+            do {
+                answer = try DaemonMethods.publishAnswer(params, RequestContext(connection: connection, daemon: daemon))
+            } catch { answer = .outcome(.failure(error)) }
+            switch answer {
+            case .receipt(let published):
+                connection.outbox.enqueue(
+                    receipt: publish.id, event: published.event, subscribers: published.clientSubscribers)
+            case .outcome(let outcome):
+                finish(id: publish.id, batch: nil, outcome)
             }
             return
         }
@@ -420,6 +430,33 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private func start(
         id: JSONValue?, batch: BatchCollector?, _ method: (RequestContext) throws(RPCError) -> MethodOutcome
     ) {
+        guard let connection, admit(id: id, batch: batch) else { return }
+        let outcome: MethodOutcome
+        do { outcome = try method(RequestContext(connection: connection, daemon: daemon)) } catch {
+            outcome = .failure(error)
+        }
+        finish(id: id, batch: batch, outcome)
+    }
+
+    /// False, with the request answered, when the daemon is draining or the connection has
+    /// too many requests in flight: the method must not run.
+    private func admit(id: JSONValue?, batch: BatchCollector?) -> Bool {
+        guard let connection else { return false }
+        if daemon.connections.isDraining {
+            Self.answer(id, .failure(.shuttingDown), batch: batch, connection: connection)
+            return false
+        }
+        if inFlight >= daemon.configuration.maxInFlight {
+            Self.answer(
+                id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)), batch: batch, connection: connection
+            )
+            return false
+        }
+        return true
+    }
+
+    /// Answers a method's outcome: now, or once its work is done.
+    private func finish(id: JSONValue?, batch: BatchCollector?, _ outcome: MethodOutcome) {
         guard let connection else { return }
         // The answer for the request's own turn is a plain call; a closure (one allocation)
         // is made only for the answers that come later.
@@ -428,18 +465,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
         func laterAnswer() -> (JSONValue?, Result<[UInt8], RPCError>) -> Void {
             { id, result in Self.answer(id, result, batch: batch, connection: connection) }
-        }
-        if daemon.connections.isDraining {
-            answer(id, .failure(.shuttingDown))
-            return
-        }
-        if inFlight >= daemon.configuration.maxInFlight {
-            answer(id, .failure(.overloaded(limit: daemon.configuration.maxInFlight)))
-            return
-        }
-        let outcome: MethodOutcome
-        do { outcome = try method(RequestContext(connection: connection, daemon: daemon)) } catch {
-            outcome = .failure(error)
         }
         switch outcome {
         case .success(let bytes):

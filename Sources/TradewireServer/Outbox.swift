@@ -20,6 +20,9 @@ final class Outbox: Sendable {
         /// A success response, written straight into the socket's buffer around the
         /// method's result (no line is assembled first).
         case response(id: JSONValue, result: [UInt8], size: Int)
+        /// A publish's receipt (its success response), written from the event at drain time:
+        /// `{"seq","event_type","timestamp","subscribers"}` (no bytes are built before).
+        case receipt(id: JSONValue, Event, subscribers: Int, size: Int)
         /// `size` is what the item counts against the budget (taken at enqueue time).
         case event(prefix: EventPrefix, Event, size: Int)
         /// A consumer's delivery (PROTOCOL §11): never dropped.
@@ -118,6 +121,17 @@ final class Outbox: Sendable {
 
     /// `{"jsonrpc":"2.0","id":` + `,"result":` + `}` + the newline.
     private static let responseOverhead = 22 + 10 + 1 + 1
+
+    /// Queues the receipt of a publish that was delivered with nothing left to await
+    /// (never dropped): the success response to request `id`.
+    ///
+    /// The event's type must be a valid event type (``EventName/validateType(_:)``): its
+    /// characters are written as they are, with nothing to escape.
+    func enqueue(receipt id: JSONValue, event: Event, subscribers: Int) {
+        // `{"seq":` + 20 digits + `,"event_type":""` + `,"timestamp":` + 29 + `,"subscribers":` + 20 + `}`.
+        let size = Self.responseOverhead + id.estimatedJSONBytes + 120 + event.type.utf8.count
+        enqueueNeverDropped(.receipt(id: id, event, subscribers: subscribers, size: size), size: size)
+    }
 
     /// Queues an event for a subscription, or drops it when over budget. Called by the bus,
     /// under its delivery lock: the event is not encoded here (the connection's own event
@@ -226,7 +240,9 @@ final class Outbox: Sendable {
                 let itemSize: Int
                 switch item {
                 case .line(let bytes): itemSize = bytes.count + 1
-                case .event(_, _, let size), .delivery(_, _, _, let size), .response(_, _, let size): itemSize = size
+                case .event(_, _, let size), .delivery(_, _, _, let size), .response(_, _, let size),
+                    .receipt(_, _, _, let size):
+                    itemSize = size
                 }
                 size += itemSize
                 taken.append(item)
@@ -264,15 +280,20 @@ final class Outbox: Sendable {
             case .line(let bytes):
                 buffer.writeBytes(bytes)
             case .response(let id, let result, _):
-                buffer.writeStaticString(#"{"jsonrpc":"2.0","id":"#)
-                if case .number(let number) = id {
-                    buffer.writeString(number.text)
-                } else {
-                    buffer.writeBytes(JSONWriter.encode(id))
-                }
-                buffer.writeStaticString(#","result":"#)
+                writeResponseStart(id, into: &buffer)
                 buffer.writeBytes(result)
                 buffer.writeStaticString("}")
+            case .receipt(let id, let event, let subscribers, _):
+                writeResponseStart(id, into: &buffer)
+                buffer.writeStaticString(#"{"seq":"#)
+                buffer.writeString(String(event.seq))
+                buffer.writeStaticString(#","event_type":""#)
+                buffer.writeString(event.type)
+                buffer.writeStaticString(#"","timestamp":"#)
+                event.timestampText.withUnsafeBytes { _ = buffer.writeBytes($0) }
+                buffer.writeStaticString(#","subscribers":"#)
+                buffer.writeString(String(subscribers))
+                buffer.writeStaticString("}}")
             case .event(let prefix, let event, _):
                 buffer.writeBytes(prefix.bytes)
                 buffer.writeBytes(event.json)
@@ -286,5 +307,16 @@ final class Outbox: Sendable {
             }
             buffer.writeInteger(UInt8(ascii: "\n"))
         }
+    }
+
+    /// `{"jsonrpc":"2.0","id":ID,"result":`
+    private static func writeResponseStart(_ id: JSONValue, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(#"{"jsonrpc":"2.0","id":"#)
+        if case .number(let number) = id {
+            buffer.writeString(number.text)
+        } else {
+            buffer.writeBytes(JSONWriter.encode(id))
+        }
+        buffer.writeStaticString(#","result":"#)
     }
 }

@@ -97,6 +97,32 @@ let quietLogger = Logger(label: "tradewire.bus.tests", factory: { _ in SwiftLogN
         #expect(started.withLock { $0 } == 2)
     }
 
+    @Test func manyHandlersRunConcurrentlyAndEachFailureCounts() async throws {
+        // Four handlers among sync and client subscribers, each waiting for all to start;
+        // the first and the last also throw (the last runs in the publishing task itself).
+        let bus = EventBus(logger: quietLogger)
+        let started = Mutex(0)
+        let finished = Mutex<[String]>([])
+        let names = ["a", "b", "c", "d"]
+        for name in names {
+            bus.subscribe(
+                try EventPattern("x"), owner: .inProcess(name),
+                handler: .async { _ in
+                    started.withLock { $0 += 1 }
+                    while started.withLock({ $0 }) < names.count { await Task.yield() }
+                    finished.withLock { $0.append(name) }
+                    if name == "a" || name == "d" { throw Boom() }
+                })
+            bus.subscribe(try EventPattern("x"), owner: .inProcess(name + "-sync"), handler: .sync { _ in })
+        }
+        bus.subscribe(try EventPattern("x"), owner: .client(connection: 1), handler: .sync { _ in })
+        let published = await bus.publish("x")
+        #expect(Set(finished.withLock { $0 }) == Set(names))
+        #expect(bus.statistics().handlerErrors == 2)
+        #expect(published.clientSubscribers == 1)
+        #expect(published.hasPendingHandlers)
+    }
+
     @Test func publishAwaitsAsyncHandlers() async throws {
         let bus = EventBus(logger: quietLogger)
         let done = Mutex(false)

@@ -61,6 +61,40 @@ import Testing
         #expect(RFC3339.string(from: Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000000Z")
     }
 
+    @Test func inlineTextIsTheQuotedString() {
+        var state: UInt64 = 20_261_202  // SplitMix64: the same dates every run
+        func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        var dates = [0, 1_709_210_096.5, -1, 1_709_210_096.999_999_6, 253_402_300_799.999_999].map {
+            Date(timeIntervalSince1970: $0)
+        }
+        for _ in 0..<2000 {
+            dates.append(Date(timeIntervalSince1970: -4e9 + Double(next() % 44_000_000_000_000_000) / 1e6))
+        }
+        for date in dates {
+            let text = RFC3339Text(date)
+            #expect(text.bytes == Array("\"\(RFC3339.string(from: date))\"".utf8), "\(date.timeIntervalSince1970)")
+            #expect(text.bytes.count == RFC3339Text.count)
+            #expect(text == RFC3339Text(date))
+            var writer = JSONWriter()
+            writer.beginArray()
+            writer.writeRaw(text)
+            writer.writeRaw(text)
+            writer.endArray()
+            #expect(writer.bytes == Array("[\(text),\(text)]".utf8))
+        }
+        // Rounded as the journal stores it: .9999996 s is the next second.
+        #expect(
+            RFC3339Text(Date(timeIntervalSince1970: 1_709_210_096.999_999_6)).description
+                == "\"2024-02-29T12:34:57.000000Z\"")
+        #expect(RFC3339Text(Date(timeIntervalSince1970: 0)) != RFC3339Text(Date(timeIntervalSince1970: 0.000_001)))
+    }
+
     @Test func parsesCommonForms() {
         #expect(RFC3339.date(from: "2024-02-29")?.timeIntervalSince1970 == 1_709_164_800)
         #expect(RFC3339.date(from: "2024-02-29T12:34:56Z")?.timeIntervalSince1970 == 1_709_210_096)

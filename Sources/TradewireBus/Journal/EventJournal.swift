@@ -222,7 +222,7 @@ extension JournalRecord {
         writer.field("seq", seq)
         writer.field("event_type", type)
         writer.key("timestamp")
-        writer.writeRaw(Event.quoted(timestamp))
+        writer.writeRaw(RFC3339Text(timestamp))
         if includeData {
             writer.key("data")
             writer.writeRaw(data)
@@ -261,7 +261,7 @@ extension Event {
         }
         self.init(
             seq: record.seq, type: record.type, timestamp: record.timestamp,
-            timestampJSON: Event.quoted(record.timestamp),
+            timestampText: RFC3339Text(record.timestamp),
             payload: RecordedPayload(bytes: record.data, jsonTypeName: record.dataType), metadata: metadata)
     }
 }

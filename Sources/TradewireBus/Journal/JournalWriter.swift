@@ -237,10 +237,18 @@ public final class DispatchTicket: Sendable {
 /// What dispatch found: the client subscriptions that matched and the async handlers to run.
 struct DispatchOutcome: Sendable {
     let clientSubscribers: Int
-    let pending: [@Sendable (Event) async throws -> Void]
+    /// The subscribers the event matched (the match cache's own list: no copy per publish),
+    /// of which `asyncHandlers` have async handlers still to run.
+    let matched: [Subscriber]
+    let asyncHandlers: Int
     /// The event as delivered, when it differs from the one published (a sequencing journal
     /// gave it its seq).
     var event: Event? = nil
     /// Why the event was not stored (a sequencing journal that could not be reached).
     var failure: String? = nil
+
+    /// Nothing matched: an event that was not stored (`failure` says why).
+    static func unmatched(failure: String?) -> DispatchOutcome {
+        DispatchOutcome(clientSubscribers: 0, matched: [], asyncHandlers: 0, failure: failure)
+    }
 }

@@ -170,6 +170,23 @@ enum DaemonMethods {
     static let publishSeconds = CoreMetrics.Timer(label: MetricName.publishSeconds)
 
     static func publish(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
+        switch try publishAnswer(params, context) {
+        case .receipt(let published): .success(receiptBytes(published))
+        case .outcome(let outcome): outcome
+        }
+    }
+
+    /// How a publish is answered: a receipt now, or a method outcome (an answer given later,
+    /// a client-started iteration).
+    enum PublishAnswer {
+        /// Delivered, with nothing to await: the receipt is due now (a connection writes it
+        /// from the event when it drains: ``Outbox/enqueue(receipt:event:subscribers:)``).
+        case receipt(PublishedEvent)
+        case outcome(MethodOutcome)
+    }
+
+    /// ``publish(_:_:)``, with an immediate receipt left for the caller to write.
+    static func publishAnswer(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> PublishAnswer {
         let daemon = context.daemon
         if let bucket = context.connection.publishBucket, let wait = bucket.take() {
             throw .rateLimited(
@@ -191,44 +208,46 @@ enum DaemonMethods {
             }
             let publication = daemon.pipeline.orchestrator.publishClientEvent(
                 pipelineEvent, payload: payload, metadata: params.metadata)
-            return .deferred {
-                let outcome = await publication.reaction()
-                stopwatch.record(into: publishSeconds)
-                return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
-            }
+            return .outcome(
+                .deferred {
+                    let outcome = await publication.reaction()
+                    stopwatch.record(into: publishSeconds)
+                    return .success(receiptBytes(outcome.published, iteration: outcome.iteration))
+                })
         }
         let published = daemon.bus.publishRecording(params.type, payload: params.payload, metadata: params.metadata)
         if let failure = published.failure { throw .clusterUnavailable(failure) }
         if published.isDispatched && !published.hasPendingHandlers {
             stopwatch.record(into: publishSeconds)
-            return .success(receiptBytes(published))
+            return .receipt(published)
         }
         // Answered once the event is delivered (its journal batch committed) and its
         // in-process handlers finished.
-        return .later { complete in
-            published.whenDispatched { hasPendingHandlers in
-                if let failure = published.failure {
-                    complete(.failure(.clusterUnavailable(failure)))
-                    return
+        return .outcome(
+            .later { complete in
+                published.whenDispatched { hasPendingHandlers in
+                    if let failure = published.failure {
+                        complete(.failure(.clusterUnavailable(failure)))
+                        return
+                    }
+                    guard hasPendingHandlers else {
+                        stopwatch.record(into: publishSeconds)
+                        complete(.success(receiptBytes(published)))
+                        return
+                    }
+                    Task {
+                        await published.handlersFinished()
+                        stopwatch.record(into: publishSeconds)
+                        complete(.success(receiptBytes(published)))
+                    }
                 }
-                guard hasPendingHandlers else {
-                    stopwatch.record(into: publishSeconds)
-                    complete(.success(receiptBytes(published)))
-                    return
-                }
-                Task {
-                    await published.handlersFinished()
-                    stopwatch.record(into: publishSeconds)
-                    complete(.success(receiptBytes(published)))
-                }
-            }
-        }
+            })
     }
 
     /// The publish result; a client-started iteration adds `iteration`, `iteration_id`,
     /// `completed` and the run's counts (`signals`, `approved`, `rejected`, `executed`) and
     /// `errors` (PROTOCOL §9).
-    private static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
+    static func receiptBytes(_ published: PublishedEvent, iteration: ClientIteration? = nil) -> [UInt8] {
         // Read once: a journaled publish's event sits behind its ticket's lock.
         let event = published.event
         // The keys, the numbers and the timestamp take up to 120 bytes: one allocation, no growth.
@@ -239,7 +258,7 @@ enum DaemonMethods {
         writer.plainKey("event_type")
         writer.write(event.type)
         writer.plainKey("timestamp")
-        writer.writeRaw(event.timestampJSON)
+        writer.writeRaw(event.timestampText)
         writer.plainKey("subscribers")
         writer.write(published.clientSubscribers)
         if let iteration {

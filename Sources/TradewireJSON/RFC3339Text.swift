@@ -1,0 +1,47 @@
+import Foundation
+
+/// A timestamp as a JSON string, `"2026-11-25T14:20:08.123456Z"` (29 bytes, quotes
+/// included), formatted once and held inline: an event carries it without an allocation of
+/// its own, and every encoding of the event copies it from here.
+public struct RFC3339Text: Sendable, Equatable, CustomStringConvertible {
+    /// The bytes of the quoted text.
+    public static let count = 29
+
+    /// 32 bytes, of which the first 29 are the text.
+    private var storage: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    /// `date`'s text, in UTC, rounded to whole microseconds as ``RFC3339/wholeMicroseconds(_:)`` does.
+    public init(_ date: Date) {
+        Swift.withUnsafeMutableBytes(of: &storage) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            out[0] = UInt8(ascii: "\"")
+            RFC3339.write(date, to: out + 1)
+            out[Self.count - 1] = UInt8(ascii: "\"")
+        }
+    }
+
+    /// Lends the 29 bytes of the quoted text.
+    @inline(__always)
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: storage) { raw in
+            try body(UnsafeRawBufferPointer(rebasing: raw.prefix(Self.count)))
+        }
+    }
+
+    /// The quoted text as an array (an allocation: for tests and cold paths).
+    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+
+    /// The quoted text.
+    public var description: String { String(decoding: bytes, as: UTF8.self) }
+
+    public static func == (lhs: RFC3339Text, rhs: RFC3339Text) -> Bool {
+        lhs.storage == rhs.storage
+    }
+}
+
+extension JSONWriter {
+    /// Appends a formatted timestamp (a complete JSON string) as a value.
+    public mutating func writeRaw(_ text: RFC3339Text) {
+        text.withUnsafeBytes { writeRaw(bytes: $0) }
+    }
+}
