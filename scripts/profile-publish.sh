@@ -64,7 +64,7 @@ start=$(share 'ConnectionHandlerC5start'); answer=$(share 'DaemonMethodsO13publi
 receipt=$(share 'OutboxC7enqueue7receipt')
 # The method and its answer: `start` on the table's path (it holds publishAnswer), else the
 # fast path's publishAnswer plus its receipt's queueing.
-method=$(awk -v s="${start:-0}" -v a="${answer:-0}" -v r="${receipt:-0}" 'BEGIN { print s > a ? s : a + r }')
+method=$(awk -v s="${start:-0}" -v a="${answer:-0}" -v r="${receipt:-0}" 'BEGIN { print (s > a ? s : a + r) }')
 recording=$(share 'publishRecording'); deliver=$(share 'EventB0C7deliver')
 enqueue=$(share 'OutboxC7enqueue5event'); encode=$(share 'EventC7encoded'); write=$(share 'OutboxC5write')
 drain=$(share 'ConnectionHandlerC5drain')

@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import Synchronization
 import TradewireBus
 import TradewireJSON
 import TradewireRPC
@@ -19,7 +20,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
     private var framer: LineFramer
     private var connection: ServerConnection?
     private var context: ChannelHandlerContext?
-    private var inFlight = 0
     private var readPending = false
     private var admitted = false
     private var pendingInput: [ByteBuffer] = []
@@ -37,6 +37,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The event type of this connection's last publish on the fast path: a publisher that
     /// repeats a type reuses this string.
     private var lastPublishType: String?
+    /// Requests started and not answered yet (some are answered from other threads).
+    private var inFlight: Int { connection?.requestsInFlight.load(ordering: .sequentiallyConsistent) ?? 0 }
     private let logger: Logger
 
     init(daemon: Daemon) {
@@ -210,6 +212,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
+            connection?.inputClosed.store(true, ordering: .sequentiallyConsistent)
             closeIfFinished()
         }
         context.fireUserInboundEventTriggered(event)
@@ -321,6 +324,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
             case .receipt(let published):
                 connection.outbox.enqueue(
                     receipt: publish.id, event: published.event, subscribers: published.clientSubscribers)
+            case .afterDispatch(let published, let stopwatch):
+                answerAfterDispatch(publish.id, published, stopwatch)
             case .outcome(let outcome):
                 finish(id: publish.id, batch: nil, outcome)
             }
@@ -369,6 +374,34 @@ final class ConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Answers a publish that waits for its journal batch from the thread that settles it
+    /// (the journal's writer): its receipt, or its error, goes straight into the outbox, with
+    /// no closure chain and no hop through this event loop. Only the last answer of a
+    /// connection whose input closed hops here, to close it once everything is written.
+    private func answerAfterDispatch(_ id: JSONValue, _ published: PublishedEvent, _ stopwatch: MetricsStopwatch) {
+        guard let eventLoop = context?.eventLoop, let connection else { return }
+        connection.requestsInFlight.add(1, ordering: .sequentiallyConsistent)
+        let connections = daemon.connections
+        connections.workStarted()
+        let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
+        DaemonMethods.whenSettled(published, stopwatch) { settled in
+            switch settled {
+            case .success:
+                connection.outbox.enqueue(
+                    receipt: id, event: published.event, subscribers: published.clientSubscribers)
+            case .failure(let error):
+                connection.respond(id: id, .failure(error))
+            }
+            // Counted off after the answer is queued: a drain that sees no request in flight
+            // also sees the answer. One that ran before the count fell is followed by this hop.
+            connections.workFinished()
+            let left = connection.requestsInFlight.subtract(1, ordering: .sequentiallyConsistent).newValue
+            if left == 0 && connection.inputClosed.load(ordering: .sequentiallyConsistent) {
+                eventLoop.execute { loopBound.value.closeIfFinished() }
+            }
+        }
+    }
+
     /// Counts a request whose answer comes from another thread, and returns the completion
     /// that answers it on this connection's event loop (nil once the connection is gone).
     private func answerLater(
@@ -384,8 +417,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
         _ id: JSONValue?,
         _ answer: @escaping (JSONValue?, Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void
     ) -> (@Sendable (Result<[UInt8], RPCError>, (@Sendable () -> Void)?) -> Void)? {
-        guard let eventLoop = context?.eventLoop else { return nil }
-        inFlight += 1
+        guard let eventLoop = context?.eventLoop, let connection else { return nil }
+        connection.requestsInFlight.add(1, ordering: .sequentiallyConsistent)
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         // `answer` only touches EL-confined state (the batch) on the event loop.
         let boundAnswer = NIOLoopBound(answer, eventLoop: eventLoop)
@@ -394,7 +427,7 @@ final class ConnectionHandler: ChannelDuplexHandler {
         return { result, afterWrite in
             daemon.connections.workFinished()
             WakeupBatch.execute(on: eventLoop) {
-                loopBound.value.inFlight -= 1
+                connection.requestsInFlight.subtract(1, ordering: .sequentiallyConsistent)
                 // A connection that closed meanwhile was already cleaned up: what would go
                 // live after the answer (a subscription, a consumer membership) must not.
                 let live = loopBound.value.connection != nil

@@ -17,6 +17,12 @@ public final class ServerConnection: Sendable {
     private let pendingSubscriptions = Mutex<[String: SubscriptionID]>([:])
     /// This connection's publish allowance (`--publish-rate`); nil: unlimited.
     let publishBucket: TokenBucket?
+    /// Requests started and not answered yet. Counted on the event loop; a journaled
+    /// publish's receipt is queued, and counted off, by the journal's writer thread.
+    let requestsInFlight = Atomic<Int>(0)
+    /// Set on the event loop once the client shut its writing side: whoever answers the
+    /// last request in flight then lets the event loop close the connection.
+    let inputClosed = Atomic<Bool>(false)
 
     init(
         id: Int, outbox: Outbox, eventLoop: any EventLoop, publishRate: PublishRate? = nil,

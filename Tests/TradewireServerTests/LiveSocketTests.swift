@@ -84,6 +84,39 @@ import TradewireTesting
         }
     }
 
+    @Test(arguments: [TestStorage.journal, .ephemeral])
+    func aClientThatShutsItsWritingSideGetsEveryReceiptThenTheClose(storage: TestStorage) async throws {
+        // `printf … | socat`: publishes pipelined, then EOF. With the journal, the receipts
+        // are queued by the writer thread once each batch commits; the connection closes once
+        // the last one is written, not before it and not never.
+        try await withDaemon(storage: storage) { path, _ in
+            for round in 0..<20 {
+                let socket = try LineSocket(path: path)
+                socket.setReadTimeout(seconds: 10)
+                let count = 1 + round * 13
+                var lines: [UInt8] = []
+                for i in 0..<count {
+                    lines += Array(
+                        #"{"jsonrpc":"2.0","id":\#(i),"method":"publish","params":{"event_type":"half.closed","data":\#(i)}}"#
+                            .utf8)
+                    lines.append(UInt8(ascii: "\n"))
+                }
+                socket.write(lines)
+                #expect(shutdown(socket.fd, Int32(SHUT_WR)) == 0)
+                var ids: [Int] = []
+                while let line = socket.readLine() {
+                    let reply = try JSONParser.parse(line)
+                    #expect(reply["result"]?["event_type"] == "half.closed", "\(reply)")
+                    if let id = reply["id"]?.intValue { ids.append(id) }
+                }
+                // The daemon closed the connection (EOF, not the read timeout), after every receipt.
+                var byte: UInt8 = 0
+                #expect(read(socket.fd, &byte, 1) == 0, "round \(round): still open")
+                #expect(ids.sorted() == Array(0..<count), "round \(round)")
+            }
+        }
+    }
+
     @Test func aClientPublishedPipelineEventRunsTheChain() async throws {
         try await withDaemon { path, _ in
             let client = try await TradewireClient.connect(socketPath: path)

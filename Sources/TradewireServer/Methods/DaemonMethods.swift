@@ -172,17 +172,51 @@ enum DaemonMethods {
     static func publish(_ params: PublishParams, _ context: RequestContext) throws(RPCError) -> MethodOutcome {
         switch try publishAnswer(params, context) {
         case .receipt(let published): .success(receiptBytes(published))
+        case .afterDispatch(let published, let stopwatch):
+            .later { complete in
+                whenSettled(published, stopwatch) { settled in
+                    complete(settled.map { receiptBytes(published) })
+                }
+            }
         case .outcome(let outcome): outcome
         }
     }
 
-    /// How a publish is answered: a receipt now, or a method outcome (an answer given later,
-    /// a client-started iteration).
+    /// How a publish is answered: a receipt now or once its event is delivered, or a method
+    /// outcome (a client-started iteration).
     enum PublishAnswer {
         /// Delivered, with nothing to await: the receipt is due now (a connection writes it
         /// from the event when it drains: ``Outbox/enqueue(receipt:event:subscribers:)``).
         case receipt(PublishedEvent)
+        /// Waiting for its journal batch: answered through ``whenSettled(_:_:_:)``.
+        case afterDispatch(PublishedEvent, MetricsStopwatch)
         case outcome(MethodOutcome)
+    }
+
+    /// Calls `settled` once a publish that waited for its journal batch may be answered:
+    /// delivered and its in-process handlers finished (success: its receipt is due), or not
+    /// stored (a sequencing journal out of reach). Runs on the journal's writer thread (or
+    /// the cluster tail's), or in a task when async handlers matched.
+    static func whenSettled(
+        _ published: PublishedEvent, _ stopwatch: MetricsStopwatch,
+        _ settled: @escaping @Sendable (Result<Void, RPCError>) -> Void
+    ) {
+        published.whenDispatched { hasPendingHandlers in
+            if let failure = published.failure {
+                settled(.failure(.clusterUnavailable(failure)))
+                return
+            }
+            guard hasPendingHandlers else {
+                stopwatch.record(into: publishSeconds)
+                settled(.success(()))
+                return
+            }
+            Task {
+                await published.handlersFinished()
+                stopwatch.record(into: publishSeconds)
+                settled(.success(()))
+            }
+        }
     }
 
     /// ``publish(_:_:)``, with an immediate receipt left for the caller to write.
@@ -223,25 +257,7 @@ enum DaemonMethods {
         }
         // Answered once the event is delivered (its journal batch committed) and its
         // in-process handlers finished.
-        return .outcome(
-            .later { complete in
-                published.whenDispatched { hasPendingHandlers in
-                    if let failure = published.failure {
-                        complete(.failure(.clusterUnavailable(failure)))
-                        return
-                    }
-                    guard hasPendingHandlers else {
-                        stopwatch.record(into: publishSeconds)
-                        complete(.success(receiptBytes(published)))
-                        return
-                    }
-                    Task {
-                        await published.handlersFinished()
-                        stopwatch.record(into: publishSeconds)
-                        complete(.success(receiptBytes(published)))
-                    }
-                }
-            })
+        return .afterDispatch(published, stopwatch)
     }
 
     /// The publish result; a client-started iteration adds `iteration`, `iteration_id`,
