@@ -22,6 +22,10 @@ public final class EventBus: Sendable {
 
     private let state: Mutex<State>
     private let logger: Logger
+    /// Where a publish's async handlers count their failures. Published events hold this,
+    /// not the bus: the bus is weakly referenced (by its journal's writer), which sends every
+    /// retain and release of it through a side table, too slow for each publish.
+    private let asyncFailures: AsyncHandlerFailures
     private let clock: @Sendable () -> Date
     /// Capture before dispatch: set when the bus has a journal (nil: ephemeral).
     private let writer: JournalWriter?
@@ -162,6 +166,7 @@ public final class EventBus: Sendable {
         let state = Mutex(initial)
         self.state = state
         self.logger = logger
+        self.asyncFailures = AsyncHandlerFailures(logger: logger)
         self.clock = clock
         self.fencing = fencing
         let box = BusBox()
@@ -398,10 +403,10 @@ public final class EventBus: Sendable {
                     logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
                     // A sequencing journal never gave this event a seq: its publisher is told.
                     let outcome = DispatchOutcome.unmatched(failure: sequenced ? "the daemon is stopping" : nil)
-                    return PublishedEvent(event: event, dispatch: .done(outcome), bus: self)
+                    return PublishedEvent(event: event, dispatch: .done(outcome), failures: asyncFailures)
                 }
                 if !sequenced { state.nextSeq += 1 }
-                return PublishedEvent(event: event, dispatch: .pending(ticket), bus: self)
+                return PublishedEvent(event: event, dispatch: .pending(ticket), failures: asyncFailures)
             }
         }
         // A type not in the match cache is matched against every subscription outside the
@@ -442,7 +447,7 @@ public final class EventBus: Sendable {
             metadata: metadata)
         state.nextSeq += 1
         let outcome = deliver(event, to: matched, &state)
-        return PublishedEvent(event: event, dispatch: .done(outcome), bus: self)
+        return PublishedEvent(event: event, dispatch: .done(outcome), failures: asyncFailures)
     }
 
     /// Delivers a committed event (the journal's writer thread calls this, in seq order).
@@ -550,10 +555,6 @@ public final class EventBus: Sendable {
     /// Matched subscribers held by the match cache (Σ matches + 1), for tests of its bound.
     var cachedMatchCount: Int { state.withLock { $0.cachedMatches } }
 
-    func recordHandlerErrors(_ count: Int) {
-        state.withLock { $0.handlerErrors += count }
-    }
-
     var handlerLogger: Logger { logger }
 
     // MARK: queries
@@ -600,7 +601,7 @@ public final class EventBus: Sendable {
                 internalHandlersByPattern: state.internalPatternCounts.filter { $0.value > 0 },
                 eventsPublished: state.published,
                 eventsDelivered: state.delivered,
-                handlerErrors: state.handlerErrors,
+                handlerErrors: state.handlerErrors + asyncFailures.count,
                 publishedByType: state.publishedByType,
                 historySize: state.history.count,
                 historyCapacity: state.historyCapacity,
@@ -620,12 +621,12 @@ public struct PublishedEvent: Sendable {
     /// The event as published, before a sequencing journal gave it its seq.
     private let published: Event
     let dispatch: Dispatch
-    fileprivate let bus: EventBus
+    fileprivate let failures: AsyncHandlerFailures
 
-    init(event: Event, dispatch: Dispatch, bus: EventBus) {
+    fileprivate init(event: Event, dispatch: Dispatch, failures: AsyncHandlerFailures) {
         self.published = event
         self.dispatch = dispatch
-        self.bus = bus
+        self.failures = failures
     }
 
     /// The event: with its seq once dispatched (a sequencing journal's seq is 0 until then).
@@ -705,10 +706,25 @@ public struct PublishedEvent: Sendable {
     }
 
     private func fail(_ error: any Error) {
-        bus.handlerLogger.warning(
+        failures.record(error, event: event)
+    }
+}
+
+/// Failures of async in-process handlers: logged and counted (`get_stats`' handler errors,
+/// with the synchronous ones the bus counts under its lock).
+private final class AsyncHandlerFailures: Sendable {
+    private let logger: Logger
+    private let failed = Atomic<Int>(0)
+
+    init(logger: Logger) { self.logger = logger }
+
+    var count: Int { failed.load(ordering: .relaxed) }
+
+    func record(_ error: any Error, event: Event) {
+        logger.warning(
             "bus.handler.failed",
             metadata: ["event.type": "\(event.type)", "event.seq": "\(event.seq)", "error": "\(error)"])
-        bus.recordHandlerErrors(1)
+        failed.add(1, ordering: .relaxed)
     }
 }
 

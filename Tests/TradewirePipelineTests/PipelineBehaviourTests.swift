@@ -153,6 +153,20 @@ struct Boom: Error {}
         #expect(bus.history().records.map(\.event.type) == ["approved_ready", "executed_ready"])
     }
 
+    @Test func pipelineEventsAreFoundByNameAndNothingElseIs() {
+        for event in PipelineEvent.allCases {
+            #expect(PipelineEvent.named(event.rawValue) == event)
+            // A near miss of every length around the name's, and the name cut or extended.
+            #expect(PipelineEvent.named(event.rawValue + "y") == nil)
+            #expect(PipelineEvent.named(String(event.rawValue.dropLast())) == nil)
+            #expect(PipelineEvent.named(event.rawValue.uppercased()) == nil)
+            #expect(PipelineEvent.named("x" + event.rawValue.dropFirst()) == nil)
+        }
+        for other in ["", "y", "bench", "ready", "_ready", "market_ready", "data_ready.x", "data.ready"] {
+            #expect(PipelineEvent.named(other) == nil, "\(other)")
+        }
+    }
+
     @Test func aClientEventNamingALiveIterationDoesNotDriveIt() async throws {
         let bus = EventBus(logger: quietLogger)
         let orchestrator = makeOrchestrator(.eventDriven, provider: SlowProvider(), bus: bus)

@@ -19,10 +19,21 @@ public enum PipelineEvent: String, Sendable, CaseIterable {
     case executedReady = "executed_ready"
     case auditReady = "audit_ready"
 
-    /// The pipeline event named `type`, if it is one (a hash lookup: every client publish asks).
-    public static func named(_ type: String) -> PipelineEvent? { byName[type] }
+    /// The pipeline event named `type`, if it is one. Every client publish asks: a type of
+    /// another length, or not ending like every name (`_ready`), is refused without hashing.
+    public static func named(_ type: String) -> PipelineEvent? {
+        let utf8 = type.utf8
+        guard nameLengths.contains(utf8.count), utf8.last == UInt8(ascii: "y") else { return nil }
+        return byName[type]
+    }
 
     private static let byName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.rawValue, $0) })
+    private static let nameLengths: ClosedRange<Int> = {
+        let lengths = allCases.map(\.rawValue.utf8.count)
+        precondition(
+            allCases.allSatisfy { $0.rawValue.hasSuffix("_ready") }, "named(_:) expects every name to end in _ready")
+        return lengths.min()!...lengths.max()!
+    }()
 
     /// Whether a client's event of this type starts an iteration (PROTOCOL §9): data,
     /// strategy and quant output may come from outside; risk's, execution's and audit's may
