@@ -28,7 +28,8 @@ final class ConnectionHandler: ChannelDuplexHandler {
     /// The rest of a batch whose entries wait for the outbound budget (before `heldInput`).
     private var heldBatch: (entries: ArraySlice<RPCEntry>, collector: BatchCollector)?
     /// The client shut its writing side (`echo … | socat`): answer what it sent, then close.
-    private var inputClosed = false
+    /// Kept on the connection, where the threads that answer journaled publishes see it.
+    private var inputClosed: Bool { connection?.inputClosed.load(ordering: .sequentiallyConsistent) ?? false }
     /// The daemon is stopping: nothing more is read, and the connection closes once every
     /// queued byte has reached the socket.
     private var closing = false
@@ -211,7 +212,6 @@ final class ConnectionHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
-            inputClosed = true
             connection?.inputClosed.store(true, ordering: .sequentiallyConsistent)
             closeIfFinished()
         }
