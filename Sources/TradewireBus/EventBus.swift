@@ -50,43 +50,125 @@ public final class EventBus: Sendable {
         /// Bumped on every subscription change: a match list computed outside the lock is
         /// used only if no subscription changed meanwhile.
         var generation = 0
-        /// Per event type: the subscribers that match it (dropped whenever subscriptions change).
-        var matchCache: [String: [Subscriber]] = [:]
-        /// Σ (matched subscribers + 1) over the cache: its size, bounded by ``EventBus/maximumCachedMatches``.
+        /// Per published event type (at most ``EventBus/maximumTrackedTypes``): its count and
+        /// its match list, both found with one lookup per publish.
+        var types: [String: TypeEntry] = [:]
+        /// Publishes of types beyond the tracked ones (`(other)`).
+        var otherPublished = 0
+        /// Match lists of types without an entry in `types` (looked up before their first
+        /// publish, or beyond the tracked ones).
+        var untrackedMatches: [String: [Subscriber]] = [:]
+        /// Σ (matched subscribers + 1) over every cached list: bounded by ``EventBus/maximumCachedMatches``.
         var cachedMatches = 0
+        /// Entries of `types` holding a match list (none: dropping the lists skips the walk).
+        var typesWithMatches = 0
         var history: Deque<HistoryRecord> = []
         var historyCapacity: Int
         var published = 0
         var delivered = 0
         var handlerErrors = 0
-        var publishedByType: [String: Int] = [:]
         /// A sequencing journal's batches appended by this bus and not yet delivered back,
         /// by batch key (bounded by the writer's queue: at most one batch is in flight).
         var pendingBatches: [String: [JournalWriter.Entry]] = [:]
+        /// Publish timestamps' text, formatted a second at a time.
+        var timestamps = RFC3339SecondCache()
 
+        /// One event type's publish count, and its subscribers while subscriptions are unchanged.
+        struct TypeEntry {
+            var published: Int
+            var matched: [Subscriber]?
+        }
+
+        /// The cached match list of a type about to be published, counting the publish when
+        /// it is there (one hash for a tracked type). Nil when not cached (nothing counted).
+        mutating func publishing(_ type: String) -> [Subscriber]? {
+            if let index = types.index(forKey: type) {
+                guard let matched = types.values[index].matched else { return nil }
+                types.values[index].published += 1
+                return matched
+            }
+            guard let matched = untrackedMatches[type] else { return nil }
+            countPublish(type)
+            return matched
+        }
+
+        /// Counts a publish of `type` (a new tracked type takes its match list along).
+        mutating func countPublish(_ type: String) {
+            if let index = types.index(forKey: type) {
+                types.values[index].published += 1
+            } else if types.count < EventBus.maximumTrackedTypes {
+                let matched = untrackedMatches.removeValue(forKey: type)
+                if matched != nil { typesWithMatches += 1 }
+                types[type] = TypeEntry(published: 1, matched: matched)
+            } else {
+                otherPublished += 1
+            }
+        }
+
+        /// The cached match list of `type`, nothing counted.
+        func cachedMatching(_ type: String) -> [Subscriber]? {
+            if let entry = types[type] { return entry.matched }
+            return untrackedMatches[type]
+        }
+
+        /// Keeps `found` as the match list of `type` (none when it alone exceeds the bound;
+        /// every list is dropped first when it would take the cache over it).
         mutating func cache(_ type: String, _ found: [Subscriber]) {
             let cost = found.count + 1
             guard cost <= EventBus.maximumCachedMatches else { return }
-            if cachedMatches + cost > EventBus.maximumCachedMatches {
-                matchCache.removeAll()
-                cachedMatches = 0
+            if let index = types.index(forKey: type) {
+                guard types.values[index].matched == nil else { return }
+                if cachedMatches + cost > EventBus.maximumCachedMatches {
+                    dropMatches()
+                }
+                types.values[index].matched = found
+                typesWithMatches += 1
+            } else {
+                guard untrackedMatches[type] == nil else { return }
+                if cachedMatches + cost > EventBus.maximumCachedMatches {
+                    dropMatches()
+                }
+                untrackedMatches[type] = found
             }
-            matchCache[type] = found
             cachedMatches += cost
+        }
+
+        /// Forgets every match list (the counts stay).
+        mutating func dropMatches() {
+            untrackedMatches.removeAll(keepingCapacity: true)
+            if typesWithMatches > 0 {
+                for index in types.indices { types.values[index].matched = nil }
+                typesWithMatches = 0
+            }
+            cachedMatches = 0
         }
 
         mutating func subscriptionsChanged() {
             generation &+= 1
-            matchCache.removeAll(keepingCapacity: true)
-            cachedMatches = 0
+            dropMatches()
         }
 
         /// Matches under the lock (the fallback when subscriptions keep changing).
         mutating func matching(_ type: String) -> [Subscriber] {
-            if let cached = matchCache[type] { return cached }
+            if let cached = cachedMatching(type) { return cached }
             let found = ordered.filter { $0.pattern.matches(type) }
             cache(type, found)
             return found
+        }
+
+        /// Matches under the lock and counts a publish of `type`.
+        mutating func matchingPublish(_ type: String) -> [Subscriber] {
+            if let cached = publishing(type) { return cached }
+            let found = matching(type)
+            countPublish(type)
+            return found
+        }
+
+        /// Lifetime publishes per type, `(other)` summing those beyond the tracked ones.
+        var publishedByType: [String: Int] {
+            var counts = types.mapValues(\.published)
+            if otherPublished > 0 { counts["(other)", default: 0] += otherPublished }
+            return counts
         }
     }
 
@@ -361,15 +443,16 @@ public final class EventBus: Sendable {
 
     // MARK: publishing
 
-    /// Publishes and awaits every matching in-process handler.
+    /// Publishes and awaits every matching in-process handler. Runs on the caller's
+    /// executor (no hop of its own: a publish from an actor stays on it until a handler runs).
     @discardableResult
-    public func publish(
+    nonisolated(nonsending) public func publish(
         _ type: String,
         payload: any EventPayload = JSONValue.null,
-        metadata: JSONObject = [:]
+        metadata: JSONObject = JSONObject()
     ) async -> PublishedEvent {
         let published = publishRecording(type, payload: payload, metadata: metadata)
-        await published.handlersFinished()
+        if published.hasPendingHandlers { await published.handlersFinished() }
         return published
     }
 
@@ -382,18 +465,19 @@ public final class EventBus: Sendable {
     public func publishRecording(
         _ type: String,
         payload: any EventPayload,
-        metadata: JSONObject = [:]
+        metadata: JSONObject = JSONObject()
     ) -> PublishedEvent {
         // Whole microseconds: the precision of the wire's times and of the journal, so a
         // recorded event reads back exactly as it was delivered.
-        let timestamp = RFC3339.roundedToMicroseconds(clock())
-        let timestampText = RFC3339Text(timestamp)  // formatted outside the lock
+        let stamp = RFC3339.wholeMicroseconds(clock())
+        let timestamp = RFC3339.date(seconds: stamp.seconds, micros: stamp.micros)
         if let writer {
             // Capture before dispatch: the seq is assigned now, in order; matching, delivery
             // and history happen once the event's batch is in the journal.
             let sequenced = self.sequenced
             let fence = sequenced ? fencing(type, metadata) : nil
             return state.withLock { state in
+                let timestampText = state.timestamps.text(seconds: stamp.seconds, micros: stamp.micros)
                 // A sequencing journal gives the seq when the batch commits (0 until then).
                 let event = Event(
                     seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampText: timestampText,
@@ -416,18 +500,19 @@ public final class EventBus: Sendable {
             var snapshot: (generation: Int, all: [Subscriber])?
             let published: PublishedEvent? = state.withLock { state in
                 let matched: [Subscriber]
-                if let cached = state.matchCache[type] {
+                if let cached = state.publishing(type) {
                     matched = cached
                 } else if let computed, computed.generation == state.generation {
                     matched = computed.found
                     state.cache(type, matched)
+                    state.countPublish(type)
                 } else if attempt == 2 {
-                    matched = state.matching(type)
+                    matched = state.matchingPublish(type)
                 } else {
                     snapshot = (state.generation, state.ordered)
                     return nil
                 }
-                return record(type, timestamp, timestampText, payload, metadata, matched, &state)
+                return record(type, timestamp, stamp, payload, metadata, matched, &state)
             }
             if let published { return published }
             if let snapshot {
@@ -439,11 +524,12 @@ public final class EventBus: Sendable {
 
     /// Assigns the seq, runs synchronous handlers, records history and counts (under the lock).
     private func record(
-        _ type: String, _ timestamp: Date, _ timestampText: RFC3339Text, _ payload: any EventPayload,
+        _ type: String, _ timestamp: Date, _ stamp: (seconds: Int64, micros: Int64), _ payload: any EventPayload,
         _ metadata: JSONObject, _ matched: [Subscriber], _ state: inout State
     ) -> PublishedEvent {
         let event = Event(
-            seq: state.nextSeq, type: type, timestamp: timestamp, timestampText: timestampText, payload: payload,
+            seq: state.nextSeq, type: type, timestamp: timestamp,
+            timestampText: state.timestamps.text(seconds: stamp.seconds, micros: stamp.micros), payload: payload,
             metadata: metadata)
         state.nextSeq += 1
         let outcome = deliver(event, to: matched, &state)
@@ -453,7 +539,7 @@ public final class EventBus: Sendable {
     /// Delivers a committed event (the journal's writer thread calls this, in seq order).
     fileprivate func dispatch(_ batch: [JournalWriter.Entry]) {
         let outcomes: [DispatchOutcome] = state.withLock { state in
-            batch.map { entry in deliver(entry.event, to: state.matching(entry.event.type), &state) }
+            batch.map { entry in deliver(entry.event, to: state.matchingPublish(entry.event.type), &state) }
         }
         for (entry, outcome) in zip(batch, outcomes) { entry.ticket.complete(outcome) }
     }
@@ -489,7 +575,7 @@ public final class EventBus: Sendable {
                         if delivery.index == batch.count - 1 { state.pendingBatches[delivery.batchKey] = nil }
                     }
                     state.nextSeq = seq + 1
-                    var outcome = deliver(event, to: state.matching(event.type), &state, node: delivery.node)
+                    var outcome = deliver(event, to: state.matchingPublish(event.type), &state, node: delivery.node)
                     outcome.event = event
                     if let ticket {
                         completions.append((ticket, outcome))
@@ -516,7 +602,8 @@ public final class EventBus: Sendable {
         }
     }
 
-    /// Runs synchronous handlers, records history and counts (under the lock).
+    /// Runs synchronous handlers, records history and counts (under the lock; the caller
+    /// counted the publish by type when it looked the match list up).
     private func deliver(
         _ event: Event, to matched: [Subscriber], _ state: inout State, node: String? = nil
     ) -> DispatchOutcome {
@@ -542,13 +629,6 @@ public final class EventBus: Sendable {
         if state.history.count == state.historyCapacity { state.history.removeFirst() }
         state.history.append(HistoryRecord(event: event, subscriberCount: clients, node: node))
         state.published += 1
-        if let index = state.publishedByType.index(forKey: type) {
-            state.publishedByType.values[index] += 1
-        } else if state.publishedByType.count < Self.maximumTrackedTypes {
-            state.publishedByType[type] = 1
-        } else {
-            state.publishedByType["(other)", default: 0] += 1
-        }
         return DispatchOutcome(clientSubscribers: clients, matched: matched, asyncHandlers: asyncHandlers)
     }
 
@@ -669,8 +749,9 @@ public struct PublishedEvent: Sendable {
     }
 
     /// Runs the matched async handlers concurrently and returns when all have finished.
-    /// Errors are counted and logged, never thrown.
-    public func handlersFinished() async {
+    /// Errors are counted and logged, never thrown. Runs on the caller's executor (the
+    /// handlers run on their own).
+    nonisolated(nonsending) public func handlersFinished() async {
         let outcome: DispatchOutcome
         switch dispatch {
         case .done(let done): outcome = done
@@ -680,7 +761,9 @@ public struct PublishedEvent: Sendable {
         let event = self.event
         var handlers = outcome.matched.lazy.compactMap(\.asyncHandler).makeIterator()
         guard outcome.asyncHandlers > 1 else {
-            if let handle = handlers.next() { await run(handle, event) }
+            if let handle = handlers.next() {
+                do { try await handle(event) } catch { fail(error) }
+            }
             return
         }
         // Each handler but the last is a child task started immediately: it runs on this
@@ -701,7 +784,7 @@ public struct PublishedEvent: Sendable {
         }
     }
 
-    private func run(_ handle: @Sendable (Event) async throws -> Void, _ event: Event) async {
+    nonisolated(nonsending) private func run(_ handle: @Sendable (Event) async throws -> Void, _ event: Event) async {
         do { try await handle(event) } catch { fail(error) }
     }
 

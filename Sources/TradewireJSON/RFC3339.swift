@@ -28,7 +28,12 @@ public enum RFC3339 {
     /// The date of ``wholeMicroseconds(_:)``: the instant its RFC 3339 text names.
     public static func roundedToMicroseconds(_ date: Date) -> Date {
         let (seconds, micros) = wholeMicroseconds(date)
-        return Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
+        return self.date(seconds: seconds, micros: micros)
+    }
+
+    /// The instant `seconds` since 1970 plus `micros`, as ``roundedToMicroseconds(_:)`` gives it.
+    public static func date(seconds: Int64, micros: Int64) -> Date {
+        Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
     }
 
     /// Appends the timestamp's characters (no quotes).
@@ -38,15 +43,14 @@ public enum RFC3339 {
         }
     }
 
-    /// Writes the 27 characters of `date` (`2026-11-25T14:20:08.123456Z`) at `out`.
-    static func write(_ date: Date, to out: UnsafeMutablePointer<UInt8>) {
-        let (seconds, micros) = wholeMicroseconds(date)
+    /// Writes the 27 characters (`2026-11-25T14:20:08.123456Z`) of `seconds` since 1970 plus
+    /// `micros` (in `0..<1_000_000`) at `out`.
+    static func write(seconds: Int64, micros: Int64, to out: UnsafeMutablePointer<UInt8>) {
         let days = floorDiv(seconds, 86_400)
         let secondOfDay = seconds - days * 86_400
         let (year, month, day) = civil(fromDays: days)
         let y = Int(year)
         let sod = Int(secondOfDay)
-        let us = Int(micros)
         // Two digits at a time with constant divisors (this runs for every event).
         writePair(y / 100 % 100, at: out)
         writePair(y % 100, at: out + 2)
@@ -61,10 +65,16 @@ public enum RFC3339 {
         out[16] = UInt8(ascii: ":")
         writePair(sod % 60, at: out + 17)
         out[19] = UInt8(ascii: ".")
-        writePair(us / 10_000, at: out + 20)
-        writePair(us / 100 % 100, at: out + 22)
-        writePair(us % 100, at: out + 24)
+        writeMicros(micros, to: out + 20)
         out[26] = UInt8(ascii: "Z")
+    }
+
+    /// Writes the six digits of `micros` (in `0..<1_000_000`) at `out`.
+    @inline(__always) static func writeMicros(_ micros: Int64, to out: UnsafeMutablePointer<UInt8>) {
+        let us = Int(micros)
+        writePair(us / 10_000, at: out)
+        writePair(us / 100 % 100, at: out + 2)
+        writePair(us % 100, at: out + 4)
     }
 
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fraction]]` with `Z`, `±HH:MM` or no zone

@@ -12,11 +12,25 @@ public struct RFC3339Text: Sendable, Equatable, CustomStringConvertible {
 
     /// `date`'s text, in UTC, rounded to whole microseconds as ``RFC3339/wholeMicroseconds(_:)`` does.
     public init(_ date: Date) {
+        let (seconds, micros) = RFC3339.wholeMicroseconds(date)
+        self.init(seconds: seconds, micros: micros)
+    }
+
+    /// The text of `seconds` since 1970 plus `micros` (in `0..<1_000_000`), in UTC.
+    public init(seconds: Int64, micros: Int64) {
         Swift.withUnsafeMutableBytes(of: &storage) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
             out[0] = UInt8(ascii: "\"")
-            RFC3339.write(date, to: out + 1)
+            RFC3339.write(seconds: seconds, micros: micros, to: out + 1)
             out[Self.count - 1] = UInt8(ascii: "\"")
+        }
+    }
+
+    /// Replaces the six fraction digits (the text's second stays).
+    fileprivate mutating func setMicros(_ micros: Int64) {
+        Swift.withUnsafeMutableBytes(of: &storage) { raw in
+            // `"YYYY-MM-DDTHH:MM:SS.ffffffZ"`: the fraction starts after the quote and 20 characters.
+            RFC3339.writeMicros(micros, to: raw.baseAddress!.assumingMemoryBound(to: UInt8.self) + 21)
         }
     }
 
@@ -36,6 +50,28 @@ public struct RFC3339Text: Sendable, Equatable, CustomStringConvertible {
 
     public static func == (lhs: RFC3339Text, rhs: RFC3339Text) -> Bool {
         lhs.storage == rhs.storage
+    }
+}
+
+/// Timestamps formatted a second at a time: the date and the time of day are written once
+/// for each second, every text within it only its microseconds (an event bus stamps every
+/// publish, most of them within the second of the one before).
+public struct RFC3339SecondCache: Sendable {
+    private var second: Int64?
+    private var template = RFC3339Text(seconds: 0, micros: 0)
+
+    public init() {}
+
+    /// The text of `seconds` since 1970 plus `micros` (in `0..<1_000_000`), as
+    /// ``RFC3339Text/init(seconds:micros:)`` writes it.
+    public mutating func text(seconds: Int64, micros: Int64) -> RFC3339Text {
+        if second != seconds {
+            template = RFC3339Text(seconds: seconds, micros: 0)
+            second = seconds
+        }
+        var text = template
+        text.setMicros(micros)
+        return text
     }
 }
 

@@ -286,13 +286,13 @@ final class Outbox: Sendable {
             case .receipt(let id, let event, let subscribers, _):
                 writeResponseStart(id, into: &buffer)
                 buffer.writeStaticString(#"{"seq":"#)
-                buffer.writeString(String(event.seq))
+                DecimalDigits.withText(of: event.seq) { _ = buffer.writeBytes($0) }
                 buffer.writeStaticString(#","event_type":""#)
                 buffer.writeString(event.type)
                 buffer.writeStaticString(#"","timestamp":"#)
                 event.timestampText.withUnsafeBytes { _ = buffer.writeBytes($0) }
                 buffer.writeStaticString(#","subscribers":"#)
-                buffer.writeString(String(subscribers))
+                DecimalDigits.withText(of: subscribers) { _ = buffer.writeBytes($0) }
                 buffer.writeStaticString("}}")
             case .event(let prefix, let event, _):
                 buffer.writeBytes(prefix.bytes)
@@ -300,7 +300,7 @@ final class Outbox: Sendable {
                 buffer.writeStaticString("}}")
             case .delivery(let prefix, let event, let attempt, _):
                 buffer.writeBytes(prefix.bytes)
-                buffer.writeString(String(attempt))
+                DecimalDigits.withText(of: attempt) { _ = buffer.writeBytes($0) }
                 buffer.writeStaticString(#"},"event":"#)
                 buffer.writeBytes(event.json)
                 buffer.writeStaticString("}}")

@@ -65,6 +65,42 @@ import TradewireJSON
         #expect(bus.cachedMatchCount > 0)
     }
 
+    @Test func aTrackedTypeIsMatchedAgainAfterEverySubscriptionChange() async throws {
+        let bus = EventBus(logger: quietLogger)
+        for _ in 0..<3 { #expect(bus.publishRecording("a.x", payload: JSONValue.null).clientSubscribers == 0) }
+        let first = bus.subscribe(try EventPattern("a.*"), owner: .client(connection: 1), handler: .sync { _ in })
+        #expect(bus.publishRecording("a.x", payload: JSONValue.null).clientSubscribers == 1)
+        bus.subscribe(try EventPattern("*.x"), owner: .client(connection: 2), handler: .sync { _ in })
+        #expect(bus.publishRecording("a.x", payload: JSONValue.null).clientSubscribers == 2)
+        #expect(bus.hasClientSubscriber(for: "b.x"))  // looked up before its first publish
+        #expect(bus.publishRecording("b.x", payload: JSONValue.null).clientSubscribers == 1)
+        bus.unsubscribe(first.id)
+        #expect(bus.publishRecording("a.x", payload: JSONValue.null).clientSubscribers == 1)
+        #expect(bus.statistics().publishedByType == ["a.x": 6, "b.x": 1])
+        #expect(bus.statistics().eventsPublished == 7)
+    }
+
+    @Test func typesBeyondTheTrackedOnesAreCountedAsOtherAndStillMatched() async throws {
+        let bus = EventBus(logger: quietLogger)
+        bus.subscribe(try EventPattern("t-*"), owner: .client(connection: 1), handler: .sync { _ in })
+        for n in 0..<EventBus.maximumTrackedTypes {
+            #expect(bus.publishRecording("t-\(n)", payload: JSONValue.null).clientSubscribers == 1)
+        }
+        for _ in 0..<2 {
+            #expect(bus.publishRecording("t-new", payload: JSONValue.null).clientSubscribers == 1)
+            #expect(bus.publishRecording("u-new", payload: JSONValue.null).clientSubscribers == 0)
+        }
+        bus.subscribe(try EventPattern("u-*"), owner: .client(connection: 2), handler: .sync { _ in })
+        #expect(bus.publishRecording("u-new", payload: JSONValue.null).clientSubscribers == 1)
+        #expect(bus.publishRecording("t-0", payload: JSONValue.null).clientSubscribers == 1)
+        let counts = bus.statistics().publishedByType
+        #expect(counts.count == EventBus.maximumTrackedTypes + 1)
+        #expect(counts["(other)"] == 5)
+        #expect(counts["t-0"] == 2)
+        #expect(counts["t-new"] == nil)
+        #expect(bus.statistics().eventsPublished == EventBus.maximumTrackedTypes + 6)
+    }
+
     @Test func aSubscriptionMadeWhileATypeIsBeingMatchedIsNotMissed() async throws {
         let bus = EventBus(logger: quietLogger)
         let stop = Task.detached {

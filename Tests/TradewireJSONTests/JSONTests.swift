@@ -54,6 +54,41 @@ import Testing
     }
 }
 
+@Suite struct DecimalDigitsTests {
+    @Test func writesWhatStringWould() {
+        var values = [0, 1, 9, 10, 99, 100, -1, -9, -10, 1_000_000, Int.max, Int.min, Int.min + 1, Int.max - 1]
+        var state: UInt64 = 42  // a fixed xorshift: the same values every run
+        for _ in 0..<5000 {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            values.append(Int(truncatingIfNeeded: state) >> Int(state % 64))
+        }
+        for value in values {
+            let text = DecimalDigits.withText(of: value) { String(decoding: $0, as: UTF8.self) }
+            #expect(text == String(value))
+            var writer = JSONWriter()
+            writer.write(value)
+            #expect(writer.bytes == Array(String(value).utf8))
+        }
+    }
+}
+
+/// SplitMix64: seeded, so a test's random inputs are the same every run.
+struct SplitMix64 {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 @Suite struct RFC3339Tests {
     @Test func formatsWithMicroseconds() {
         #expect(RFC3339.string(from: Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000000Z")
@@ -62,14 +97,8 @@ import Testing
     }
 
     @Test func inlineTextIsTheQuotedString() {
-        var state: UInt64 = 20_261_202  // SplitMix64: the same dates every run
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var random = SplitMix64(seed: 20_261_202)  // the same dates every run
+        func next() -> UInt64 { random.next() }
         var dates = [0, 1_709_210_096.5, -1, 1_709_210_096.999_999_6, 253_402_300_799.999_999].map {
             Date(timeIntervalSince1970: $0)
         }
@@ -93,6 +122,37 @@ import Testing
             RFC3339Text(Date(timeIntervalSince1970: 1_709_210_096.999_999_6)).description
                 == "\"2024-02-29T12:34:57.000000Z\"")
         #expect(RFC3339Text(Date(timeIntervalSince1970: 0)) != RFC3339Text(Date(timeIntervalSince1970: 0.000_001)))
+    }
+
+    @Test func theSecondCacheWritesWhatAFullFormatWould() {
+        var cache = RFC3339SecondCache()
+        // Within one second only the fraction changes; the next second, and one before, are written anew.
+        #expect(cache.text(seconds: 1_709_210_096, micros: 1).description == "\"2024-02-29T12:34:56.000001Z\"")
+        #expect(cache.text(seconds: 1_709_210_096, micros: 999_999).description == "\"2024-02-29T12:34:56.999999Z\"")
+        #expect(cache.text(seconds: 1_709_210_097, micros: 0).description == "\"2024-02-29T12:34:57.000000Z\"")
+        #expect(cache.text(seconds: 1_709_210_096, micros: 500_000).description == "\"2024-02-29T12:34:56.500000Z\"")
+        #expect(cache.text(seconds: -1, micros: 250).description == "\"1969-12-31T23:59:59.000250Z\"")
+        #expect(cache.text(seconds: 0, micros: 0).description == "\"1970-01-01T00:00:00.000000Z\"")
+        var random = SplitMix64(seed: 20_261_203)  // the same stamps every run
+        func next() -> UInt64 { random.next() }
+        var seconds: Int64 = 1_764_000_000
+        for _ in 0..<5000 {
+            // Mostly the same second, sometimes the next, now and then a jump either way.
+            switch next() % 10 {
+            case 0: seconds += 1
+            case 1: seconds = Int64(next() % 8_000_000_000) - 4_000_000_000  // 1843 to 2096
+            default: break
+            }
+            let micros = Int64(next() % 1_000_000)
+            let text = cache.text(seconds: seconds, micros: micros)
+            #expect(text == RFC3339Text(seconds: seconds, micros: micros), "\(seconds).\(micros)")
+            // The date the bus stamps beside the text names the same microsecond (from 1970 to
+            // 2096: a Date's double, counted from 2001, holds it within half a microsecond).
+            if (0..<4_000_000_000).contains(seconds) {
+                let date = RFC3339.date(seconds: seconds, micros: micros)
+                #expect(text == RFC3339Text(date), "\(seconds).\(micros)")
+            }
+        }
     }
 
     @Test func parsesCommonForms() {

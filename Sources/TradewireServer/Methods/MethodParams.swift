@@ -149,7 +149,7 @@ struct PublishParams: MethodParameters {
         guard (try? EventName.validateType(envelope.eventType)) != nil else { return nil }
         type = envelope.eventType
         payload = envelope.data
-        metadata = [:]
+        metadata = JSONObject()
     }
 
     /// The data as a tree (a pipeline event's payload is decoded from it).
