@@ -36,6 +36,19 @@ public enum RFC3339 {
         Date(timeIntervalSince1970: Double(seconds) + Double(micros) / 1_000_000)
     }
 
+    /// `micros` brought into `0..<1_000_000`, what it had beyond carried into `seconds`
+    /// (wrapping, never trapping, at the ends of `Int64`).
+    @inline(__always) static func carried(seconds: Int64, micros: Int64) -> (seconds: Int64, micros: Int64) {
+        guard micros < 0 || micros >= 1_000_000 else { return (seconds, micros) }
+        var carry = micros / 1_000_000
+        var rest = micros % 1_000_000
+        if rest < 0 {
+            rest += 1_000_000
+            carry -= 1
+        }
+        return (seconds &+ carry, rest)
+    }
+
     /// Appends the timestamp's characters (no quotes).
     public static func append(_ date: Date, to bytes: inout [UInt8]) {
         RFC3339Text(date).withUnsafeBytes { quoted in
@@ -47,7 +60,8 @@ public enum RFC3339 {
     /// `micros` (in `0..<1_000_000`) at `out`.
     static func write(seconds: Int64, micros: Int64, to out: UnsafeMutablePointer<UInt8>) {
         let days = floorDiv(seconds, 86_400)
-        let secondOfDay = seconds - days * 86_400
+        // In 0..<86 400; wrapping keeps it exact at the ends of Int64, where `days * 86 400` overflows.
+        let secondOfDay = seconds &- days &* 86_400
         let (year, month, day) = civil(fromDays: days)
         let y = Int(year)
         let sod = Int(secondOfDay)
@@ -176,8 +190,10 @@ public enum RFC3339 {
         return era * 146_097 + doe - 719_468
     }
 
+    /// ⌊a / b⌋ for b > 0, without overflow at `Int64.min`.
     private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        a >= 0 ? a / b : (a - b + 1) / b
+        let quotient = a / b
+        return a % b < 0 ? quotient - 1 : quotient
     }
 
     @inline(__always) private static func writePair(_ value: Int, at out: UnsafeMutablePointer<UInt8>) {

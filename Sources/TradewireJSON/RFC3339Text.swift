@@ -16,8 +16,10 @@ public struct RFC3339Text: Sendable, Equatable, CustomStringConvertible {
         self.init(seconds: seconds, micros: micros)
     }
 
-    /// The text of `seconds` since 1970 plus `micros` (in `0..<1_000_000`), in UTC.
+    /// The text of `seconds` since 1970 plus `micros`, in UTC (micros beyond a second carry
+    /// into `seconds`).
     public init(seconds: Int64, micros: Int64) {
+        let (seconds, micros) = RFC3339.carried(seconds: seconds, micros: micros)
         Swift.withUnsafeMutableBytes(of: &storage) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
             out[0] = UInt8(ascii: "\"")
@@ -62,9 +64,10 @@ public struct RFC3339SecondCache: Sendable {
 
     public init() {}
 
-    /// The text of `seconds` since 1970 plus `micros` (in `0..<1_000_000`), as
-    /// ``RFC3339Text/init(seconds:micros:)`` writes it.
+    /// The text of `seconds` since 1970 plus `micros`, as ``RFC3339Text/init(seconds:micros:)``
+    /// writes it.
     public mutating func text(seconds: Int64, micros: Int64) -> RFC3339Text {
+        let (seconds, micros) = RFC3339.carried(seconds: seconds, micros: micros)
         if second != seconds {
             template = RFC3339Text(seconds: seconds, micros: 0)
             second = seconds

@@ -133,6 +133,16 @@ struct SplitMix64 {
         #expect(cache.text(seconds: 1_709_210_096, micros: 500_000).description == "\"2024-02-29T12:34:56.500000Z\"")
         #expect(cache.text(seconds: -1, micros: 250).description == "\"1969-12-31T23:59:59.000250Z\"")
         #expect(cache.text(seconds: 0, micros: 0).description == "\"1970-01-01T00:00:00.000000Z\"")
+        // Micros beyond a second carry over, either way; absurd values do not trap (the text of
+        // a year beyond 9999 or before 0 names nothing).
+        #expect(cache.text(seconds: 0, micros: 1_500_000).description == "\"1970-01-01T00:00:01.500000Z\"")
+        #expect(cache.text(seconds: 0, micros: -1).description == "\"1969-12-31T23:59:59.999999Z\"")
+        #expect(RFC3339Text(seconds: 1, micros: -2_000_001).description == "\"1969-12-31T23:59:58.999999Z\"")
+        for (seconds, micros) in [(Int64.max, Int64.max), (Int64.min, Int64.min), (0, Int64.min), (Int64.max, 0)] {
+            let text = cache.text(seconds: seconds, micros: micros)
+            #expect(text == RFC3339Text(seconds: seconds, micros: micros))
+            #expect(text.bytes.count == RFC3339Text.count)
+        }
         var random = SplitMix64(seed: 20_261_203)  // the same stamps every run
         func next() -> UInt64 { random.next() }
         var seconds: Int64 = 1_764_000_000
