@@ -111,23 +111,19 @@ public final class EventBus: Sendable {
             return untrackedMatches[type]
         }
 
-        /// Keeps `found` as the match list of `type` (none when it alone exceeds the bound;
-        /// every list is dropped first when it would take the cache over it).
+        /// Keeps `found` as the match list of `type`, which has none (the caller's lookup
+        /// missed under this lock). Nothing is kept when the list alone exceeds the bound;
+        /// every list is dropped first when it would take the cache over it.
         mutating func cache(_ type: String, _ found: [Subscriber]) {
             let cost = found.count + 1
             guard cost <= EventBus.maximumCachedMatches else { return }
+            if cachedMatches + cost > EventBus.maximumCachedMatches {
+                dropMatches()
+            }
             if let index = types.index(forKey: type) {
-                guard types.values[index].matched == nil else { return }
-                if cachedMatches + cost > EventBus.maximumCachedMatches {
-                    dropMatches()
-                }
                 types.values[index].matched = found
                 typesWithMatches += 1
             } else {
-                guard untrackedMatches[type] == nil else { return }
-                if cachedMatches + cost > EventBus.maximumCachedMatches {
-                    dropMatches()
-                }
                 untrackedMatches[type] = found
             }
             cachedMatches += cost
@@ -749,9 +745,8 @@ public struct PublishedEvent: Sendable {
     }
 
     /// Runs the matched async handlers concurrently and returns when all have finished.
-    /// Errors are counted and logged, never thrown. Runs on the caller's executor (the
-    /// handlers run on their own).
-    nonisolated(nonsending) public func handlersFinished() async {
+    /// Errors are counted and logged, never thrown.
+    public func handlersFinished() async {
         let outcome: DispatchOutcome
         switch dispatch {
         case .done(let done): outcome = done
@@ -761,9 +756,7 @@ public struct PublishedEvent: Sendable {
         let event = self.event
         var handlers = outcome.matched.lazy.compactMap(\.asyncHandler).makeIterator()
         guard outcome.asyncHandlers > 1 else {
-            if let handle = handlers.next() {
-                do { try await handle(event) } catch { fail(error) }
-            }
+            if let handle = handlers.next() { await run(handle, event) }
             return
         }
         // Each handler but the last is a child task started immediately: it runs on this
@@ -784,7 +777,7 @@ public struct PublishedEvent: Sendable {
         }
     }
 
-    nonisolated(nonsending) private func run(_ handle: @Sendable (Event) async throws -> Void, _ event: Event) async {
+    private func run(_ handle: @Sendable (Event) async throws -> Void, _ event: Event) async {
         do { try await handle(event) } catch { fail(error) }
     }
 
