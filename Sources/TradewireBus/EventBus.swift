@@ -254,7 +254,9 @@ public final class EventBus: Sendable {
             self.sequenced = false
             self.deliveryScope = { $0() }
         case .journal(let journal, let scope):
-            self.writer = JournalWriter(sink: .journal(journal), logger: logger, dispatchScope: scope) { batch in
+            self.writer = JournalWriter(
+                sink: .journal(journal), firstSeq: firstSeq, logger: logger, dispatchScope: scope
+            ) { batch in
                 box.bus?.dispatch(batch)
             }
             self.sequenced = false
@@ -310,7 +312,7 @@ public final class EventBus: Sendable {
             let subscriber = Subscriber(id: id, pattern: pattern, owner: owner, handler: handler)
             var gap: ReplayGap?
             if let replay {
-                let oldest = state.history.first?.event.seq ?? state.nextSeq
+                let oldest = state.history.first?.event.seq ?? state.dispatchedSeq + 1
                 if replay.sinceSeq + 1 < oldest {
                     gap = ReplayGap(firstSeq: replay.sinceSeq + 1, lastSeq: oldest - 1)
                 }
@@ -467,25 +469,40 @@ public final class EventBus: Sendable {
         // recorded event reads back exactly as it was delivered.
         let stamp = RFC3339.wholeMicroseconds(clock())
         let timestamp = RFC3339.date(seconds: stamp.seconds, micros: stamp.micros)
+        if let writer, !sequenced {
+            // Capture before dispatch: the seq is assigned now, in order, under the writer's
+            // lock (not the bus's, which the writer holds while it delivers a batch);
+            // matching, delivery and history happen once the event's batch is in the journal.
+            let (entry, queued) = writer.enqueueNext(stamp: stamp) { seq, timestampText in
+                JournalWriter.Entry(
+                    event: Event(
+                        seq: seq, type: type, timestamp: timestamp, timestampText: timestampText, payload: payload,
+                        metadata: metadata),
+                    ticket: DispatchTicket())
+            }
+            guard queued else {
+                logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
+                return PublishedEvent(
+                    event: entry.event, dispatch: .done(.unmatched(failure: nil)), failures: asyncFailures)
+            }
+            return PublishedEvent(event: entry.event, dispatch: .pending(entry.ticket), failures: asyncFailures)
+        }
         if let writer {
-            // Capture before dispatch: the seq is assigned now, in order; matching, delivery
-            // and history happen once the event's batch is in the journal.
-            let sequenced = self.sequenced
-            let fence = sequenced ? fencing(type, metadata) : nil
+            // A sequencing journal: publishes are queued in order under the bus's lock; the
+            // journal gives the seq when the batch commits (0 until then).
+            let fence = fencing(type, metadata)
             return state.withLock { state in
                 let timestampText = state.timestamps.text(seconds: stamp.seconds, micros: stamp.micros)
-                // A sequencing journal gives the seq when the batch commits (0 until then).
                 let event = Event(
-                    seq: sequenced ? 0 : state.nextSeq, type: type, timestamp: timestamp, timestampText: timestampText,
-                    payload: payload, metadata: metadata)
+                    seq: 0, type: type, timestamp: timestamp, timestampText: timestampText, payload: payload,
+                    metadata: metadata)
                 let ticket = DispatchTicket()
                 guard writer.enqueue(JournalWriter.Entry(event: event, ticket: ticket, fence: fence)) else {
                     logger.error("bus.publish.after_close", metadata: ["event.type": "\(type)"])
-                    // A sequencing journal never gave this event a seq: its publisher is told.
-                    let outcome = DispatchOutcome.unmatched(failure: sequenced ? "the daemon is stopping" : nil)
+                    // The journal never gave this event a seq: its publisher is told.
+                    let outcome = DispatchOutcome.unmatched(failure: "the daemon is stopping")
                     return PublishedEvent(event: event, dispatch: .done(outcome), failures: asyncFailures)
                 }
-                if !sequenced { state.nextSeq += 1 }
                 return PublishedEvent(event: event, dispatch: .pending(ticket), failures: asyncFailures)
             }
         }
@@ -657,7 +674,10 @@ public final class EventBus: Sendable {
     }
 
     /// The newest seq issued (0 before the first publish).
-    public var lastSeq: Int { state.withLock { $0.nextSeq - 1 } }
+    public var lastSeq: Int {
+        if let writer, !sequenced { return writer.lastIssuedSeq }
+        return state.withLock { $0.nextSeq - 1 }
+    }
 
     /// The newest seq delivered to subscribers, and the oldest seq still in the history ring
     /// (nil when it is empty): where a replay from the journal must hand over to the bus.
@@ -671,7 +691,8 @@ public final class EventBus: Sendable {
     }
 
     public func statistics() -> BusStatistics {
-        state.withLock { state in
+        let issued = writer != nil && !sequenced ? writer?.lastIssuedSeq : nil
+        return state.withLock { state in
             BusStatistics(
                 clientSubscriptionsByPattern: state.clientPatternCounts,
                 internalHandlersByPattern: state.internalPatternCounts.filter { $0.value > 0 },
@@ -681,7 +702,7 @@ public final class EventBus: Sendable {
                 publishedByType: state.publishedByType,
                 historySize: state.history.count,
                 historyCapacity: state.historyCapacity,
-                lastSeq: state.nextSeq - 1)
+                lastSeq: issued ?? state.nextSeq - 1)
         }
     }
 }

@@ -132,6 +132,36 @@ final class MemoryJournal: EventJournal {
         #expect(journal.records.last.map { String(decoding: $0.metadata, as: UTF8.self) } == #"{"k":"v"}"#)
     }
 
+    /// Seqs are given when an event is queued, before its batch commits: `lastSeq` counts
+    /// them, and a subscriber that asks for a replay meanwhile is told of no gap, since the
+    /// events still waiting for the journal reach it live.
+    @Test func eventsWaitingForTheJournalHaveSeqsAndReachANewSubscriberLive() async throws {
+        let journal = MemoryJournal(newest: 10)
+        let bus = try EventBus.journaled(journal, logger: quietLogger)
+        defer { bus.close() }
+        journal.hold()
+        let published = (1...5).map { i in bus.publishRecording("held", payload: JSONValue(i)) }
+        #expect(published.map(\.event.seq) == [11, 12, 13, 14, 15])
+        #expect(bus.lastSeq == 15)
+        #expect(bus.statistics().lastSeq == 15)
+        #expect(bus.statistics().eventsPublished == 0, "nothing is delivered before the journal has it")
+        let gap = Mutex<ReplayGap?>(ReplayGap(firstSeq: -1, lastSeq: -1))
+        let seen = Mutex<[Int]>([])
+        bus.subscribe(
+            try EventPattern("held"), owner: .client(connection: 1),
+            handler: .sync { event in seen.withLock { $0.append(event.seq) } },
+            replay: ReplayRequest(sinceSeq: 10),
+            prelude: { _, reported in gap.withLock { $0 = reported } })
+        #expect(gap.withLock { $0 } == nil, "events 11-15 are still to be delivered: no gap")
+        journal.release()
+        for event in published { await event.dispatched() }
+        #expect(seen.withLock { $0 } == [11, 12, 13, 14, 15])
+        #expect(bus.statistics().eventsPublished == 5)
+        let next = await bus.publish("held")
+        #expect(next.event.seq == 16)
+        #expect(bus.lastSeq == 16)
+    }
+
     @Test func concurrentPublishersCommitInSeqOrderWithoutGaps() async throws {
         let journal = MemoryJournal()
         let bus = try EventBus.journaled(journal, logger: quietLogger)

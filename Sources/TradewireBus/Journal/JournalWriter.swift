@@ -3,6 +3,7 @@ import DequeModule
 import Foundation
 import Logging
 import Synchronization
+import TradewireJSON
 
 /// Capture before dispatch, with group commit: events wait here, in seq order, until a
 /// batch of them is in the journal; only then does the bus deliver them and answer their
@@ -49,14 +50,21 @@ final class JournalWriter: @unchecked Sendable {
     private let condition = NSCondition()
     private var queue = Deque<Entry>()
     private var closing = false
+    /// A local journal's next seq: given under this writer's lock, so a publish on a journaled
+    /// bus never waits for the bus's lock (held by the writer while it delivers a batch).
+    private var nextSeq: Int
+    /// The text of publish timestamps, a second at a time (under the same lock).
+    private var timestamps = RFC3339SecondCache()
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
+    /// `firstSeq`: the seq ``enqueueNext(stamp:_:)`` gives first (a local journal's newest + 1).
     init(
-        sink: Sink, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
+        sink: Sink, firstSeq: Int = 1, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
         dispatch: @escaping @Sendable ([Entry]) -> Void
     ) {
         self.sink = sink
+        self.nextSeq = firstSeq
         self.logger = logger
         self.dispatch = dispatch
         self.dispatchScope = dispatchScope
@@ -66,15 +74,43 @@ final class JournalWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues an event (called under the bus's lock, so the queue is in seq order).
-    /// False once the writer closed: the event will never be committed.
+    /// Queues an event for a sequencing journal (called under the bus's lock, so the queue is
+    /// in publish order). False once the writer closed: the event will never be committed.
     func enqueue(_ entry: Entry) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard !closing else { return false }
+        append(entry)
+        return true
+    }
+
+    /// Queues an event for a local journal: `make` builds it, under this writer's lock, with
+    /// the next seq and the text of `stamp`, so the queue is in seq order. `queued` is false
+    /// once the writer closed: the entry (with the seq it would have had, not used up) will
+    /// never be committed.
+    func enqueueNext(
+        stamp: (seconds: Int64, micros: Int64), _ make: (_ seq: Int, _ text: RFC3339Text) -> Entry
+    ) -> (entry: Entry, queued: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        let entry = make(nextSeq, timestamps.text(seconds: stamp.seconds, micros: stamp.micros))
+        guard !closing else { return (entry, false) }
+        nextSeq += 1
+        append(entry)
+        return (entry, true)
+    }
+
+    /// The newest seq ``enqueueNext(stamp:_:)`` gave (`firstSeq - 1` before the first).
+    var lastIssuedSeq: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return nextSeq - 1
+    }
+
+    /// Under `condition`: queues and wakes the thread when it may be waiting.
+    private func append(_ entry: Entry) {
         queue.append(entry)
         if queue.count == 1 { condition.signal() }
-        return true
     }
 
     /// Commits and dispatches everything queued, then stops the thread. Idempotent.
