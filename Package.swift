@@ -97,7 +97,8 @@ let package = Package(
         .target(
             name: "TradewireHTTP",
             dependencies: [
-                "TradewireServer", "TradewireBus", "TradewirePipeline", "TradewireTrading", "TradewireJSON", "TradewireRPC",
+                "TradewireServer", "TradewireBus", "TradewirePipeline", "TradewireTrading", "TradewireJSON",
+                "TradewireRPC",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -156,6 +157,8 @@ let package = Package(
             name: "TradewireJournalTests",
             dependencies: [
                 "TradewireJournal", "TradewireBus", "TradewireJSON", .product(name: "Logging", package: "swift-log"),
+                // Tests reach into the database (a trigger that makes an insert fail).
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

@@ -166,9 +166,24 @@ public final class SQLiteJournal: EventJournal {
         }
         let pool = try pool()
         try Self.database(databasePath) {
-            try pool.write { db in
+            try pool.writeWithoutTransaction { db in
+                // The transaction's own statements are prepared once, like the insert (GRDB's
+                // `write` parses BEGIN and COMMIT again for every batch).
+                let begin = try db.cachedStatement(sql: "BEGIN IMMEDIATE TRANSACTION")
+                let commit = try db.cachedStatement(sql: "COMMIT TRANSACTION")
                 let statement = try db.cachedStatement(sql: Self.insertSQL)
-                for record in records { try Self.insert(record, with: statement.sqliteStatement, db) }
+                try begin.execute()
+                do {
+                    for record in records { try Self.insert(record, with: statement.sqliteStatement, db) }
+                    try commit.execute()
+                } catch {
+                    // Nothing of the batch stays: a failed commit SQLite did not roll back
+                    // itself is rolled back here, and the error is the caller's to retry.
+                    if sqlite3_get_autocommit(db.sqliteConnection) == 0 {
+                        try? db.execute(sql: "ROLLBACK TRANSACTION")
+                    }
+                    throw error
+                }
             }
         }
     }

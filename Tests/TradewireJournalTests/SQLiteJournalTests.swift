@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TradewireBus
 import TradewireJSON
@@ -42,6 +43,38 @@ import TradewireJSON
         // Half a microsecond of rounding, plus a double's resolution at today's epoch (~0.24 µs).
         #expect(abs(back.timestamp.timeIntervalSince(now)) < 1e-6)
         #expect(RFC3339.string(from: back.timestamp) == RFC3339.string(from: now))
+    }
+
+    /// A batch whose insert fails part way stores none of its rows, and leaves no transaction
+    /// open: the same seqs append afterwards. Both ways a statement can fail are covered: one
+    /// that leaves the transaction to the caller (`RAISE(ABORT)`) and one that SQLite rolls
+    /// back itself (`RAISE(ROLLBACK)`).
+    @Test func aBatchThatFailsPartWayStoresNothingAndTheNextAppendGoesThrough() throws {
+        let temp = TemporaryDirectory()
+        defer { temp.remove() }
+        let journal = try openJournal(temp.path)
+        defer { journal.close() }
+        try journal.append(makeRecords(from: 1, count: 2))
+        try journal.pool().writeWithoutTransaction { db in
+            try db.execute(
+                sql: """
+                    CREATE TRIGGER refuse_abort BEFORE INSERT ON events WHEN NEW.type = 'poison.abort'
+                    BEGIN SELECT RAISE(ABORT, 'refused'); END;
+                    CREATE TRIGGER refuse_rollback BEFORE INSERT ON events WHEN NEW.type = 'poison.rollback'
+                    BEGIN SELECT RAISE(ROLLBACK, 'refused'); END;
+                    """)
+        }
+        for poison in ["poison.abort", "poison.rollback"] {
+            let batch = [makeRecord(3), makeRecord(4), makeRecord(5, type: poison), makeRecord(6)]
+            let failure = journalError { try journal.append(batch) }
+            #expect(failure?.kind == .io, "\(poison)")
+            #expect(failure?.message.contains("refused") == true, "\(failure?.message ?? "no error")")
+            #expect(try journal.read(JournalQuery()).map(\.seq) == [1, 2], "\(poison): nothing of the batch stayed")
+            #expect(try journal.newestSeq() == 2)
+        }
+        try journal.append(makeRecords(from: 3, count: 4))
+        #expect(try journal.read(JournalQuery()).map(\.seq) == [1, 2, 3, 4, 5, 6])
+        #expect(try journal.summary().newestSeq == 6)
     }
 
     @Test func storedTimesPrintAsTheSameRFC3339TextForAnyDate() {

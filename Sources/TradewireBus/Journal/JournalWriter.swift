@@ -78,9 +78,13 @@ final class JournalWriter: @unchecked Sendable {
     /// in publish order). False once the writer closed: the event will never be committed.
     func enqueue(_ entry: Entry) -> Bool {
         condition.lock()
-        defer { condition.unlock() }
-        guard !closing else { return false }
-        append(entry)
+        guard !closing else {
+            condition.unlock()
+            return false
+        }
+        let wake = append(entry)
+        condition.unlock()
+        if wake { condition.signal() }
         return true
     }
 
@@ -92,11 +96,15 @@ final class JournalWriter: @unchecked Sendable {
         stamp: (seconds: Int64, micros: Int64), _ make: (_ seq: Int, _ text: RFC3339Text) -> Entry
     ) -> (entry: Entry, queued: Bool) {
         condition.lock()
-        defer { condition.unlock() }
         let entry = make(nextSeq, timestamps.text(seconds: stamp.seconds, micros: stamp.micros))
-        guard !closing else { return (entry, false) }
+        guard !closing else {
+            condition.unlock()
+            return (entry, false)
+        }
         nextSeq += 1
-        append(entry)
+        let wake = append(entry)
+        condition.unlock()
+        if wake { condition.signal() }
         return (entry, true)
     }
 
@@ -107,10 +115,13 @@ final class JournalWriter: @unchecked Sendable {
         return nextSeq - 1
     }
 
-    /// Under `condition`: queues and wakes the thread when it may be waiting.
-    private func append(_ entry: Entry) {
+    /// Under `condition`: queues, and says whether the thread may be waiting for it. The
+    /// caller signals after unlocking: a signal under the lock wakes the thread only for it to
+    /// sleep again on the lock, and the unlock then wakes it a second time (two wake-ups,
+    /// each a costly cross-CPU call on a virtual machine).
+    private func append(_ entry: Entry) -> Bool {
         queue.append(entry)
-        if queue.count == 1 { condition.signal() }
+        return queue.count == 1
     }
 
     /// Commits and dispatches everything queued, then stops the thread. Idempotent.
