@@ -13,7 +13,10 @@ BENCH_RELEASE_DIR := Benchmarks/.build/release
 SOCKET       ?=
 PREFIX       ?= /usr/local
 BINDIR       ?= $(PREFIX)/bin
-APT_PACKAGES := libjansson-dev libsqlite3-dev pkg-config socat netcat-openbsd jq valgrind
+## What the daemon links against (SQLite; jemalloc, see the README's "Why jemalloc") and
+## pkg-config to find them: `make run` and `make install` install these first when missing.
+BUILD_APT    := libsqlite3-dev libjemalloc-dev pkg-config
+APT_PACKAGES := $(BUILD_APT) libjansson-dev socat netcat-openbsd jq valgrind
 ## The dashboard's browser test (headless Chromium driven by selenium).
 APT_PACKAGES += chromium chromium-driver
 ## The benchmark harness's smoke test (clients/c/tests/bench_smoke.py) runs a redis-server.
@@ -22,29 +25,34 @@ APT_PACKAGES += redis-server
 APT_PACKAGES += postgresql
 BENCH_APT    := redis-server redis-tools
 
-.PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps clean \
-	install uninstall soak
+.PHONY: all build test test-swift test-clients test-python test-c test-shell bench run lint deps bench-deps \
+	build-deps clean install uninstall soak
 
 all: build
 
-## Packages the client tests need, installed only when missing (fresh machines, CI).
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+## Installs those of the Debian packages $(1) that are missing (as root, else through sudo).
+define apt-install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+## The libraries the daemon builds against, installed only when missing.
+build-deps:
+	$(call apt-install,$(BUILD_APT))
+
+## Packages the client tests need, installed only when missing (fresh machines, CI).
+deps:
+	$(call apt-install,$(APT_PACKAGES))
 	@python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
 	@python3 -c "import prometheus_client, requests_sse" 2>/dev/null || python3 -m pip install -q prometheus-client requests-sse
 	@python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q selenium
 
 bench-deps: deps
-	@missing=""; for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call apt-install,$(BENCH_APT))
 	@python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q matplotlib
 
 build:
@@ -128,7 +136,7 @@ bench-thresholds:
 ## Builds and starts the daemon in the foreground with the loop running on the embedded defaults,
 ## and the dashboard on http://$(HTTP) (HTTP=127.0.0.1:PORT to move it; HTTP= to leave it off).
 HTTP ?= 127.0.0.1:8090
-run:
+run: build-deps
 	$(SWIFT) build --product tradewired
 	$(SWIFT) build --product tradewire
 	@echo ""
@@ -146,7 +154,7 @@ lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Benchmarks
 
 ## Release builds of the daemon and the CLI, installed into $(DESTDIR)$(BINDIR).
-install:
+install: build-deps
 	$(SWIFT) build -c release --product tradewired
 	$(SWIFT) build -c release --product tradewire
 	install -d $(DESTDIR)$(BINDIR)

@@ -127,11 +127,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // jemalloc (Debian's libjemalloc-dev) serves the daemon's malloc: the README says why.
+        .systemLibrary(name: "CJemalloc", pkgConfig: "jemalloc", providers: [.apt(["libjemalloc-dev"])]),
         .executableTarget(
             name: "tradewired",
             dependencies: [
                 "TradewireServer", "TradewirePipeline", "TradewireTrading", "TradewireBus", "TradewireJournal",
-                "TradewireHTTP", "TradewireCluster",
+                "TradewireHTTP", "TradewireCluster", "CJemalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -451,6 +451,7 @@ struct Tradewired: AsyncParsableCommand {
             metadata: [
                 "mode": "\(settings.mode.rawValue)", "symbols": "\(settings.symbols.joined(separator: ","))",
                 "data.provider": "\(settings.dataProvider)", "seed": "\(settings.seed)", "pid": "\(getpid())",
+                "allocator": "\(Allocator.description)",
             ])
         // The HTTP server comes first: services stop in reverse order, so it answers `/healthz`
         // with 503 while the socket server drains, then stops (ending its event streams).

@@ -38,6 +38,16 @@ import TradewireTesting
         #expect(lstat(path, &info) != 0, "socket file should be removed")
     }
 
+    /// jemalloc, not the C library, serves the daemon's malloc: the link order put it first,
+    /// and the daemon says so in its first log line (the README's "Why jemalloc").
+    @Test func theDaemonRunsOnJemalloc() async throws {
+        let path = uniqueSocketPath("alloc")
+        try await withDaemonProcess(path, arguments: ["--log-level", "info"]) { daemon in
+            let starting = daemon.stderr.split(separator: "\n").first { $0.contains("daemon.starting") }
+            #expect(starting?.contains("allocator=jemalloc 5.") == true, "\(starting ?? "no daemon.starting line")")
+        }
+    }
+
     @Test func staleSocketIsReplacedAndASecondDaemonIsRefused() async throws {
         let path = uniqueSocketPath("stale")
         // A stale socket: bound, never listened on, left behind.
