@@ -145,24 +145,33 @@ public final class SQLiteJournal: EventJournal {
     }
 
     public func append(_ records: [JournalRecord]) throws(JournalError) {
-        guard let first = records.first else { return }
+        try append(records, seq: \.seq)
+    }
+
+    /// Writes each event's data and metadata from its encoding, where they lie: no copy.
+    public func append(events: [Event]) throws(JournalError) {
+        try append(events, seq: \.seq)
+    }
+
+    private func append<Row: JournalRow>(_ rows: [Row], seq: (Row) -> Int) throws(JournalError) {
+        guard let first = rows.first else { return }
         try writer.withLock { (newest: inout Int) throws(JournalError) -> Void in
-            guard first.seq == newest + 1 else {
+            guard seq(first) == newest + 1 else {
                 throw JournalError(
-                    .seqOutOfOrder, "append of seq \(first.seq) does not continue the journal (newest is \(newest))")
+                    .seqOutOfOrder, "append of seq \(seq(first)) does not continue the journal (newest is \(newest))")
             }
-            try insert(records)
-            newest = records[records.count - 1].seq
+            try insert(rows)
+            newest = seq(rows[rows.count - 1])
         }
     }
 
     /// Inserts a batch whose seqs are consecutive, in one transaction.
-    private func insert(_ records: [JournalRecord]) throws(JournalError) {
-        guard let first = records.first else { return }
-        for (offset, record) in records.enumerated() where record.seq != first.seq + offset {
+    private func insert<Row: JournalRow>(_ rows: [Row]) throws(JournalError) {
+        guard let first = rows.first else { return }
+        for (offset, row) in rows.enumerated() where row.seq != first.seq + offset {
             throw JournalError(
                 .seqOutOfOrder,
-                "append of seq \(record.seq) does not follow seq \(records[offset - 1].seq) in the same batch")
+                "append of seq \(row.seq) does not follow seq \(rows[offset - 1].seq) in the same batch")
         }
         let pool = try pool()
         try Self.database(databasePath) {
@@ -174,7 +183,7 @@ public final class SQLiteJournal: EventJournal {
                 let statement = try db.cachedStatement(sql: Self.insertSQL)
                 try begin.execute()
                 do {
-                    for record in records { try Self.insert(record, with: statement.sqliteStatement, db) }
+                    for row in rows { try Self.insert(row, with: statement.sqliteStatement, db) }
                     try commit.execute()
                 } catch {
                     // Nothing of the batch stays: a failed commit SQLite did not roll back
@@ -194,27 +203,25 @@ public final class SQLiteJournal: EventJournal {
     /// stays valid until the row is stepped and the statement reset, which clears the bindings
     /// before the closures that lend the bytes return. A value SQLite cannot take (over 2 GiB)
     /// fails the append with `SQLITE_TOOBIG`.
-    private static func insert(_ record: JournalRecord, with statement: SQLiteStatement, _ db: Database) throws {
+    private static func insert<Row: JournalRow>(_ record: Row, with statement: SQLiteStatement, _ db: Database) throws {
         var type = record.type
         var dataType = record.dataType
         let code = type.withUTF8 { type in
             dataType.withUTF8 { dataType in
-                record.data.withUnsafeBytes { data in
-                    record.metadata.withUnsafeBytes { metadata in
+                record.withDataAndMetadata { data, metadata in
+                    sqlite3_reset(statement)
+                    defer {
                         sqlite3_reset(statement)
-                        defer {
-                            sqlite3_reset(statement)
-                            sqlite3_clear_bindings(statement)
-                        }
-                        var code = sqlite3_bind_int64(statement, 1, Int64(record.seq))
-                        if code == SQLITE_OK { code = bindText(statement, 2, type) }
-                        if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 3, microseconds(record.timestamp)) }
-                        if code == SQLITE_OK { code = bindBlob(statement, 4, data) }
-                        if code == SQLITE_OK { code = bindBlob(statement, 5, metadata) }
-                        if code == SQLITE_OK { code = bindText(statement, 6, dataType) }
-                        if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount)) }
-                        return code == SQLITE_OK ? sqlite3_step(statement) : code
+                        sqlite3_clear_bindings(statement)
                     }
+                    var code = sqlite3_bind_int64(statement, 1, Int64(record.seq))
+                    if code == SQLITE_OK { code = bindText(statement, 2, type) }
+                    if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 3, microseconds(record.timestamp)) }
+                    if code == SQLITE_OK { code = bindBlob(statement, 4, data) }
+                    if code == SQLITE_OK { code = bindBlob(statement, 5, metadata) }
+                    if code == SQLITE_OK { code = bindText(statement, 6, dataType) }
+                    if code == SQLITE_OK { code = sqlite3_bind_int64(statement, 7, Int64(record.subscriberCount)) }
+                    return code == SQLITE_OK ? sqlite3_step(statement) : code
                 }
             }
         }
@@ -531,5 +538,35 @@ public final class SQLiteJournal: EventJournal {
         } catch {
             throw JournalError(.io, "journal \(path): \(error)")
         }
+    }
+}
+
+/// What the append path writes of one row: a ``JournalRecord``, or an ``Event`` whose data
+/// and metadata are lent from its encoding.
+protocol JournalRow {
+    var seq: Int { get }
+    var type: String { get }
+    var timestamp: Date { get }
+    var dataType: String { get }
+    var subscriberCount: Int { get }
+    /// Calls `body` with the compact JSON of the data and of the metadata.
+    func withDataAndMetadata<T>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> T) -> T
+}
+
+extension JournalRecord: JournalRow {
+    func withDataAndMetadata<T>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> T) -> T {
+        data.withUnsafeBytes { data in metadata.withUnsafeBytes { metadata in body(data, metadata) } }
+    }
+}
+
+extension Event: JournalRow {
+    var dataType: String { payload.jsonTypeName }
+    /// The bus counts no subscribers when it journals an event (they are matched at dispatch).
+    var subscriberCount: Int { 0 }
+
+    func withDataAndMetadata<T>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> T) -> T {
+        let data = dataJSON
+        let metadata = metadataJSON
+        return data.withUnsafeBytes { data in metadata.withUnsafeBytes { metadata in body(data, metadata) } }
     }
 }

@@ -45,6 +45,42 @@ import TradewireJSON
         #expect(RFC3339.string(from: back.timestamp) == RFC3339.string(from: now))
     }
 
+    /// The bus appends events, and the journal writes their data and metadata from the
+    /// events' own encoding: what it stores is byte for byte the record of each event.
+    @Test func eventsAppendAsTheirRecords() throws {
+        let temp = TemporaryDirectory()
+        defer { temp.remove() }
+        let direct = try openJournal(temp.path + "/direct")
+        defer { direct.close() }
+        let viaRecords = try openJournal(temp.path + "/records")
+        defer { viaRecords.close() }
+        let payloads: [JSONValue] = [
+            ["name": "Zoë ✓ 🚀", "quote": "\"x\"\n", "n": -1.5e-7, "ok": true, "list": [1, [2], [:]]],
+            "plain text", 42, 0.25, .null, false, [], [:],
+        ]
+        let metadata: [JSONObject] = [[:], ["iteration_id": "it-1", "source": "tést", "depth": ["a": [1, 2]]]]
+        let events = payloads.enumerated().map { index, payload in
+            Event(
+                seq: index + 1, type: "kind.\(index)",
+                timestamp: Date(timeIntervalSince1970: 1_764_500_000.5 + Double(index)),
+                payload: payload, metadata: metadata[index % 2])
+        }
+        try direct.append(events: Array(events.prefix(3)))
+        try direct.append(events: Array(events.dropFirst(3)))
+        try viaRecords.append(events.map(JournalRecord.init(event:)))
+        let stored = try direct.read(JournalQuery())
+        #expect(stored == (try viaRecords.read(JournalQuery())))
+        #expect(stored.map(\.seq) == Array(1...payloads.count))
+        for (record, event) in zip(stored, events) {
+            #expect(record.data == Array(event.dataJSON))
+            #expect(record.metadata == Array(event.metadataJSON))
+            #expect(record.dataType == event.payload.jsonTypeName)
+            #expect(record.subscriberCount == 0)
+            #expect(RFC3339Text(record.timestamp) == event.timestampText)
+        }
+        #expect(journalError { try direct.append(events: [events[0]]) }?.kind == .seqOutOfOrder)
+    }
+
     /// A batch whose insert fails part way stores none of its rows, and leaves no transaction
     /// open: the same seqs append afterwards. Both ways a statement can fail are covered: one
     /// that leaves the transaction to the caller (`RAISE(ABORT)`) and one that SQLite rolls

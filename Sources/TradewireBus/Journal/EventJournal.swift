@@ -132,6 +132,11 @@ public protocol EventJournal: Sendable {
     /// the records survive what ``JournalSync`` promises.
     func append(_ records: [JournalRecord]) throws(JournalError)
 
+    /// Stores `events` as ``append(_:)`` stores their records (data and metadata from the
+    /// events' encoding, `subscriberCount` 0). The default builds the records; a journal may
+    /// write the bytes where they lie instead (the bus appends every batch this way).
+    func append(events: [Event]) throws(JournalError)
+
     /// Records matching `query`, oldest first.
     func read(_ query: JournalQuery) throws(JournalError) -> [JournalRecord]
 
@@ -166,6 +171,10 @@ public protocol EventJournal: Sendable {
 }
 
 extension EventJournal {
+    public func append(events: [Event]) throws(JournalError) {
+        try append(events.map(JournalRecord.init(event:)))
+    }
+
     /// Removes the oldest records beyond `maxEvents`, and those older than `cutoff`;
     /// returns how many went.
     @discardableResult
@@ -248,6 +257,16 @@ public struct RecordedPayload: EventPayload {
 
     public var estimatedJSONBytes: Int { bytes.count }
     public func encodeJSON(to writer: inout JSONWriter) { writer.writeRaw(bytes) }
+}
+
+extension JournalRecord {
+    /// The record a journal keeps of `event`: its data and metadata as the event's encoding
+    /// writes them, no subscribers counted.
+    public init(event: Event) {
+        self.init(
+            seq: event.seq, type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
+            metadata: Array(event.metadataJSON), dataType: event.payload.jsonTypeName, subscriberCount: 0)
+    }
 }
 
 extension Event {

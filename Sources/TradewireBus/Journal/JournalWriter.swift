@@ -202,17 +202,12 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Entry], to journal: any EventJournal) {
-        let records = batch.map { entry in
-            let event = entry.event
-            return JournalRecord(
-                seq: event.seq, type: event.type, timestamp: event.timestamp, data: Array(event.dataJSON),
-                metadata: Array(event.metadataJSON), dataType: event.payload.jsonTypeName, subscriberCount: 0)
-        }
+        let events = batch.map(\.event)
         var attempt = 0
         while true {
             do {
                 let stopwatch = MetricsStopwatch()
-                try journal.append(records)
+                try journal.append(events: events)
                 stopwatch.record(into: BusMetrics.journalCommit)
                 break
             } catch {
@@ -220,8 +215,8 @@ final class JournalWriter: @unchecked Sendable {
                 logger.error(
                     "journal.append.failed",
                     metadata: [
-                        "error": "\(error)", "attempt": "\(attempt)", "batch.first_seq": "\(records[0].seq)",
-                        "batch.count": "\(records.count)",
+                        "error": "\(error)", "attempt": "\(attempt)", "batch.first_seq": "\(events[0].seq)",
+                        "batch.count": "\(events.count)",
                     ])
                 // Nothing is dispatched or acknowledged before it is in the journal: wait and retry.
                 Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
