@@ -691,7 +691,8 @@ public final class EventBus: Sendable {
     }
 
     public func statistics() -> BusStatistics {
-        let issued = writer != nil && !sequenced ? writer?.lastIssuedSeq : nil
+        // A local journal's writer gives the seqs; otherwise the bus's state holds the next.
+        let issued = sequenced ? nil : writer?.lastIssuedSeq
         return state.withLock { state in
             BusStatistics(
                 clientSubscriptionsByPattern: state.clientPatternCounts,

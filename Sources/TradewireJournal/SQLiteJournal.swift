@@ -145,23 +145,23 @@ public final class SQLiteJournal: EventJournal {
     }
 
     public func append(_ records: [JournalRecord]) throws(JournalError) {
-        try append(records, seq: \.seq)
+        try append(rows: records)
     }
 
     /// Writes each event's data and metadata from its encoding, where they lie: no copy.
     public func append(events: [Event]) throws(JournalError) {
-        try append(events, seq: \.seq)
+        try append(rows: events)
     }
 
-    private func append<Row: JournalRow>(_ rows: [Row], seq: (Row) -> Int) throws(JournalError) {
+    private func append<Row: JournalRow>(rows: [Row]) throws(JournalError) {
         guard let first = rows.first else { return }
         try writer.withLock { (newest: inout Int) throws(JournalError) -> Void in
-            guard seq(first) == newest + 1 else {
+            guard first.seq == newest + 1 else {
                 throw JournalError(
-                    .seqOutOfOrder, "append of seq \(seq(first)) does not continue the journal (newest is \(newest))")
+                    .seqOutOfOrder, "append of seq \(first.seq) does not continue the journal (newest is \(newest))")
             }
             try insert(rows)
-            newest = seq(rows[rows.count - 1])
+            newest = rows[rows.count - 1].seq
         }
     }
 
