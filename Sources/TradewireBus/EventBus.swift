@@ -35,6 +35,8 @@ public final class EventBus: Sendable {
     private let deliveryScope: @Sendable (() -> Void) -> Void
     /// A sequencing journal's fence for a publish (a leader epoch, or nil).
     private let fencing: @Sendable (_ type: String, _ metadata: JSONObject) -> Int?
+    /// Whether the publishing thread commits its journal batch itself (see ``journaled(_:historyCapacity:logger:clock:dispatchScope:callerCommits:)``).
+    private let callerCommits: @Sendable (EventBus) -> Bool
 
     private struct State {
         var nextSeq = 1
@@ -192,15 +194,29 @@ public final class EventBus: Sendable {
     ///
     /// `dispatchScope` wraps the delivery of each committed batch (a server coalesces its
     /// event-loop wake-ups there).
+    ///
+    /// `callerCommits` is asked on each publish: true when the publishing thread will call
+    /// ``commitWaitingEvents()`` soon (an event loop, once its round of reads is over), so the
+    /// journal's writer thread is not woken for that event. The batch then commits on that
+    /// thread, which answers its publishers and wakes its subscribers with no hand-off.
     public static func journaled(
         _ journal: any EventJournal, historyCapacity: Int = EventBus.defaultHistoryCapacity,
         logger: Logger = Logger(label: "tradewire.bus"), clock: @escaping @Sendable () -> Date = { Date() },
-        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() }
+        dispatchScope: @escaping @Sendable (() -> Void) -> Void = { $0() },
+        callerCommits: @escaping @Sendable (EventBus) -> Bool = { _ in false }
     ) throws(JournalError) -> EventBus {
         let newest = try journal.newestSeq()
         return EventBus(
             historyCapacity: historyCapacity, logger: logger, clock: clock,
-            storage: .journal(journal, dispatchScope), firstSeq: newest + 1)
+            storage: .journal(journal, dispatchScope), firstSeq: newest + 1, callerCommits: callerCommits)
+    }
+
+    /// Commits a batch of the events waiting for the journal on the calling thread, and
+    /// delivers it (see `callerCommits` in ``journaled(_:historyCapacity:logger:clock:dispatchScope:callerCommits:)``).
+    /// Whatever it leaves (a commit already running elsewhere, a failed append, more than one
+    /// batch) goes to the journal's writer thread. Nothing when the bus is not journaled.
+    public func commitWaitingEvents() {
+        writer?.commitOnCaller()
     }
 
     /// A bus on a journal that assigns seqs (a cluster's shared journal): publishes are
@@ -234,7 +250,8 @@ public final class EventBus: Sendable {
 
     private init(
         historyCapacity: Int, logger: Logger, clock: @escaping @Sendable () -> Date, storage: Storage, firstSeq: Int,
-        fencing: @escaping @Sendable (String, JSONObject) -> Int? = { _, _ in nil }
+        fencing: @escaping @Sendable (String, JSONObject) -> Int? = { _, _ in nil },
+        callerCommits: @escaping @Sendable (EventBus) -> Bool = { _ in false }
     ) {
         let capacity = max(1, historyCapacity)
         var initial = State(historyCapacity: capacity)
@@ -247,6 +264,7 @@ public final class EventBus: Sendable {
         self.asyncFailures = AsyncHandlerFailures(logger: logger)
         self.clock = clock
         self.fencing = fencing
+        self.callerCommits = callerCommits
         let box = BusBox()
         switch storage {
         case .ephemeral:
@@ -272,6 +290,9 @@ public final class EventBus: Sendable {
         }
         box.bus = self
     }
+
+    /// True while the journal's writer thread sleeps for want of events (for tests).
+    var journalWriterSleeps: Bool { writer?.sleeps ?? false }
 
     /// Commits and delivers every event still waiting for the journal, then stops its
     /// writer (nothing when the bus is ephemeral). Publishing afterwards records nothing.
@@ -473,7 +494,8 @@ public final class EventBus: Sendable {
             // Capture before dispatch: the seq is assigned now, in order, under the writer's
             // lock (not the bus's, which the writer holds while it delivers a batch);
             // matching, delivery and history happen once the event's batch is in the journal.
-            let (entry, queued) = writer.enqueueNext(stamp: stamp) { seq, timestampText in
+            let (entry, queued) = writer.enqueueNext(stamp: stamp, callerCommits: callerCommits(self)) {
+                seq, timestampText in
                 JournalWriter.Entry(
                     event: Event(
                         seq: seq, type: type, timestamp: timestamp, timestampText: timestampText, payload: payload,

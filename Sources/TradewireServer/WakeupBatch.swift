@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import TradewireBus
 
 /// Coalesces event-loop wake-ups while one thread does a burst of work.
 ///
@@ -20,6 +21,8 @@ final class WakeupBatch: @unchecked Sendable {
     private var drainingInline = false
     /// True from a read round's first read until the task that ends the round runs.
     private var roundOpen = false
+    /// Journaled buses this round published to: they commit what waits when the round ends.
+    private var roundCommits: [EventBus] = []
 
     /// This thread's batch (made on first use).
     private static var onThisThread: WakeupBatch {
@@ -68,12 +71,24 @@ final class WakeupBatch: @unchecked Sendable {
         }
         batch.roundOpen = true
         collect(body)
-        // `collect` left the batch open (the round's flag): close it after the round.
+        // `collect` left the batch open (the round's flag): close it after the round. The
+        // round's journal batches commit first, inside it, so their answers and deliveries
+        // leave with the rest.
         eventLoop.execute {
             batch.roundOpen = false
+            while let bus = batch.roundCommits.popLast() { bus.commitWaitingEvents() }
             batch.open = false
             batch.flushCollected()
         }
+    }
+
+    /// Called by a journaled bus on each publish: true when this thread is in a read round,
+    /// which then commits `bus`'s waiting events when it ends (so the journal's writer thread
+    /// need not be woken).
+    static func commitAtRoundEnd(_ bus: EventBus) -> Bool {
+        guard let batch = current.currentValue, batch.roundOpen else { return false }
+        if !batch.roundCommits.contains(where: { $0 === bus }) { batch.roundCommits.append(bus) }
+        return true
     }
 
     /// Defers `outbox`'s wake-up when a batch is open on this thread; false otherwise.
@@ -118,5 +133,11 @@ public enum ServerDispatch {
     /// writer thread dispatches each committed batch this way).
     public static func batchingWakeups(_ body: () -> Void) {
         WakeupBatch.collect(body)
+    }
+
+    /// A journaled bus's `callerCommits`: true on an event loop in a round of reads, which
+    /// commits the bus's waiting events itself when the round ends.
+    public static func commitsAtEndOfReadRound(_ bus: EventBus) -> Bool {
+        WakeupBatch.commitAtRoundEnd(bus)
     }
 }

@@ -370,9 +370,14 @@ struct Tradewired: AsyncParsableCommand {
                 fencing: { type, metadata in member.fence(type: type, metadata: metadata) })
         } else if let journal {
             do {
+                // An event loop commits its round's publishes itself (no hand-off to the
+                // writer thread and back), unless each commit waits for the disk: a loop must
+                // not stall its other connections on fdatasync, the writer thread takes those.
+                let loopsCommit = JournalSync(rawValue: fsync) != .full
                 bus = try EventBus.journaled(
                     journal, historyCapacity: settings.historyCapacity, logger: busLogger,
-                    dispatchScope: { ServerDispatch.batchingWakeups($0) })
+                    dispatchScope: { ServerDispatch.batchingWakeups($0) },
+                    callerCommits: { loopsCommit && ServerDispatch.commitsAtEndOfReadRound($0) })
             } catch {
                 throw StartupError(message: error.message, exitCode: 1)
             }
@@ -514,10 +519,10 @@ struct Tradewired: AsyncParsableCommand {
     static func offThePool(_ work: @escaping @Sendable () -> Void) async {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             let thread = Thread {
+                Thread.current.name = "tradewire.close"  // from inside: see JournalWriter's thread
                 work()
                 done.resume()
             }
-            thread.name = "tradewire.close"
             thread.start()
         }
     }

@@ -11,6 +11,8 @@ final class MemoryJournal: EventJournal {
     struct State {
         var records: [JournalRecord] = []
         var appends: [Int] = []
+        /// The thread each append ran on (failed ones too).
+        var appendThreads: [pthread_t] = []
         var failuresLeft = 0
         var documents: [String: [UInt8]] = [:]
     }
@@ -35,6 +37,7 @@ final class MemoryJournal: EventJournal {
 
     var records: [JournalRecord] { state.withLock { $0.records } }
     var appendSizes: [Int] { state.withLock { $0.appends } }
+    var appendThreads: [pthread_t] { state.withLock { $0.appendThreads } }
 
     /// While held, appends wait.
     func hold() { heldBox.withLock { $0 = true } }
@@ -53,7 +56,9 @@ final class MemoryJournal: EventJournal {
         while heldBox.withLock({ $0 }) { gate.wait() }
         waiting.subtract(1, ordering: .relaxed)
         gate.unlock()
+        let thread = pthread_self()
         let failure: JournalError? = state.withLock { s in
+            s.appendThreads.append(thread)
             if s.failuresLeft > 0 {
                 s.failuresLeft -= 1
                 return JournalError(.io, "disk on fire")
@@ -233,5 +238,148 @@ final class MemoryJournal: EventJournal {
         #expect(published.hasPendingHandlers)
         await published.handlersFinished()
         #expect(ran.withLock { $0 } == 1)
+    }
+
+    // A publisher's thread that commits its own batch (an event loop at the end of its read
+    // round): `callerCommits` answers true on the test's `LoopThread`.
+
+    @Test func aPublishersThreadThatPromisedCommitsItsBatchItselfAndDeliversItThere() async throws {
+        let journal = MemoryJournal()
+        let loop = LoopThread()
+        let (bus, deliveries) = try loop.bus(on: journal)
+        defer { bus.close() }
+        try await Self.untilTheWriterSleeps(bus)
+        let seen = Mutex<(beforeCommit: [Bool], afterCommit: [Bool], appendsBefore: Int)>(([], [], -1))
+        await loop.run {
+            let published = (1...5).map { bus.publishRecording("e", payload: JSONValue($0)) }
+            Thread.sleep(forTimeInterval: 0.05)  // time enough for a writer thread woken by mistake
+            let appendsBefore = journal.appendSizes.count
+            let before = published.map(\.isDispatched)
+            bus.commitWaitingEvents()
+            seen.withLock { $0 = (before, published.map(\.isDispatched), appendsBefore) }
+        }
+        let (before, after, appendsBefore) = seen.withLock { $0 }
+        #expect(appendsBefore == 0, "the writer thread was not woken for the loop's publishes")
+        #expect(before == Array(repeating: false, count: 5))
+        #expect(after == Array(repeating: true, count: 5), "delivered when the commit returns")
+        #expect(journal.appendSizes == [5])
+        #expect(journal.appendThreads.map(loop.isThread) == [true])
+        #expect(deliveries.onLoop == Array(repeating: true, count: 5))
+        #expect(deliveries.seqs == [1, 2, 3, 4, 5])
+        #expect(journal.records.map(\.seq) == [1, 2, 3, 4, 5])
+        // A publish from elsewhere still wakes the writer thread.
+        let other = await bus.publish("elsewhere")
+        #expect(other.event.seq == 6)
+        #expect(journal.appendThreads.map(loop.isThread) == [true, false])
+    }
+
+    @Test func aCommitThatFailsOnThePublishersThreadIsRetriedByTheWriterThread() async throws {
+        let journal = MemoryJournal(failures: 1)
+        let loop = LoopThread()
+        let (bus, deliveries) = try loop.bus(on: journal)
+        defer { bus.close() }
+        try await Self.untilTheWriterSleeps(bus)
+        let published = Mutex<[PublishedEvent]>([])
+        await loop.run {
+            let events = (1...3).map { bus.publishRecording("e", payload: JSONValue($0)) }
+            bus.commitWaitingEvents()
+            published.withLock { $0 = events }
+        }
+        for event in published.withLock({ $0 }) { await event.dispatched() }
+        #expect(journal.appendThreads.map(loop.isThread) == [true, false], "failed on the loop, retried by the writer")
+        #expect(journal.appendSizes == [3])
+        #expect(journal.records.map(\.seq) == [1, 2, 3])
+        #expect(deliveries.seqs == [1, 2, 3])
+        #expect(deliveries.onLoop == [false, false, false])
+    }
+
+    @Test func aPublishersThreadDoesNotWaitForACommitRunningElsewhere() async throws {
+        let journal = MemoryJournal()
+        let loop = LoopThread()
+        let (bus, deliveries) = try loop.bus(on: journal)
+        defer { bus.close() }
+        journal.hold()
+        let first = bus.publishRecording("first", payload: JSONValue.null)
+        while journal.waiting.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let published = Mutex<[PublishedEvent]>([])
+        // The writer thread holds the commit (its append waits): the loop's commit leaves its
+        // events to it and returns at once. A loop that waited would never finish here.
+        await loop.run {
+            let events = (1...3).map { bus.publishRecording("e", payload: JSONValue($0)) }
+            bus.commitWaitingEvents()
+            published.withLock { $0 = events }
+        }
+        #expect(journal.waiting.load(ordering: .relaxed) == 1)
+        #expect(journal.records.isEmpty)
+        journal.release()
+        await first.dispatched()
+        for event in published.withLock({ $0 }) { await event.dispatched() }
+        #expect(journal.appendSizes == [1, 3])
+        #expect(journal.appendThreads.map(loop.isThread) == [false, false])
+        #expect(journal.records.map(\.seq) == [1, 2, 3, 4])
+        #expect(deliveries.seqs == [1, 2, 3, 4])
+    }
+
+    @Test func closeCommitsWhatALoopLeftUncommitted() async throws {
+        let journal = MemoryJournal()
+        let loop = LoopThread()
+        let (bus, _) = try loop.bus(on: journal)
+        try await Self.untilTheWriterSleeps(bus)
+        let published = Mutex<[PublishedEvent]>([])
+        await loop.run {
+            published.withLock { $0 = (1...10).map { bus.publishRecording("e", payload: JSONValue($0)) } }
+        }
+        bus.close()
+        #expect(journal.records.map(\.seq) == Array(1...10))
+        let dispatched = published.withLock { $0.map(\.isDispatched) }
+        #expect(dispatched == Array(repeating: true, count: 10))
+    }
+
+    /// Waits until the journal's writer thread sleeps for want of events (so a publish that
+    /// wakes it by mistake shows).
+    private static func untilTheWriterSleeps(_ bus: EventBus) async throws {
+        while !bus.journalWriterSleeps { try await Task.sleep(for: .milliseconds(1)) }
+    }
+}
+
+/// A thread of its own, standing in for an event loop.
+private final class LoopThread: Sendable {
+    private let id = Mutex<pthread_t?>(nil)
+
+    /// True on this thread.
+    var isCurrent: Bool { isThread(pthread_self()) }
+
+    func isThread(_ thread: pthread_t) -> Bool {
+        id.withLock { $0.map { pthread_equal($0, thread) != 0 } ?? false }
+    }
+
+    /// A bus on `journal` whose publishes made on this thread are committed by it, with a
+    /// client subscription to everything.
+    func bus(on journal: MemoryJournal) throws -> (EventBus, Deliveries) {
+        let bus = try EventBus.journaled(journal, logger: quietLogger, callerCommits: { _ in self.isCurrent })
+        let deliveries = Deliveries()
+        bus.subscribe(
+            try EventPattern("*"), owner: .client(connection: 1),
+            handler: .sync { event in deliveries.log.withLock { $0.append((event.seq, self.isCurrent)) } })
+        return (bus, deliveries)
+    }
+
+    /// What the subscription was delivered, in order, and whether on this thread.
+    final class Deliveries: Sendable {
+        let log = Mutex<[(seq: Int, onLoop: Bool)]>([])
+        var seqs: [Int] { log.withLock { $0.map(\.seq) } }
+        var onLoop: [Bool] { log.withLock { $0.map(\.onLoop) } }
+    }
+
+    /// Runs `body` on this thread and waits for it.
+    func run(_ body: @escaping @Sendable () -> Void) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                id.withLock { $0 = pthread_self() }
+                body()
+                continuation.resume()
+            }
+            thread.start()
+        }
     }
 }

@@ -63,8 +63,15 @@ func withDaemon(
         journal?.close()
         if journal != nil { try? FileManager.default.removeItem(atPath: dataDirectory) }
     }
+    // Wired as tradewired wires it: batches delivered with coalesced wake-ups, and a read
+    // round's publishes committed by its event loop.
     let bus =
-        try journal.map { try EventBus.journaled($0, historyCapacity: historyCapacity, logger: logger) }
+        try journal.map {
+            try EventBus.journaled(
+                $0, historyCapacity: historyCapacity, logger: logger,
+                dispatchScope: { ServerDispatch.batchingWakeups($0) },
+                callerCommits: { ServerDispatch.commitsAtEndOfReadRound($0) })
+        }
         ?? EventBus(historyCapacity: historyCapacity, logger: logger)
     defer { bus.close() }
     let agents = TradingAgents(

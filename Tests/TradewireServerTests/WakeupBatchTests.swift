@@ -1,7 +1,12 @@
+import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import TradewireBus
+import TradewireJSON
+import TradewireJournal
 
 @testable import TradewireServer
 
@@ -79,6 +84,57 @@ import Testing
             #expect(next == ["a", "b"])
             try await loop.submit {}.get()
             #expect(drains.drained == ["a", "b", "c"])
+        }
+    }
+
+    /// The daemon's journaled bus: a read round's publishes wait for the journal until the
+    /// round ends, then the loop commits them itself, delivers them there, and wakes their
+    /// subscribers' outboxes once, with the rest of the round.
+    @Test func aReadRoundCommitsItsPublishesWhenItEndsAndDeliversThemOnItsLoop() async throws {
+        let directory = "/tmp/tw-wakeup-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let logger = Logger(label: "tradewire.tests", factory: { _ in SwiftLogNoOpLogHandler() })
+        let journal = try SQLiteJournal.open(directory: directory, sync: .normal, logger: logger)
+        defer { journal.close() }
+        let bus = try EventBus.journaled(
+            journal, logger: logger, dispatchScope: { ServerDispatch.batchingWakeups($0) },
+            callerCommits: { ServerDispatch.commitsAtEndOfReadRound($0) })
+        defer { bus.close() }
+        try await withLoop { loop in
+            let drains = Drains()
+            let outbox = drains.outbox("subscriber", on: loop)
+            let deliveredOnLoop = Mutex<[Bool]>([])
+            bus.subscribe(
+                try EventPattern("round.*"), owner: .client(connection: 1),
+                handler: .sync { event in
+                    deliveredOnLoop.withLock { $0.append(loop.inEventLoop) }
+                    outbox.enqueue(line: Array("\(event.seq)".utf8))
+                })
+            // Off a read round, nothing is promised: the writer thread commits.
+            #expect(!ServerDispatch.commitsAtEndOfReadRound(bus))
+            let (inRound, published) = try await loop.submit { () -> (Bool, [PublishedEvent]) in
+                var inRound = false
+                var published: [PublishedEvent] = []
+                WakeupBatch.collectForReadRound(on: loop) {
+                    published = (1...3).map { bus.publishRecording("round.e", payload: JSONValue($0)) }
+                }
+                WakeupBatch.collectForReadRound(on: loop) {
+                    inRound = ServerDispatch.commitsAtEndOfReadRound(bus)
+                    published.append(bus.publishRecording("round.e", payload: JSONValue(4)))
+                }
+                return (inRound, published)
+            }.get()
+            #expect(inRound)
+            // The task that ends the round was queued behind that one: it has run once this
+            // one has.
+            let (dispatched, drainedThen, stored) = try await loop.submit {
+                (published.map(\.isDispatched), drains.drained, (try? journal.newestSeq()) ?? -1)
+            }.get()
+            #expect(dispatched == [true, true, true, true])
+            #expect(stored == 4)
+            #expect(drainedThen == ["subscriber"], "one wake-up for the round's four events")
+            #expect(deliveredOnLoop.withLock { $0 } == [true, true, true, true])
+            #expect(published.map(\.event.seq) == [1, 2, 3, 4])
         }
     }
 }

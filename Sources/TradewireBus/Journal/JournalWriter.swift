@@ -9,8 +9,12 @@ import TradewireJSON
 /// batch of them is in the journal; only then does the bus deliver them and answer their
 /// publishers.
 ///
-/// One thread writes. It takes everything queued (at most ``maximumBatch`` events) as one
-/// transaction, so batches grow by themselves under load and a lone event commits at once.
+/// A thread of its own writes. It takes everything queued (at most ``maximumBatch`` events)
+/// as one transaction, so batches grow by themselves under load and a lone event commits at
+/// once. A publisher's thread that promised to (an event loop, at the end of its read round)
+/// commits what is queued itself instead, through ``commitOnCaller()``: the writer thread is
+/// not woken for those events, nor the publisher's loop to answer them. One commit runs at a
+/// time (`commitLock`), so batches are appended and delivered in seq order whoever runs them.
 /// A failed append to a local journal is retried (with a pause) until it succeeds or the
 /// bus closes: an event that was given a seq is never skipped. A sequencing journal (a
 /// cluster's) assigns the seqs itself: its batch is retried under the same key for
@@ -18,6 +22,8 @@ import TradewireJSON
 final class JournalWriter: @unchecked Sendable {
     /// Largest batch per transaction.
     static let maximumBatch = 1000
+    /// The writer thread's name (Linux keeps 15 bytes of a thread's name and refuses longer).
+    static let threadName = "tradewire.jnl"
 
     struct Entry {
         let event: Event
@@ -55,10 +61,15 @@ final class JournalWriter: @unchecked Sendable {
     private var nextSeq: Int
     /// The text of publish timestamps, a second at a time (under the same lock).
     private var timestamps = RFC3339SecondCache()
+    /// True while the writer thread sleeps for want of events (under `condition`).
+    private var writerWaiting = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
+    /// Held while a batch is taken, appended and delivered: by the writer thread, or by a
+    /// publisher's thread in ``commitOnCaller()``.
+    private let commitLock = NSLock()
 
-    /// `firstSeq`: the seq ``enqueueNext(stamp:_:)`` gives first (a local journal's newest + 1).
+    /// `firstSeq`: the seq ``enqueueNext(stamp:callerCommits:_:)`` gives first (a local journal's newest + 1).
     init(
         sink: Sink, firstSeq: Int = 1, logger: Logger, dispatchScope: @escaping @Sendable (() -> Void) -> Void,
         dispatch: @escaping @Sendable ([Entry]) -> Void
@@ -68,8 +79,12 @@ final class JournalWriter: @unchecked Sendable {
         self.logger = logger
         self.dispatch = dispatch
         self.dispatchScope = dispatchScope
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = "tradewire.journal"
+        let thread = Thread { [unowned self] in
+            // Named from inside: on Linux, a name given before start() never reaches the
+            // thread, which kept its creator's (as `top -H` and perf showed).
+            Thread.current.name = Self.threadName
+            self.run()
+        }
         self.thread = thread
         thread.start()
     }
@@ -82,7 +97,7 @@ final class JournalWriter: @unchecked Sendable {
             condition.unlock()
             return false
         }
-        let wake = append(entry)
+        let wake = append(entry, callerCommits: false)
         condition.unlock()
         if wake { condition.signal() }
         return true
@@ -91,9 +106,11 @@ final class JournalWriter: @unchecked Sendable {
     /// Queues an event for a local journal: `make` builds it, under this writer's lock, with
     /// the next seq and the text of `stamp`, so the queue is in seq order. `queued` is false
     /// once the writer closed: the entry (with the seq it would have had, not used up) will
-    /// never be committed.
+    /// never be committed. `callerCommits`: the calling thread will call ``commitOnCaller()``
+    /// soon, so the writer thread is not woken for this entry.
     func enqueueNext(
-        stamp: (seconds: Int64, micros: Int64), _ make: (_ seq: Int, _ text: RFC3339Text) -> Entry
+        stamp: (seconds: Int64, micros: Int64), callerCommits: Bool = false,
+        _ make: (_ seq: Int, _ text: RFC3339Text) -> Entry
     ) -> (entry: Entry, queued: Bool) {
         condition.lock()
         let entry = make(nextSeq, timestamps.text(seconds: stamp.seconds, micros: stamp.micros))
@@ -102,26 +119,78 @@ final class JournalWriter: @unchecked Sendable {
             return (entry, false)
         }
         nextSeq += 1
-        let wake = append(entry)
+        let wake = append(entry, callerCommits: callerCommits)
         condition.unlock()
         if wake { condition.signal() }
         return (entry, true)
     }
 
-    /// The newest seq ``enqueueNext(stamp:_:)`` gave (`firstSeq - 1` before the first).
+    /// True while the writer thread sleeps for want of events (for tests).
+    var sleeps: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return writerWaiting
+    }
+
+    /// The newest seq ``enqueueNext(stamp:callerCommits:_:)`` gave (`firstSeq - 1` before the first).
     var lastIssuedSeq: Int {
         condition.lock()
         defer { condition.unlock() }
         return nextSeq - 1
     }
 
-    /// Under `condition`: queues, and says whether the thread may be waiting for it. The
-    /// caller signals after unlocking: a signal under the lock wakes the thread only for it to
-    /// sleep again on the lock, and the unlock then wakes it a second time (two wake-ups,
-    /// each a costly cross-CPU call on a virtual machine).
-    private func append(_ entry: Entry) -> Bool {
+    /// Under `condition`: queues, and says whether the writer thread must be woken for it
+    /// (it sleeps, and the caller will not commit). The caller signals after unlocking: a
+    /// signal under the lock wakes the thread only for it to sleep again on the lock, and the
+    /// unlock then wakes it a second time (two wake-ups, each a costly cross-CPU call on a
+    /// virtual machine).
+    private func append(_ entry: Entry, callerCommits: Bool) -> Bool {
         queue.append(entry)
-        return queue.count == 1
+        guard writerWaiting && !callerCommits else { return false }
+        writerWaiting = false
+        return true
+    }
+
+    /// Wakes the writer thread when it sleeps while events wait.
+    private func wakeWriterIfIdle() {
+        condition.lock()
+        let wake = writerWaiting && !queue.isEmpty
+        if wake { writerWaiting = false }
+        condition.unlock()
+        if wake { condition.signal() }
+    }
+
+    /// Under `condition`: takes the next batch off the queue (at most ``maximumBatch``
+    /// events, all with the same fence: the journal checks it once).
+    private func takeBatch() -> [Entry] {
+        guard let fence = queue.first.map(\.fence) else { return [] }
+        var count = 1
+        while count < min(queue.count, Self.maximumBatch) && queue[count].fence == fence { count += 1 }
+        let batch = Array(queue.prefix(count))
+        queue.removeFirst(count)
+        return batch
+    }
+
+    /// Commits one batch of what is queued on the calling thread (an event loop at the end of
+    /// its read round, after publishes enqueued with `callerCommits`), and delivers it. A
+    /// commit already running elsewhere takes these events after its own; a failed append is
+    /// handed back to the writer thread, which retries it. Whatever is still queued afterwards
+    /// goes to the writer thread. Only a local journal's events are committed here.
+    func commitOnCaller() {
+        guard case .journal(let journal) = sink, commitLock.try() else {
+            wakeWriterIfIdle()
+            return
+        }
+        condition.lock()
+        let batch = takeBatch()
+        condition.unlock()
+        if !batch.isEmpty && !commitOnce(batch, to: journal) {
+            condition.lock()
+            queue.prepend(contentsOf: batch)
+            condition.unlock()
+        }
+        commitLock.unlock()
+        wakeWriterIfIdle()
     }
 
     /// Commits and dispatches everything queued, then stops the thread. Idempotent.
@@ -137,20 +206,27 @@ final class JournalWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queue.isEmpty && !closing { condition.wait() }
+            while queue.isEmpty && !closing {
+                writerWaiting = true
+                condition.wait()
+            }
+            writerWaiting = false
+            condition.unlock()
+            // Taken under the commit lock: a publisher's thread may have committed these
+            // meanwhile, and batches must be delivered in the order they were taken. The
+            // thread stops under it too, so no batch a caller hands back is left behind.
+            commitLock.lock()
+            condition.lock()
             if queue.isEmpty && closing {
                 condition.unlock()
+                commitLock.unlock()
                 stopped.signal()
                 return
             }
-            // A batch shares one fence (a leader's epoch, or none): the journal checks it once.
-            let fence = queue[0].fence
-            var count = 1
-            while count < min(queue.count, Self.maximumBatch) && queue[count].fence == fence { count += 1 }
-            let batch = Array(queue.prefix(count))
-            queue.removeFirst(count)
+            let batch = takeBatch()
             condition.unlock()
-            commit(batch)
+            if !batch.isEmpty { commit(batch) }
+            commitLock.unlock()
         }
     }
 
@@ -202,27 +278,32 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Entry], to journal: any EventJournal) {
-        let events = batch.map(\.event)
         var attempt = 0
-        while true {
-            do {
-                let stopwatch = MetricsStopwatch()
-                try journal.append(events: events)
-                stopwatch.record(into: BusMetrics.journalCommit)
-                break
-            } catch {
-                attempt += 1
-                logger.error(
-                    "journal.append.failed",
-                    metadata: [
-                        "error": "\(error)", "attempt": "\(attempt)", "batch.first_seq": "\(events[0].seq)",
-                        "batch.count": "\(events.count)",
-                    ])
-                // Nothing is dispatched or acknowledged before it is in the journal: wait and retry.
-                Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
-            }
+        while !commitOnce(batch, to: journal, attempt: attempt) {
+            attempt += 1
+            // Nothing is dispatched or acknowledged before it is in the journal: wait and retry.
+            Thread.sleep(forTimeInterval: min(1.0, 0.01 * Double(1 << min(attempt, 7))))
+        }
+    }
+
+    /// Appends `batch` and delivers it; false (logged, nothing delivered) when the append failed.
+    private func commitOnce(_ batch: [Entry], to journal: any EventJournal, attempt: Int = 0) -> Bool {
+        let events = batch.map(\.event)
+        do {
+            let stopwatch = MetricsStopwatch()
+            try journal.append(events: events)
+            stopwatch.record(into: BusMetrics.journalCommit)
+        } catch {
+            logger.error(
+                "journal.append.failed",
+                metadata: [
+                    "error": "\(error)", "attempt": "\(attempt + 1)", "batch.first_seq": "\(events[0].seq)",
+                    "batch.count": "\(events.count)",
+                ])
+            return false
         }
         dispatchScope { dispatch(batch) }
+        return true
     }
 }
 
